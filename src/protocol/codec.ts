@@ -1,0 +1,164 @@
+/**
+ * The frame codec (SPEC §3): 4-byte big-endian length + msgpack payload.
+ * Pure: turns values into bytes and bytes into values, with the size limits as
+ * named constants. Streams, drain and backpressure live with the callers.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frames.js';
+
+export type FrameErrorKind = 'truncated' | 'oversize' | 'malformed';
+
+/** A fatal stream error: the run ends, nothing is resynchronised (SPEC §3). */
+export class FrameError extends Error {
+  override readonly name = 'FrameError';
+  constructor(
+    readonly kind: FrameErrorKind,
+    /** Byte offset in the stream where the bad frame starts. */
+    readonly offset: number,
+    message: string,
+  ) {
+    super(`${kind} frame at byte ${offset}: ${message}`);
+  }
+}
+
+// Plain maps, no records, no extension types for our own values; `undefined`
+// properties are omitted like JSON (SPEC §1.3) and undefined array slots become nil.
+const packr = new Packr({ useRecords: false, variableMapSize: true, skipValues: [undefined], encodeUndefinedAsNil: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** msgpack-encodes one value (no length prefix). */
+export function encodePayload(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+/**
+ * Encodes one frame: length prefix + msgpack payload.
+ * @throws RangeError when the frame would exceed {@link MAX_FRAME_BYTES}.
+ */
+export function encodeFrame(value: unknown): Buffer {
+  const payload = packr.pack(value);
+  const total = FRAME_HEADER_BYTES + payload.length;
+  if (total > MAX_FRAME_BYTES) throw new RangeError(`frame of ${total} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`);
+  const out = Buffer.allocUnsafe(total);
+  out.writeUInt32BE(payload.length, 0);
+  payload.copy(out, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Decodes one msgpack payload; throws if it is malformed or has trailing bytes. */
+export function decodePayload(payload: Uint8Array): unknown {
+  return unpackr.unpack(payload);
+}
+
+/**
+ * Incremental frame decoder. Feed it bytes in any split with {@link push};
+ * call {@link end} when the stream closes. Frames come back decoded (msgpack
+ * values, shape unchecked). Any error is final: the decoder refuses further input.
+ */
+export class FrameDecoder {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Stream offset of the first buffered byte. */
+  #offset = 0;
+  #failed: FrameError | undefined;
+  readonly #maxFrameBytes: number;
+
+  constructor(maxFrameBytes: number = MAX_FRAME_BYTES) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes consumed as complete frames so far. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Bytes received but not yet a whole frame. */
+  get pendingBytes(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Adds bytes and returns every frame now complete, in order.
+   * @throws FrameError on an oversize length or a payload that is not msgpack.
+   */
+  push(chunk: Buffer): unknown[] {
+    if (this.#failed) throw this.#failed;
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+    }
+    const out: unknown[] = [];
+    while (this.#buffered >= FRAME_HEADER_BYTES) {
+      const len = this.#peekLength();
+      const total = FRAME_HEADER_BYTES + len;
+      if (total > this.#maxFrameBytes) {
+        throw this.#fail('oversize', `declared length ${len} + ${FRAME_HEADER_BYTES} exceeds the ${this.#maxFrameBytes}-byte limit`);
+      }
+      if (this.#buffered < total) break;
+      const frame = this.#take(total);
+      const payload = frame.subarray(FRAME_HEADER_BYTES);
+      try {
+        out.push(unpackr.unpack(payload));
+      } catch (err) {
+        throw this.#fail('malformed', `payload of ${len} bytes is not valid msgpack (${(err as Error).message})`);
+      }
+      this.#offset += total;
+    }
+    return out;
+  }
+
+  /**
+   * Declares the end of the stream.
+   * @throws FrameError('truncated') when a partial frame is left over.
+   */
+  end(): void {
+    if (this.#failed) throw this.#failed;
+    if (this.#buffered > 0) {
+      const detail = this.#buffered < FRAME_HEADER_BYTES
+        ? `${this.#buffered} byte(s) of a length prefix`
+        : `${this.#buffered - FRAME_HEADER_BYTES} of ${this.#peekLength()} payload bytes`;
+      throw this.#fail('truncated', `stream ended inside a frame: ${detail}`);
+    }
+  }
+
+  #fail(kind: FrameErrorKind, message: string): FrameError {
+    this.#failed = new FrameError(kind, this.#offset, message);
+    this.#chunks = [];
+    return this.#failed;
+  }
+
+  #peekLength(): number {
+    const first = this.#chunks[0]!;
+    if (first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
+    return Buffer.concat(this.#chunks, FRAME_HEADER_BYTES).readUInt32BE(0);
+  }
+
+  /** Removes exactly n buffered bytes, copying only when a frame straddles chunks. */
+  #take(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    let frame: Buffer;
+    if (first.length >= n) {
+      frame = first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+    } else {
+      frame = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.#chunks[0]!;
+        const want = n - filled;
+        if (c.length <= want) {
+          c.copy(frame, filled);
+          filled += c.length;
+          this.#chunks.shift();
+        } else {
+          c.copy(frame, filled, 0, want);
+          filled += want;
+          this.#chunks[0] = c.subarray(want);
+        }
+      }
+    }
+    this.#buffered -= n;
+    return frame;
+  }
+}

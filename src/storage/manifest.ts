@@ -1,0 +1,162 @@
+/**
+ * The run manifest (`_manifest.json`, SPEC §7): the commit record of a run
+ * partition, written last. A run partition without one is not finalized and no
+ * consumer reads it. Also the run claim, written first.
+ */
+import type { RunPartition } from './layout.js';
+
+export const MANIFEST_VERSION = 1;
+
+/** Outcome of a run (SPEC §5). `interrupted` is never promotable. */
+export type RunOutcome = 'success' | 'script_error' | 'executor_crash' | 'policy_failure' | 'version_mismatch' | 'interrupted';
+
+export const RUN_OUTCOMES: readonly RunOutcome[] = ['success', 'script_error', 'executor_crash', 'policy_failure', 'version_mismatch', 'interrupted'];
+
+export type PolicyName = 'strict' | 'buffered' | 'streaming';
+
+export type FlushTrigger = 'count' | 'interval' | 'termination' | 'capacity' | 'buffer_full';
+
+/** A policy's counters (SPEC §6). */
+export interface PolicyCounters {
+  name: PolicyName;
+  events_received: number;
+  events_persisted: number;
+  events_dropped: number;
+  dropped_by_type: Record<string, number>;
+  flush_triggers?: Partial<Record<FlushTrigger, number>>;
+  /** Options the policy ran with (buffer sizes, flush mode …), for the record. */
+  options?: Record<string, unknown>;
+}
+
+export type ManifestObjectKind = 'records' | 'artifact' | 'file' | 'file_meta' | 'metrics';
+
+/** One published data object. `path` is relative to the run folder. */
+export interface ManifestObject {
+  path: string;
+  kind: ManifestObjectKind;
+  /** For `records` and `metrics`: the folder's event type. */
+  event_type?: string;
+  bytes: number;
+  /** For `records` and `metrics`: JSON lines in the object. */
+  records?: number;
+  sha256: string;
+  /** For `records`: seq of the first and last record (records of one type are not contiguous across types). */
+  first_seq?: number;
+  last_seq?: number;
+  /** For `artifact`: the artifact id. */
+  artifact_id?: string;
+}
+
+export interface OrphanedArtifact {
+  artifact_id: string;
+  /** Stored bytes path, relative to the run folder, when any bytes were published. */
+  path?: string;
+  bytes: number;
+  chunks: number;
+  reason: string;
+}
+
+/** Counters of §9, as stored in the `metrics` record and the manifest. */
+export interface RunMetrics {
+  runs_started_total: number;
+  runs_completed_total: number;
+  runs_failed_total: number;
+  runs_crashed_total: number;
+  events_received_total: number;
+  events_persisted_total: number;
+  events_dropped_total: number;
+  events_dropped_by_type: Record<string, number>;
+  flush_triggers: Partial<Record<FlushTrigger, number>>;
+  executor_launch_success_total: number;
+  executor_launch_failure_total: number;
+  executor_crash_total: number;
+  ipc_decode_errors_total: number;
+  lode_write_success_total: number;
+  lode_write_failure_total: number;
+  lode_write_retry_total: number;
+  dimensions: { policy: PolicyName; executor: string; storage_backend: string };
+}
+
+export interface RunManifest extends RunPartition {
+  manifest_version: number;
+  /** Contract version of the envelopes in this run. */
+  contract_version: string;
+  job_id?: string;
+  attempt: number;
+  parent_run_id?: string;
+  /** The run that started the tree; the run itself when it has no parent in a tree. */
+  root_run_id: string;
+  depth: number;
+  script: { path: string; sha256: string };
+  job: unknown;
+  started_at: string;
+  finalized_at: string;
+  outcome: RunOutcome;
+  message: string;
+  exit_code: number;
+  /** The run was skipped by `prepare` (never promoted). */
+  skipped: boolean;
+  policy: PolicyCounters;
+  /** Every published data object: records, artifacts, sidecar files, metrics. */
+  objects: ManifestObject[];
+  /** seq of the first and last event received (null when none). */
+  seq: { first: number | null; last: number | null };
+  event_count: number;
+  artifacts: { total: number; committed: number; orphaned: number; chunks: number; bytes: number };
+  orphaned_artifacts: OrphanedArtifact[];
+  /** Terminal event's payload summary, when the script gave one. */
+  terminal_summary?: Record<string, unknown>;
+  metrics: RunMetrics;
+  storage_backend: string;
+}
+
+/** Created exclusively when a run starts (`datasets/<d>/runs/<run_id>.json`): reserves the run_id. */
+export interface RunClaim extends RunPartition {
+  claim_version: number;
+  started_at: string;
+  job_id?: string;
+  attempt: number;
+  parent_run_id?: string;
+  root_run_id: string;
+  depth: number;
+  script_path: string;
+}
+
+/** Raised for a manifest that cannot be parsed or lacks a required field. */
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+}
+
+const REQUIRED: ReadonlyArray<[keyof RunManifest, string]> = [
+  ['manifest_version', 'number'], ['contract_version', 'string'], ['run_id', 'string'], ['dataset', 'string'],
+  ['source', 'string'], ['category', 'string'], ['day', 'string'], ['attempt', 'number'], ['root_run_id', 'string'],
+  ['depth', 'number'], ['script', 'object'], ['started_at', 'string'], ['finalized_at', 'string'], ['outcome', 'string'],
+  ['message', 'string'], ['exit_code', 'number'], ['skipped', 'boolean'], ['policy', 'object'], ['objects', 'object'],
+  ['seq', 'object'], ['event_count', 'number'], ['artifacts', 'object'], ['orphaned_artifacts', 'object'], ['metrics', 'object'],
+];
+
+/**
+ * Parses and checks a manifest's shape.
+ * @throws ManifestError naming the first missing or mistyped field.
+ */
+export function parseManifest(bytes: Uint8Array | string, where = '_manifest.json'): RunManifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new ManifestError(`${where}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ManifestError(`${where}: not a JSON object`);
+  const m = v as Record<string, unknown>;
+  for (const [field, type] of REQUIRED) {
+    if (typeof m[field] !== type || m[field] === null) throw new ManifestError(`${where}: field ${String(field)} missing or not a ${type}`);
+  }
+  if (!Array.isArray(m.objects)) throw new ManifestError(`${where}: objects is not a list`);
+  if (!(RUN_OUTCOMES as readonly string[]).includes(m.outcome as string)) throw new ManifestError(`${where}: unknown outcome ${JSON.stringify(m.outcome)}`);
+  return m as unknown as RunManifest;
+}
+
+/** Deterministic JSON for manifests and claims: two-space indent, trailing newline. */
+export function serializeManifest(m: RunManifest | RunClaim): string {
+  return `${JSON.stringify(m, null, 2)}\n`;
+}
