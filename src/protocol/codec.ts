@@ -23,7 +23,8 @@ export class FrameError extends Error {
 
 // Plain maps, no records, no extension types for our own values; `undefined`
 // properties are omitted like JSON (SPEC §1.3) and undefined array slots become nil.
-const packr = new Packr({ useRecords: false, variableMapSize: true, skipValues: [undefined], encodeUndefinedAsNil: true });
+// `skipValues` exists in msgpackr but not in its typings.
+const packr = new Packr({ useRecords: false, variableMapSize: true, skipValues: [undefined], encodeUndefinedAsNil: true } as ConstructorParameters<typeof Packr>[0]);
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** msgpack-encodes one value (no length prefix). */
