@@ -1,0 +1,101 @@
+/**
+ * Stored record lines (SPEC §7): one JSON object per line, keys in a fixed
+ * order so the same event stream gives the same bytes whatever the policy
+ * (SPEC §6), run identity aside.
+ */
+import type { AnyEventEnvelope } from '../protocol/envelope.js';
+import type { RunPartition } from './layout.js';
+import type { RunMetrics } from './manifest.js';
+
+export type RecordKind = 'event' | 'artifact_event' | 'metrics';
+
+/** A stored event record, as a reader parses it back. */
+export interface EventRecord {
+  record_kind: 'event' | 'artifact_event';
+  dataset: string;
+  source: string;
+  category: string;
+  day: string;
+  run_id: string;
+  event_type: string;
+  seq: number;
+  event_id: string;
+  ts: string;
+  contract_version: string;
+  attempt: number;
+  job_id?: string;
+  parent_run_id?: string;
+  payload: Record<string, unknown>;
+  /** For artifact events: where the bytes are, relative to the run folder. */
+  artifact_path?: string;
+}
+
+export interface MetricsRecord {
+  record_kind: 'metrics';
+  dataset: string;
+  source: string;
+  category: string;
+  day: string;
+  run_id: string;
+  event_type: 'metrics';
+  metrics: RunMetrics;
+}
+
+export type StoredRecord = EventRecord | MetricsRecord;
+
+/**
+ * Serializes one event as a record line (with trailing newline).
+ * `artifactPath` is set for artifact events, whose record kind is `artifact_event`.
+ */
+export function eventRecordLine(p: RunPartition, e: AnyEventEnvelope, artifactPath?: string): string {
+  const rec: EventRecord = {
+    record_kind: artifactPath === undefined ? 'event' : 'artifact_event',
+    dataset: p.dataset,
+    source: p.source,
+    category: p.category,
+    day: p.day,
+    run_id: p.run_id,
+    event_type: e.type,
+    seq: e.seq,
+    event_id: e.event_id,
+    ts: e.ts,
+    contract_version: e.contract_version,
+    attempt: e.attempt,
+    payload: e.payload as unknown as Record<string, unknown>,
+  };
+  if (e.job_id !== undefined && e.job_id !== null) rec.job_id = e.job_id;
+  if (e.parent_run_id !== undefined && e.parent_run_id !== null) rec.parent_run_id = e.parent_run_id;
+  if (artifactPath !== undefined) rec.artifact_path = artifactPath;
+  // Re-order so optional lineage sits before payload: the key order is part of the format.
+  const { payload, artifact_path, ...head } = rec;
+  const ordered: Record<string, unknown> = { ...head, payload };
+  if (artifact_path !== undefined) ordered.artifact_path = artifact_path;
+  return `${JSON.stringify(ordered, jsonReplacer)}\n`;
+}
+
+/** Serializes the run's metrics record line. */
+export function metricsRecordLine(p: RunPartition, metrics: RunMetrics): string {
+  const rec: MetricsRecord = {
+    record_kind: 'metrics',
+    dataset: p.dataset,
+    source: p.source,
+    category: p.category,
+    day: p.day,
+    run_id: p.run_id,
+    event_type: 'metrics',
+    metrics,
+  };
+  return `${JSON.stringify(rec)}\n`;
+}
+
+/**
+ * Binary values decoded from msgpack (Uint8Array) are stored as
+ * `{ "$binary": base64 }` rather than as a map of indices; bigints as strings.
+ */
+function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // Buffer#toJSON runs before the replacer, so look at the holder's raw value.
+  const raw = this[key];
+  if (raw instanceof Uint8Array) return { $binary: Buffer.from(raw).toString('base64') };
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}
