@@ -1,0 +1,68 @@
+/**
+ * `quarry run` flags: the original's names and defaults (SPEC §9) plus ours.
+ * Flags of features not built yet are recognised and refused with a clear
+ * message rather than ignored, so a command line never half-works silently.
+ */
+import { STORAGE_FLAGS } from '../common-flags.js';
+import type { FlagSpec } from '../flags.js';
+
+const LATER_PROXY = 'proxy pools are not built yet';
+const LATER_ADAPTER = 'run-completed adapters are not built yet';
+const LATER_SINK = 'live event sinks are not built yet';
+const LATER_FANOUT = 'fan-out is not built yet';
+const LATER_QUEUE = 'distributed mode is not built yet';
+
+export const RUN_FLAGS: readonly FlagSpec[] = [
+  { name: 'script', type: 'string', arg: 'PATH', help: 'Script to run (.ts or .js, default export async (ctx) => {})', group: 'Run' },
+  { name: 'config', type: 'string', arg: 'FILE', help: 'YAML file of defaults for these flags (CLI beats config beats default)', group: 'Run' },
+  { name: 'run-id', type: 'string', arg: 'ID', help: 'Run id, [A-Za-z0-9._-]{1,128}; generated (ULID) when absent; must not exist yet', group: 'Run' },
+  { name: 'attempt', type: 'int', default: 1, help: 'Attempt number, from 1', group: 'Run' },
+  { name: 'job-id', type: 'string', arg: 'ID', help: 'Job id (groups the attempts of one job)', group: 'Run' },
+  { name: 'parent-run-id', type: 'string', arg: 'ID', help: 'Run this one retries or was spawned by', group: 'Run' },
+  { name: 'job', type: 'string', arg: 'JSON', help: 'Job payload as inline JSON', group: 'Run' },
+  { name: 'job-json', type: 'string', arg: 'FILE', help: 'Path to a JSON file holding the job payload', group: 'Run' },
+  { name: 'source', type: 'string', arg: 'NAME', help: 'Source partition key (required)', group: 'Partition' },
+  { name: 'category', type: 'string', arg: 'NAME', default: 'default', help: 'Category partition key', group: 'Partition' },
+  { name: 'day', type: 'string', arg: 'YYYY-MM-DD', help: 'Logical day partition key (default: the run start day, UTC)', group: 'Partition' },
+  { name: 'policy', type: 'string', arg: 'strict|buffered|streaming', default: 'strict', choices: ['strict', 'buffered', 'streaming'], help: 'Ingestion policy', group: 'Policy' },
+  { name: 'flush-mode', type: 'string', arg: 'MODE', default: 'at_least_once', choices: ['at_least_once', 'chunks_first', 'two_phase'], help: 'What a failed flush keeps and rewrites (buffered, streaming)', group: 'Policy' },
+  { name: 'buffer-events', type: 'int', default: 0, help: 'Buffered: most events held in memory', group: 'Policy' },
+  { name: 'buffer-bytes', type: 'int', default: 0, help: 'Buffered: most bytes held in memory', group: 'Policy' },
+  { name: 'flush-count', type: 'int', default: 0, help: 'Streaming: flush every N events', group: 'Policy' },
+  { name: 'flush-interval', type: 'duration', help: 'Streaming: flush at least this often (e.g. 5s)', group: 'Policy' },
+  ...STORAGE_FLAGS,
+  { name: 'ledger', type: 'string', arg: 'PATH|URL', help: 'Ledger: a SQLite file or postgres:// URL (default <storage-path>/ledger.sqlite for fs)', group: 'Ledger' },
+  { name: 'retries', type: 'int', default: 0, help: 'Re-run a failed run up to N times (new run, attempt+1)', group: 'Ledger' },
+  { name: 'executor', type: 'string', arg: 'PATH', help: 'Executor entry (advanced; the bundled one by default)', group: 'Browser' },
+  { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Connect to a running browser instead of launching one', group: 'Browser' },
+  { name: 'chromium-path', type: 'string', arg: 'PATH', help: 'Chromium binary (default $QUARRY_CHROMIUM_PATH or /usr/bin/chromium)', group: 'Browser' },
+  { name: 'no-browser-reuse', type: 'bool', help: 'Launch a browser per run (the default for a single run)', group: 'Browser' },
+  { name: 'report', type: 'string', arg: 'PATH|-', help: 'Write the exit report JSON to a file, or - for stderr', group: 'Output' },
+  { name: 'dry-run', type: 'bool', help: 'Load and validate the script only: no browser, no storage', group: 'Output' },
+  { name: 'quiet', type: 'bool', help: 'No summary line and no executor stderr passthrough', group: 'Output' },
+  { name: 'allow-failed-children', type: 'int', default: 0, help: 'Fan-out: failed child runs tolerated before the tree is not authoritative', planned: LATER_FANOUT },
+  { name: 'depth', type: 'int', default: 0, help: 'Fan-out: max child depth (0 = enqueue is advisory)', planned: LATER_FANOUT },
+  { name: 'max-runs', type: 'int', help: 'Fan-out: cap on child runs', planned: LATER_FANOUT },
+  { name: 'parallel', type: 'int', default: 1, help: 'Fan-out: concurrent child runs', planned: LATER_FANOUT },
+  { name: 'resolve-from', type: 'string', help: 'Module resolution base for the script', planned: 'scripts resolve modules from their own folder' },
+  { name: 'queue', type: 'string', help: 'Submit to a BullMQ queue on Redis', planned: LATER_QUEUE },
+  { name: 'proxy-config', type: 'string', help: 'Proxy pools file', planned: LATER_PROXY },
+  { name: 'proxy-pool', type: 'string', help: 'Proxy pool to use', planned: LATER_PROXY },
+  { name: 'proxy-strategy', type: 'string', help: 'round_robin|random|sticky', planned: LATER_PROXY },
+  { name: 'proxy-sticky-key', type: 'string', help: 'Sticky key', planned: LATER_PROXY },
+  { name: 'proxy-domain', type: 'string', help: 'Domain for sticky scope', planned: LATER_PROXY },
+  { name: 'proxy-origin', type: 'string', help: 'Origin for sticky scope', planned: LATER_PROXY },
+  { name: 'adapter', type: 'string', help: 'webhook|redis', planned: LATER_ADAPTER },
+  { name: 'adapter-url', type: 'string', help: 'Adapter endpoint', planned: LATER_ADAPTER },
+  { name: 'adapter-header', type: 'list', help: 'Adapter header k=v (repeatable)', planned: LATER_ADAPTER },
+  { name: 'adapter-channel', type: 'string', help: 'Redis channel', planned: LATER_ADAPTER },
+  { name: 'adapter-timeout', type: 'duration', help: 'Adapter timeout', planned: LATER_ADAPTER },
+  { name: 'adapter-retries', type: 'int', help: 'Adapter retries', planned: LATER_ADAPTER },
+  { name: 'event-sink', type: 'string', help: 'lode|redis', planned: LATER_SINK },
+  { name: 'event-sink-lode-delivery', type: 'string', help: 'Delivery mode', planned: LATER_SINK },
+  { name: 'event-sink-redis-url', type: 'string', help: 'Redis URL', planned: LATER_SINK },
+  { name: 'event-sink-redis-stream', type: 'string', help: 'Stream key', planned: LATER_SINK },
+  { name: 'event-sink-redis-maxlen', type: 'int', help: 'XADD MAXLEN', planned: LATER_SINK },
+  { name: 'event-sink-redis-ttl', type: 'duration', help: 'Stream TTL', planned: LATER_SINK },
+  { name: 'event-sink-redis-delivery', type: 'string', help: 'mandatory|best_effort', planned: LATER_SINK },
+];

@@ -1,0 +1,218 @@
+/**
+ * `quarry run` (SPEC §5, §9): compile flags into a run, run it, print the
+ * one-line summary, write `--report`, return the exit code.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { checkDay, checkKeyValue, RUN_ID_RE, utcDay } from '../../storage/layout.js';
+import type { PolicyConfig } from '../../runtime/policies/index.js';
+import { parseFlags, renderFlagHelp, UsageError, type ParsedFlags } from '../flags.js';
+import type { CliIO } from '../io.js';
+import { RUN_FLAGS } from './run-flags.js';
+
+export const RUN_USAGE = `Usage: quarry run --script <path> --source <name> [options]
+
+Runs a script in a supervised executor, stores what it emits in a run-fenced
+partition, finalizes it, and prints one summary line. Exit code: 0 success,
+1 script error, 2 executor crash or usage error, 3 policy failure or version
+mismatch, 130/143 interrupted.
+
+Examples:
+  quarry run --script ./examples/list-items.ts --source books --job '{"url":"http://127.0.0.1:8080/"}'
+  quarry run --script ./s.ts --source shop --policy buffered --buffer-events 1000 --report -`;
+
+/** A run, fully validated, before any I/O. */
+export interface RunPlan {
+  scriptPath: string;
+  runId?: string;
+  attempt: number;
+  jobId?: string;
+  parentRunId?: string;
+  job: unknown;
+  source: string;
+  category: string;
+  day: string;
+  dataset: string;
+  storage: { backend: 'fs' | 's3'; path: string; region?: string; endpoint?: string; s3PathStyle: boolean };
+  policy: PolicyConfig;
+  executorPath?: string;
+  browserWsEndpoint?: string;
+  chromiumPath?: string;
+  report?: string;
+  dryRun: boolean;
+  quiet: boolean;
+  ledger?: string;
+  retries: number;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * Validates and compiles parsed flags into a plan. Pure but for reading
+ * `--job-json` and checking that files exist.
+ * @throws UsageError naming what to fix.
+ */
+export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: string, now: Date): RunPlan {
+  const v = p.values;
+  if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])} (flags start with --)`);
+  const script = str(v.script);
+  if (!script) throw new UsageError('--script is required: the path of the script to run');
+  const scriptPath = resolve(cwd, script);
+  if (!existsSync(scriptPath) || !statSync(scriptPath).isFile()) throw new UsageError(`--script ${script}: no such file`);
+  if (!/\.(ts|mts|js|mjs)$/.test(scriptPath)) throw new UsageError(`--script ${script}: expected a .ts, .mts, .js or .mjs file`);
+
+  const runId = str(v['run-id']);
+  if (runId !== undefined && !RUN_ID_RE.test(runId)) throw new UsageError(`--run-id ${JSON.stringify(runId)} must match [A-Za-z0-9._-]{1,128}`);
+  const attempt = v.attempt as number;
+  if (!Number.isInteger(attempt) || attempt < 1) throw new UsageError(`--attempt must be 1 or more, got ${attempt}`);
+  const parentRunId = str(v['parent-run-id']);
+  if (parentRunId !== undefined && !RUN_ID_RE.test(parentRunId)) throw new UsageError(`--parent-run-id ${JSON.stringify(parentRunId)} must match [A-Za-z0-9._-]{1,128}`);
+  const jobId = str(v['job-id']);
+
+  const job = parseJob(str(v.job), str(v['job-json']), cwd);
+
+  const source = str(v.source);
+  if (!source) throw new UsageError('--source is required: the source partition key, e.g. --source books');
+  const category = str(v.category) ?? 'default';
+  for (const [what, value] of [['--source', source], ['--category', category]] as const) {
+    const bad = checkKeyValue(what, value);
+    if (bad) throw new UsageError(bad);
+  }
+  const day = str(v.day) ?? utcDay(now);
+  const badDay = checkDay(day);
+  if (badDay) throw new UsageError(`--day: ${badDay}`);
+  const dataset = str(v['storage-dataset']) ?? 'quarry';
+  const badDataset = checkKeyValue('--storage-dataset', dataset);
+  if (badDataset) throw new UsageError(badDataset);
+
+  const backend = v['storage-backend'] as 'fs' | 's3';
+  const storagePath = str(v['storage-path']);
+  if (!storagePath) throw new UsageError('--storage-path is required');
+  if (backend === 's3' && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(storagePath)) {
+    throw new UsageError(`--storage-path ${JSON.stringify(storagePath)}: for s3 give bucket/prefix, e.g. my-bucket/quarry`);
+  }
+
+  const policy = compilePolicy(p);
+  const executorPath = str(v.executor) ? resolve(cwd, str(v.executor)!) : undefined;
+  if (executorPath && !existsSync(executorPath)) throw new UsageError(`--executor ${str(v.executor)}: no such file`);
+  const chromiumPath = str(v['chromium-path']) ?? str(env.QUARRY_CHROMIUM_PATH);
+  const retries = v.retries as number;
+  if (retries < 0) throw new UsageError(`--retries must be 0 or more, got ${retries}`);
+
+  const plan: RunPlan = {
+    scriptPath,
+    attempt,
+    job,
+    source,
+    category,
+    day,
+    dataset,
+    storage: {
+      backend,
+      path: backend === 'fs' ? resolve(cwd, storagePath) : storagePath,
+      s3PathStyle: v['storage-s3-path-style'] === true,
+      ...(str(v['storage-region']) ? { region: str(v['storage-region'])! } : {}),
+      ...(str(v['storage-endpoint']) ? { endpoint: str(v['storage-endpoint'])! } : {}),
+    },
+    policy,
+    dryRun: v['dry-run'] === true,
+    quiet: v.quiet === true,
+    retries,
+  };
+  if (runId) plan.runId = runId;
+  if (jobId) plan.jobId = jobId;
+  if (parentRunId) plan.parentRunId = parentRunId;
+  if (executorPath) plan.executorPath = executorPath;
+  if (str(v['browser-ws-endpoint'])) plan.browserWsEndpoint = str(v['browser-ws-endpoint'])!;
+  if (chromiumPath) plan.chromiumPath = chromiumPath;
+  if (str(v.report)) plan.report = str(v.report)!;
+  if (str(v.ledger)) plan.ledger = str(v.ledger)!;
+  return plan;
+}
+
+function parseJob(inline: string | undefined, file: string | undefined, cwd: string): unknown {
+  if (inline !== undefined && file !== undefined) throw new UsageError('use --job or --job-json, not both');
+  let text: string | undefined;
+  let where = '--job';
+  if (file !== undefined) {
+    where = `--job-json ${file}`;
+    try {
+      text = readFileSync(resolve(cwd, file), 'utf8');
+    } catch (err) {
+      throw new UsageError(`${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  } else {
+    text = inline;
+  }
+  if (text === undefined) return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Compiles and checks the policy flags (SPEC §6). @throws UsageError */
+export function compilePolicy(p: ParsedFlags): PolicyConfig {
+  const v = p.values;
+  const name = v.policy as 'strict' | 'buffered' | 'streaming';
+  const flushMode = v['flush-mode'] as 'at_least_once' | 'chunks_first' | 'two_phase';
+  const bufferEvents = v['buffer-events'] as number;
+  const bufferBytes = v['buffer-bytes'] as number;
+  const flushCount = v['flush-count'] as number;
+  const flushInterval = v['flush-interval'] as number | undefined;
+  for (const [flag, n] of [['--buffer-events', bufferEvents], ['--buffer-bytes', bufferBytes], ['--flush-count', flushCount]] as const) {
+    if (n < 0) throw new UsageError(`${flag} must be 0 or more, got ${n}`);
+  }
+  if (name === 'strict') {
+    const stray = ['buffer-events', 'buffer-bytes', 'flush-count', 'flush-interval', 'flush-mode'].filter((f) => p.explicit.has(f));
+    if (stray.length > 0) throw new UsageError(`--${stray[0]} has no effect with --policy strict; drop it or choose --policy buffered|streaming`);
+    return { name };
+  }
+  if (name === 'buffered') {
+    if (bufferEvents <= 0 && bufferBytes <= 0) throw new UsageError('--policy buffered needs --buffer-events N and/or --buffer-bytes N');
+    if (p.explicit.has('flush-count') || p.explicit.has('flush-interval')) throw new UsageError('--flush-count/--flush-interval are streaming options; buffered flushes when its buffer is full');
+    return { name, flushMode, ...(bufferEvents > 0 ? { bufferEvents } : {}), ...(bufferBytes > 0 ? { bufferBytes } : {}) };
+  }
+  if (flushCount <= 0 && (flushInterval === undefined || flushInterval <= 0)) throw new UsageError('--policy streaming needs --flush-count N and/or --flush-interval DURATION');
+  if (p.explicit.has('buffer-events') || p.explicit.has('buffer-bytes')) throw new UsageError('--buffer-events/--buffer-bytes are buffered options; streaming bounds its buffer by --flush-count');
+  return { name, flushMode, ...(flushCount > 0 ? { flushCount } : {}), ...(flushInterval !== undefined && flushInterval > 0 ? { flushIntervalMs: flushInterval } : {}) };
+}
+
+/** Entry of `quarry run`: returns the exit code. */
+export async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const parsed = parseFlags(argv, RUN_FLAGS);
+  if (parsed.help) {
+    io.stdout(`${RUN_USAGE}\n${renderFlagHelp(RUN_FLAGS)}\n`);
+    return 0;
+  }
+  const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
+  if (plan.dryRun) return dryRun(plan, io);
+
+  const { executePlan } = await import('./run-execute.js');
+  return executePlan(plan, io);
+}
+
+async function dryRun(plan: RunPlan, io: CliIO): Promise<number> {
+  const { defaultExecutorPath } = await import('../../runtime/run.js');
+  const executor = plan.executorPath ?? defaultExecutorPath();
+  return new Promise((done) => {
+    execFile(process.execPath, [executor, '--validate', plan.scriptPath], (err, _stdout, stderr) => {
+      if (!err) {
+        if (!plan.quiet) io.stdout(`dry run: ${plan.scriptPath} is a valid script (no browser launched, nothing stored)\n`);
+        done(0);
+        return;
+      }
+      const reason = stderr.trim().split('\n').pop() ?? (err as Error).message;
+      io.stderr(`quarry run: --dry-run: ${reason}\n`);
+      done(2);
+    });
+  });
+}
+
+/** Writes the report where `--report` says (`-` = stderr). */
+export function writeReport(target: string, json: string, io: CliIO): void {
+  if (target === '-') io.stderr(`${json}\n`);
+  else writeFileSync(resolve(io.cwd, target), `${json}\n`);
+}

@@ -1,0 +1,157 @@
+/**
+ * Flag parsing for every command (pure). A command declares its flags once as
+ * {@link FlagSpec}s; the same table drives parsing, `--help` and the test that
+ * keeps the CLI contract (docs/contracts/cli.md) in step.
+ *
+ * Accepted forms: `--name value`, `--name=value`, `--bool`, `--bool=true|false`,
+ * `--no-bool`; repeatable flags collect every value. Unknown flags are errors.
+ */
+
+export type FlagType = 'string' | 'int' | 'bool' | 'duration' | 'list';
+
+export interface FlagSpec {
+  name: string;
+  type: FlagType;
+  help: string;
+  /** Value placeholder shown in help. */
+  arg?: string;
+  default?: string | number | boolean;
+  /** Allowed values (strings). */
+  choices?: readonly string[];
+  /** Accepted for compatibility with the original CLI, but the feature is not built yet: using it is a usage error. */
+  planned?: string;
+  /** Help group heading. */
+  group?: string;
+}
+
+export type FlagValue = string | number | boolean | string[];
+
+export interface ParsedFlags {
+  values: Record<string, FlagValue | undefined>;
+  /** Names the user set explicitly (CLI beats config beats default). */
+  explicit: Set<string>;
+  positionals: string[];
+  help: boolean;
+}
+
+/** A bad command line: printed as one line, exit 2, before anything runs (SPEC §5). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Parses a duration like `500ms`, `5s`, `2m`, `1h`, `1m30s` (Go style), or plain milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let m = re.exec(raw); m; m = re.exec(raw)) {
+    const n = Number(m[1]);
+    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+    consumed = re.lastIndex;
+  }
+  return consumed === raw.length && consumed > 0 ? Math.round(total) : undefined;
+}
+
+/**
+ * Parses argv (after the command words) against `specs`.
+ * @throws UsageError naming the flag and the bad value.
+ */
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const values: Record<string, FlagValue | undefined> = {};
+  const explicit = new Set<string>();
+  const positionals: string[] = [];
+  let help = false;
+  for (const s of specs) if (s.default !== undefined) values[s.name] = s.default;
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--') || arg === '--') {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    let name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let inline: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    let spec = byName.get(name);
+    if (!spec && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'bool' && inline === undefined) {
+      name = name.slice(3);
+      spec = byName.get(name);
+      inline = 'false';
+    }
+    if (!spec) throw new UsageError(`unknown flag --${name}${suggest(name, specs)}`);
+    if (spec.planned) throw new UsageError(`--${name} is not available in this version of quarry: ${spec.planned}`);
+    let raw: string;
+    if (spec.type === 'bool') {
+      raw = inline ?? 'true';
+    } else if (inline !== undefined) {
+      raw = inline;
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new UsageError(`flag --${name} needs a value${spec.arg ? ` (${spec.arg})` : ''}`);
+      raw = next;
+      i++;
+    }
+    values[name] = convert(spec, raw, values[name], explicit.has(name));
+    explicit.add(name);
+  }
+  return { values, explicit, positionals, help };
+}
+
+function convert(spec: FlagSpec, raw: string, previous: FlagValue | undefined, seen: boolean): FlagValue {
+  const flag = `--${spec.name}`;
+  switch (spec.type) {
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new UsageError(`${flag} takes true or false, got ${JSON.stringify(raw)}`);
+    case 'int': {
+      if (!/^-?\d+$/.test(raw)) throw new UsageError(`${flag} takes a whole number, got ${JSON.stringify(raw)}`);
+      return Number(raw);
+    }
+    case 'duration': {
+      const ms = parseDuration(raw);
+      if (ms === undefined) throw new UsageError(`${flag} takes a duration like 500ms, 5s or 1m, got ${JSON.stringify(raw)}`);
+      return ms;
+    }
+    case 'list':
+      return seen && Array.isArray(previous) ? [...previous, raw] : [raw];
+    case 'string':
+      if (spec.choices && !spec.choices.includes(raw)) {
+        throw new UsageError(`${flag} must be one of ${spec.choices.join('|')}, got ${JSON.stringify(raw)}`);
+      }
+      return raw;
+  }
+}
+
+function suggest(name: string, specs: readonly FlagSpec[]): string {
+  const close = specs.find((s) => !s.planned && (s.name.includes(name) || name.includes(s.name)));
+  return close ? ` (did you mean --${close.name}?)` : '';
+}
+
+/** Renders the flag table for `--help`, grouped, planned flags last and marked. */
+export function renderFlagHelp(specs: readonly FlagSpec[]): string {
+  const lines: string[] = [];
+  let group: string | undefined;
+  const rows = [...specs.filter((s) => !s.planned), ...specs.filter((s) => s.planned)];
+  for (const s of rows) {
+    const g = s.planned ? 'Accepted later (not in this version)' : s.group;
+    if (g !== group) {
+      group = g;
+      if (g) lines.push('', `${g}:`);
+    }
+    const left = `  --${s.name}${s.type === 'bool' ? '' : ` ${s.arg ?? (s.type === 'int' ? 'N' : s.type === 'duration' ? 'DURATION' : 'VALUE')}`}`;
+    const def = s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : '';
+    lines.push(`${left.padEnd(34)} ${s.help}${def}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * The `quarry` binary. The only file that reads argv, installs signal handlers
+ * and calls `process.exit`. Commands load lazily so `--help` and `version`
+ * never pay for the browser, S3 or database clients.
+ */
+import type { CliIO } from './io.js';
+import { COMMANDS, findCommand, topLevelHelp } from './registry.js';
+import { UsageError } from './flags.js';
+
+/** Exit code for a bug in quarry itself (not the script, not the input). */
+const EXIT_INTERNAL = 70;
+
+async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let signalName: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
+    if (signalName) return; // a second signal while stopping changes nothing: stopping already flushes and finalizes
+    signalName = sig;
+    controller.abort(sig);
+  };
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal('SIGTERM'));
+
+  const io: CliIO = {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    env: process.env,
+    cwd: process.cwd(),
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
+    signal: controller.signal,
+  };
+
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.stdout(topLevelHelp());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-v') argv = ['version'];
+
+  const found = findCommand(argv);
+  if (!found) {
+    const known = COMMANDS.map((c) => c.words.join(' ')).join(', ');
+    io.stderr(`quarry: unknown command ${JSON.stringify(argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' '))}; commands: ${known}. See quarry --help\n`);
+    return 2;
+  }
+  const name = found.command.words.join(' ');
+  try {
+    return await found.command.run(found.rest, io, process.stdin);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`quarry ${name}: ${err.message}\n`);
+      return 2;
+    }
+    io.stderr(`quarry ${name}: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT_INTERNAL;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Let stdout drain, then leave even if a stray handle lingers.
+    setTimeout(() => process.exit(code), 50).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`quarry: ${String(err)}\n`);
+    process.exit(EXIT_INTERNAL);
+  },
+);

@@ -1,0 +1,55 @@
+/**
+ * The exit report of one run (SPEC §5 `--report`). Field names are the
+ * original's; `skipped`, `items`, `storage`, `ledger` are additive.
+ */
+import type { ProxyEndpointRedacted } from '../protocol/frames.js';
+import type { FlushTrigger, PolicyName, RunMetrics, RunOutcome } from '../storage/manifest.js';
+
+export interface RunReport {
+  run_id: string;
+  job_id?: string;
+  attempt: number;
+  parent_run_id?: string;
+  outcome: RunOutcome;
+  message: string;
+  exit_code: number;
+  duration_ms: number;
+  event_count: number;
+  policy: {
+    name: PolicyName;
+    events_received: number;
+    events_persisted: number;
+    events_dropped: number;
+    dropped_by_type: Record<string, number>;
+    flush_triggers?: Partial<Record<FlushTrigger, number>>;
+  };
+  artifacts: { total: number; committed: number; orphaned: number; chunks: number; bytes: number };
+  metrics: RunMetrics;
+  terminal_summary?: Record<string, unknown>;
+  proxy_used?: ProxyEndpointRedacted;
+  /** Tail of the executor's stderr. */
+  stderr?: string;
+  skipped: boolean;
+  /** Item records persisted. */
+  items: number;
+  storage: { backend: string; location: string; partition: string; finalized: boolean };
+  /** What the validator decided, when a ledger was used. */
+  ledger?: { location: string; validation: 'valid' | 'invalid' | 'not_run'; reasons: string[]; partition_status: string; authoritative_run_id?: string; authoritative: boolean };
+}
+
+/** The one-line summary `quarry run` prints (SPEC §5). */
+export function summaryLine(r: RunReport): string {
+  const parts = [
+    `run_id=${r.run_id}`,
+    `attempt=${r.attempt}`,
+    `outcome=${r.outcome}`,
+    `duration=${(r.duration_ms / 1000).toFixed(2)}s`,
+    `items=${r.items}`,
+    `events=${r.event_count}`,
+    `policy=${r.policy.name}`,
+  ];
+  if (r.policy.events_dropped > 0) parts.push(`dropped=${r.policy.events_dropped}`);
+  if (r.artifacts.total > 0) parts.push(`artifacts=${r.artifacts.committed}/${r.artifacts.total}`);
+  if (r.skipped) parts.push('skipped=true');
+  return parts.join(', ');
+}

@@ -1,0 +1,227 @@
+/**
+ * One run, start to finish (SPEC §5, §7): claim the run_id, supervise the
+ * executor through a policy into the run partition, write the metrics record
+ * and the manifest, and return the exit report. Callable as a library (a
+ * worker or a Temporal activity can wrap it); no argv, env or exit here.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ProxyEndpoint, RunRequest } from '../protocol/frames.js';
+import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { runPrefix, type RunPartition } from '../storage/layout.js';
+import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest } from '../storage/manifest.js';
+import { metricsRecordLine } from '../storage/records.js';
+import { RunWriter } from '../storage/run-writer.js';
+import { buildMetrics } from './metrics.js';
+import { classify, type Classified } from './outcome.js';
+import { createPolicy, type PolicyConfig } from './policies/index.js';
+import type { RunReport } from './report.js';
+import { supervise } from './supervisor.js';
+
+/** Everything one run needs, validated by the caller (the CLI compiles flags into this). */
+export interface RunConfig {
+  /** Absolute path of the user script. */
+  scriptPath: string;
+  runId: string;
+  attempt: number;
+  jobId?: string;
+  parentRunId?: string;
+  /** Root of the run tree; the run itself when absent. */
+  rootRunId?: string;
+  depth?: number;
+  job: unknown;
+  partition: Omit<RunPartition, 'run_id'>;
+  policy: PolicyConfig;
+  backend: StorageBackend;
+  /** Executor entry (JavaScript); defaults to the bundled one. */
+  executorPath?: string;
+  browserWsEndpoint?: string;
+  chromiumPath?: string;
+  proxy?: ProxyEndpoint;
+  signal?: AbortSignal;
+  onStderr?: (chunk: Buffer) => void;
+  onEvent?: (event: AnyEventEnvelope) => void;
+  maxArtifactBytes?: number;
+  /** Clock, for tests. */
+  now?: () => Date;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The bundled executor entry, next to this file once compiled. */
+export function defaultExecutorPath(): string {
+  return fileURLToPath(new URL('../executor/main.js', import.meta.url));
+}
+
+/**
+ * Runs one script once and finalizes its partition, whatever the outcome.
+ * @throws RunIdExistsError before anything runs when the run_id is taken; StorageError when the claim cannot be written.
+ */
+export async function runOnce(cfg: RunConfig): Promise<RunReport> {
+  const now = cfg.now ?? (() => new Date());
+  const started = now();
+  const partition: RunPartition = { ...cfg.partition, run_id: cfg.runId };
+  const rootRunId = cfg.rootRunId ?? cfg.runId;
+  const depth = cfg.depth ?? 0;
+  const scriptSha = await sha256File(cfg.scriptPath);
+
+  const writer = await RunWriter.claim(cfg.backend, {
+    ...partition,
+    claim_version: 1,
+    started_at: started.toISOString(),
+    ...(cfg.jobId !== undefined ? { job_id: cfg.jobId } : {}),
+    attempt: cfg.attempt,
+    ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
+    root_run_id: rootRunId,
+    depth,
+    script_path: cfg.scriptPath,
+  });
+  const policy = createPolicy(cfg.policy, writer, now);
+
+  const request: RunRequest = {
+    run_id: cfg.runId,
+    attempt: cfg.attempt,
+    job: cfg.job ?? {},
+    storage: { ...partition },
+    script: cfg.scriptPath,
+  };
+  if (cfg.jobId !== undefined) request.job_id = cfg.jobId;
+  if (cfg.parentRunId !== undefined) request.parent_run_id = cfg.parentRunId;
+  if (cfg.browserWsEndpoint !== undefined) request.browser_ws_endpoint = cfg.browserWsEndpoint;
+  if (cfg.chromiumPath !== undefined) request.chromium_path = cfg.chromiumPath;
+  if (cfg.proxy !== undefined) request.proxy = cfg.proxy;
+
+  const sup = await supervise({
+    command: process.execPath,
+    args: [cfg.executorPath ?? defaultExecutorPath(), cfg.scriptPath],
+    ...(cfg.env ? { env: cfg.env } : {}),
+    request,
+    policy,
+    writer,
+    ...(cfg.signal ? { signal: cfg.signal } : {}),
+    ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
+    ...(cfg.onEvent ? { onEvent: cfg.onEvent } : {}),
+    ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
+  });
+
+  const counters = policy.counters();
+  let classified: Classified = classify(sup.observation);
+  const artifactStates = writer.artifactStates();
+  const orphans: OrphanedArtifact[] = artifactStates
+    .filter((a) => !sup.committedArtifacts.has(a.artifact_id))
+    .map((a) => ({
+      artifact_id: a.artifact_id,
+      ...(a.path ? { path: a.path } : {}),
+      bytes: a.bytes,
+      chunks: a.chunks,
+      reason: a.complete ? 'bytes arrived but no artifact event committed them' : 'the last chunk never arrived; bytes were not published',
+    }));
+  const artifacts = {
+    total: artifactStates.length,
+    committed: sup.committedArtifacts.size,
+    orphaned: orphans.length,
+    chunks: artifactStates.reduce((n, a) => n + a.chunks, 0),
+    bytes: artifactStates.reduce((n, a) => n + a.bytes, 0),
+  };
+
+  const skipped = sup.terminalSummary?.skipped === true;
+  const metrics = () =>
+    buildMetrics({
+      outcome: classified.outcome,
+      counters,
+      launched: sup.launched && !sup.observation.launchError,
+      ipcDecodeErrors: sup.ipcDecodeErrors,
+      writes: writer.writes,
+      executor: cfg.executorPath ? 'custom' : 'node',
+      storageBackend: cfg.backend.kind,
+    });
+  let finalizeError: string | undefined;
+  try {
+    await writer.putMetrics(metricsRecordLine(partition, metrics()));
+  } catch (err) {
+    finalizeError = `writing the metrics record: ${(err as Error).message}`;
+  }
+  if (finalizeError && classified.outcome === 'success') {
+    classified = { outcome: 'policy_failure', message: finalizeError, exitCode: 3 };
+  }
+  const finalizedAt = now();
+  const manifest: RunManifest = {
+    manifest_version: MANIFEST_VERSION,
+    contract_version: sup.contractVersion ?? CONTRACT_VERSION,
+    ...partition,
+    ...(cfg.jobId !== undefined ? { job_id: cfg.jobId } : {}),
+    attempt: cfg.attempt,
+    ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
+    root_run_id: rootRunId,
+    depth,
+    script: { path: cfg.scriptPath, sha256: scriptSha },
+    job: cfg.job ?? {},
+    started_at: started.toISOString(),
+    finalized_at: finalizedAt.toISOString(),
+    outcome: classified.outcome,
+    message: classified.message,
+    exit_code: classified.exitCode,
+    skipped,
+    policy: counters,
+    objects: [...writer.objects],
+    seq: { first: sup.firstSeq, last: sup.lastSeq },
+    event_count: sup.eventCount,
+    artifacts,
+    orphaned_artifacts: orphans,
+    ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
+    metrics: metrics(),
+    storage_backend: cfg.backend.kind,
+  };
+  let finalized = true;
+  try {
+    await writer.finalize(manifest);
+  } catch (err) {
+    finalized = false;
+    classified = { outcome: 'policy_failure', message: `writing the manifest: ${(err as Error).message}`, exitCode: 3 };
+  }
+
+  const report: RunReport = {
+    run_id: cfg.runId,
+    ...(cfg.jobId !== undefined ? { job_id: cfg.jobId } : {}),
+    attempt: cfg.attempt,
+    ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
+    outcome: classified.outcome,
+    message: classified.message,
+    exit_code: classified.exitCode,
+    duration_ms: finalizedAt.getTime() - started.getTime(),
+    event_count: sup.eventCount,
+    policy: {
+      name: counters.name,
+      events_received: counters.events_received,
+      events_persisted: counters.events_persisted,
+      events_dropped: counters.events_dropped,
+      dropped_by_type: counters.dropped_by_type,
+      ...(counters.flush_triggers ? { flush_triggers: counters.flush_triggers } : {}),
+    },
+    artifacts,
+    metrics: manifest.metrics,
+    ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
+    ...(sup.proxyUsed ? { proxy_used: sup.proxyUsed } : {}),
+    ...(sup.stderrTail ? { stderr: sup.stderrTail } : {}),
+    skipped,
+    items: countOf(manifest, 'item'),
+    storage: {
+      backend: cfg.backend.kind,
+      location: cfg.backend.location,
+      partition: runPrefix(partition),
+      finalized,
+    },
+  };
+  return report;
+}
+
+function countOf(m: RunManifest, eventType: string): number {
+  return m.objects.filter((o) => o.kind === 'records' && o.event_type === eventType).reduce((n, o) => n + (o.records ?? 0), 0);
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}

@@ -1,0 +1,295 @@
+/**
+ * The run supervisor and ingestion loop (SPEC §3, §5): spawns the executor,
+ * sends the run request, reads frames one chunk at a time, checks every event
+ * against the run, and hands events to the policy and bytes to the writer.
+ *
+ * Invariant: the next chunk is read from the pipe only after every frame of the
+ * previous one was taken, so a slow policy or storage backpressures the
+ * executor through the pipe and nothing queues without bound here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
+import { contractMajor, SUPPORTED_CONTRACT_MAJORS, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
+import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
+import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
+import type { Observation } from './outcome.js';
+import { type IngestionPolicy, PolicyFailureError } from './policies/policy.js';
+import { describeStorageFailure } from './policies/storage-failure.js';
+
+/** How long the executor gets to finish after SIGTERM before SIGKILL. */
+export const EXECUTOR_STOP_GRACE_MS = 5_000;
+/** How long the executor may linger after closing stdout before it is killed. */
+const EXIT_AFTER_EOF_MS = 10_000;
+/** Bytes of executor stderr kept for the report. */
+const STDERR_TAIL_BYTES = 64 * 1024;
+
+export interface SuperviseOptions {
+  /** Node binary and argv of the executor entry (e.g. `[dist/executor/main.js, script]`). */
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  request: RunRequest;
+  policy: IngestionPolicy;
+  writer: RunWriter;
+  /** Aborted with reason 'SIGINT' | 'SIGTERM' when the runtime is interrupted. */
+  signal?: AbortSignal;
+  /** Executor stderr, as it arrives (already kept in the tail for the report). */
+  onStderr?: (chunk: Buffer) => void;
+  /** Every valid event, before the policy sees it (progress, fan-out: the scheduler sees dropped events too). */
+  onEvent?: (event: AnyEventEnvelope) => void;
+  maxArtifactBytes?: number;
+}
+
+export interface SuperviseResult {
+  observation: Observation;
+  eventCount: number;
+  firstSeq: number | null;
+  lastSeq: number | null;
+  contractVersion: string | undefined;
+  committedArtifacts: Set<string>;
+  terminalSummary?: Record<string, unknown>;
+  runResult?: RunResultFrame;
+  proxyUsed?: ProxyEndpointRedacted;
+  ipcDecodeErrors: number;
+  launched: boolean;
+  stderrTail: string;
+  filesWritten: number;
+}
+
+/** Raised inside the loop to stop reading: a fatal stream, version or policy condition. */
+class Stop extends Error {
+  constructor(readonly kind: 'stream' | 'version' | 'policy', message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Runs one executor to its end and returns what happened. Never throws for
+ * anything the executor or the stream does; those become the observation.
+ */
+export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult> {
+  const { request, policy, writer } = opts;
+  const maxArtifact = opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+  const res: SuperviseResult = {
+    observation: { exitCode: null, exitSignal: null },
+    eventCount: 0,
+    firstSeq: null,
+    lastSeq: null,
+    contractVersion: undefined,
+    committedArtifacts: new Set(),
+    ipcDecodeErrors: 0,
+    launched: false,
+    stderrTail: '',
+    filesWritten: 0,
+  };
+  const obs = res.observation;
+  let stderrBuf = Buffer.alloc(0);
+
+  let child: ChildProcess;
+  try {
+    child = spawn(opts.command, [...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  } catch (err) {
+    obs.launchError = (err as Error).message;
+    return res;
+  }
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      obs.exitCode = code;
+      obs.exitSignal = signal;
+      resolve();
+    });
+    child.once('error', (err) => {
+      if (!res.launched) obs.launchError = err.message;
+      resolve();
+    });
+  });
+  child.once('spawn', () => {
+    res.launched = true;
+  });
+  child.stdin!.on('error', () => undefined); // EPIPE after the executor exits: acks are then moot.
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderrBuf = Buffer.concat([stderrBuf, chunk]);
+    if (stderrBuf.length > STDERR_TAIL_BYTES) stderrBuf = stderrBuf.subarray(stderrBuf.length - STDERR_TAIL_BYTES);
+    opts.onStderr?.(chunk);
+  });
+
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    const reason = opts.signal?.reason;
+    obs.interrupted = reason === 'SIGINT' ? 'SIGINT' : 'SIGTERM';
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), EXECUTOR_STOP_GRACE_MS);
+    killTimer.unref();
+  };
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  child.stdin!.write(`${JSON.stringify(request)}\n`);
+
+  const decoder = new FrameDecoder();
+  let terminal = false;
+  let frameIndex = 0;
+
+  const sendAck = (ack: FileWriteAckFrame): void => {
+    if (child.stdin!.writable) child.stdin!.write(encodeFrame(ack));
+  };
+
+  const onEventFrame = async (e: AnyEventEnvelope): Promise<void> => {
+    if (terminal) throw new Stop('stream', `event seq ${e.seq} (${e.type}) after the terminal event`);
+    if (e.run_id !== request.run_id) throw new Stop('stream', `event seq ${e.seq} has run_id ${e.run_id}, expected ${request.run_id}`);
+    if (e.attempt !== request.attempt) throw new Stop('stream', `event seq ${e.seq} has attempt ${e.attempt}, expected ${request.attempt}`);
+    const major = contractMajor(e.contract_version);
+    if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
+      throw new Stop('version', `event seq ${e.seq} speaks contract_version ${e.contract_version}; this runtime speaks ${SUPPORTED_CONTRACT_MAJORS.map((m) => `${m}.x`).join(', ')}`);
+    }
+    const expected = (res.lastSeq ?? 0) + 1;
+    if (e.seq !== expected) throw new Stop('stream', `seq gap: got event seq ${e.seq}, expected ${expected}`);
+    if (e.type === 'artifact') {
+      const st = writer.artifactState(e.payload.artifact_id);
+      if (!st?.complete) throw new Stop('stream', `artifact ${e.payload.artifact_id} committed before its last chunk arrived`);
+      if (st.bytes !== e.payload.size_bytes) throw new Stop('stream', `artifact ${e.payload.artifact_id} committed with size_bytes ${e.payload.size_bytes} but ${st.bytes} bytes arrived`);
+    }
+    res.contractVersion ??= e.contract_version;
+    res.firstSeq ??= e.seq;
+    res.lastSeq = e.seq;
+    res.eventCount++;
+    if (TERMINAL_EVENT_TYPES.has(e.type)) {
+      terminal = true;
+      if (e.type === 'run_complete') {
+        obs.terminal = { type: 'run_complete' };
+        if (e.payload.summary) res.terminalSummary = e.payload.summary;
+      } else if (e.type === 'run_error') {
+        obs.terminal = { type: 'run_error', message: e.payload.message, errorType: e.payload.error_type };
+      }
+    }
+    opts.onEvent?.(e);
+    try {
+      await policy.ingest(e);
+    } catch (err) {
+      throw new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
+    }
+    if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
+  };
+
+  const onChunk = async (f: ArtifactChunkFrame): Promise<void> => {
+    if (terminal) throw new Stop('stream', `artifact_chunk for ${f.artifact_id} after the terminal event`);
+    const before = writer.artifactState(f.artifact_id)?.bytes ?? 0;
+    if (before + f.data.byteLength > maxArtifact) throw new Stop('stream', `artifact ${f.artifact_id} exceeds the ${maxArtifact}-byte limit`);
+    try {
+      await writer.artifactChunk(f.artifact_id, f.seq, f.is_last, f.data);
+    } catch (err) {
+      if (err instanceof ArtifactProtocolError) throw new Stop('stream', err.message);
+      throw new Stop('policy', `writing artifact ${f.artifact_id}: ${describeStorageFailure(err)}`);
+    }
+  };
+
+  const onFileWrite = async (f: FileWriteFrame): Promise<void> => {
+    const reply = (ok: boolean, error?: string): void => {
+      if (f.write_id !== 0) sendAck(error === undefined ? { type: 'file_write_ack', write_id: f.write_id, ok } : { type: 'file_write_ack', write_id: f.write_id, ok, error });
+    };
+    if (terminal) return reply(false, 'run already terminated');
+    const bad = checkSidecarFilename(f.filename);
+    if (bad) return reply(false, bad);
+    try {
+      await writer.putFile(f.filename, f.content_type, f.data);
+      res.filesWritten++;
+      reply(true);
+    } catch (err) {
+      // The run goes on (SPEC §2): the script's storage.put rejects with this message.
+      reply(false, describeStorageFailure(err));
+    }
+  };
+
+  const handle = async (raw: unknown): Promise<void> => {
+    frameIndex++;
+    let frame;
+    try {
+      frame = toExecutorFrame(raw);
+    } catch (err) {
+      if (err instanceof FrameShapeError) {
+        res.ipcDecodeErrors++;
+        throw new Stop('stream', `malformed frame #${frameIndex}: ${err.message}`);
+      }
+      throw err;
+    }
+    switch (frame.type) {
+      case 'artifact_chunk':
+        return onChunk(frame);
+      case 'file_write':
+        return onFileWrite(frame);
+      case 'run_result':
+        if (!res.runResult) {
+          res.runResult = frame;
+          if (frame.outcome.message) obs.resultMessage = frame.outcome.message;
+          if (frame.proxy_used) res.proxyUsed = redact(frame.proxy_used);
+        }
+        return;
+      default:
+        return onEventFrame(frame);
+    }
+  };
+
+  let stopped: Stop | undefined;
+  try {
+    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+        res.ipcDecodeErrors++;
+        throw new Stop('stream', err.message);
+      }
+      for (const raw of frames) await handle(raw);
+    }
+    try {
+      decoder.end();
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      res.ipcDecodeErrors++;
+      throw new Stop('stream', err.message);
+    }
+  } catch (err) {
+    stopped = err instanceof Stop ? err : new Stop('stream', `reading executor output: ${(err as Error).message}`);
+  }
+
+  if (stopped) {
+    if (stopped.kind === 'policy') obs.policyFailure = stopped.message;
+    else if (stopped.kind === 'version') obs.versionMismatch = stopped.message;
+    else obs.streamError = stopped.message;
+    child.kill('SIGKILL');
+  }
+  // stdout closed: the executor should exit now; one that lingers is killed.
+  const lingering = setTimeout(() => child.kill('SIGKILL'), EXIT_AFTER_EOF_MS);
+  lingering.unref();
+  await exited;
+  clearTimeout(lingering);
+  if (killTimer) clearTimeout(killTimer);
+  opts.signal?.removeEventListener('abort', onAbort);
+  child.stdin!.destroy();
+
+  await writer.abortOpenArtifacts();
+  try {
+    await policy.close();
+  } catch (err) {
+    obs.policyFailure ??= err instanceof Error ? err.message : String(err);
+  }
+  res.stderrTail = stderrBuf.toString('utf8');
+  return res;
+}
+
+/** Why a sidecar filename is refused (SPEC §2), or undefined. */
+export function checkSidecarFilename(name: string): string | undefined {
+  if (name === '') return 'filename is empty';
+  if (name.includes('/') || name.includes('\\')) return `filename ${JSON.stringify(name)} must not contain / or \\`;
+  if (name.includes('..')) return `filename ${JSON.stringify(name)} must not contain ..`;
+  if (name.includes('\0')) return 'filename contains a NUL byte';
+  if (name.endsWith('.meta.json')) return `filename ${JSON.stringify(name)} must not end in .meta.json (reserved for metadata)`;
+  return undefined;
+}
+
+function redact(p: ProxyEndpointRedacted & { password?: unknown }): ProxyEndpointRedacted {
+  const out: ProxyEndpointRedacted = { protocol: p.protocol, host: p.host, port: p.port };
+  if (p.username) out.username = p.username;
+  return out;
+}

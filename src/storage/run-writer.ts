@@ -1,0 +1,282 @@
+/**
+ * Writes one run partition (SPEC §7): claims the run_id, publishes record
+ * segments, artifact bytes and sidecar files, and writes `_manifest.json` last.
+ *
+ * Invariant: every object is created exclusively through the storage port, so
+ * nothing already stored is ever replaced; an object whose write failed is
+ * never listed in the manifest.
+ */
+import type { AnyEventEnvelope } from '../protocol/envelope.js';
+import type { ObjectInfo, ObjectWriter, StorageBackend } from './backend.js';
+import { StorageError } from './backend.js';
+import { artifactName, manifestKey, runClaimKey, runPrefix, segmentName, sidecarMetaName, sidecarName, type RunPartition } from './layout.js';
+import { serializeManifest, type ManifestObject, type RunClaim, type RunManifest } from './manifest.js';
+import { eventRecordLine } from './records.js';
+
+/** The run_id is taken in this dataset: a partition cannot be created twice (SPEC §5). */
+export class RunIdExistsError extends Error {
+  override readonly name = 'RunIdExistsError';
+  constructor(readonly runId: string, readonly dataset: string) {
+    super(`run_id ${runId} already exists in dataset ${dataset}; choose another --run-id or omit it to generate one`);
+  }
+}
+
+/** Counts of storage writes, for the §9 `lode_write_*` metrics. */
+export interface WriteCounters {
+  success: number;
+  failure: number;
+  retry: number;
+}
+
+/** A segment kept open for appends (strict policy): synced and published at seal. */
+interface OpenSegment {
+  writer: ObjectWriter;
+  records: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+interface OpenArtifact {
+  writer: ObjectWriter;
+  nextSeq: number;
+  chunks: number;
+}
+
+/** What the writer knows about an artifact's bytes. */
+export interface ArtifactBytes {
+  artifact_id: string;
+  path?: string;
+  bytes: number;
+  chunks: number;
+  complete: boolean;
+  sha256?: string;
+}
+
+export class RunWriter {
+  readonly partition: RunPartition;
+  readonly #backend: StorageBackend;
+  readonly #prefix: string;
+  readonly #objects: ManifestObject[] = [];
+  readonly #segmentCounters = new Map<string, number>();
+  readonly #open = new Map<string, OpenSegment>();
+  readonly #artifacts = new Map<string, OpenArtifact>();
+  readonly #artifactBytes = new Map<string, ArtifactBytes>();
+  readonly writes: WriteCounters = { success: 0, failure: 0, retry: 0 };
+  #finalized = false;
+
+  private constructor(backend: StorageBackend, partition: RunPartition) {
+    this.#backend = backend;
+    this.partition = partition;
+    this.#prefix = runPrefix(partition);
+  }
+
+  /**
+   * Claims the run_id in the dataset and returns a writer for its partition.
+   * @throws RunIdExistsError when the run_id was used before (in any partition of the dataset).
+   */
+  static async claim(backend: StorageBackend, claim: RunClaim): Promise<RunWriter> {
+    try {
+      await backend.putNew(runClaimKey(claim.dataset, claim.run_id), serializeManifest(claim));
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'exists') throw new RunIdExistsError(claim.run_id, claim.dataset);
+      throw err;
+    }
+    const writer = new RunWriter(backend, claim);
+    // A partition folder left by an older layout or by hand is refused as well.
+    if (await backend.stat(manifestKey(claim))) throw new RunIdExistsError(claim.run_id, claim.dataset);
+    return writer;
+  }
+
+  get backend(): StorageBackend {
+    return this.#backend;
+  }
+
+  /** Storage key (relative to the backend root) of a path inside the run folder. */
+  keyOf(path: string): string {
+    return `${this.#prefix}${path}`;
+  }
+
+  /** Published objects so far, in publication order. */
+  get objects(): readonly ManifestObject[] {
+    return this.#objects;
+  }
+
+  /** Serializes an event as its record line (artifact events point at their bytes). */
+  recordLine(e: AnyEventEnvelope): string {
+    return eventRecordLine(this.partition, e, e.type === 'artifact' ? artifactName(e.payload.artifact_id) : undefined);
+  }
+
+  /** Appends lines to the open segment of `eventType` (opened on first use). Not durable until {@link sealSegments}. */
+  async append(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<void> {
+    let seg = this.#open.get(eventType);
+    if (!seg) {
+      const name = this.#nextSegmentName(eventType);
+      seg = { writer: await this.#backend.openNew(this.keyOf(name)), records: 0, firstSeq, lastSeq };
+      this.#open.set(eventType, seg);
+    }
+    await seg.writer.write(Buffer.from(text, 'utf8'));
+    seg.records += records;
+    seg.lastSeq = lastSeq;
+  }
+
+  /** Syncs and publishes every open segment; each becomes a manifest object. */
+  async sealSegments(): Promise<void> {
+    const open = [...this.#open.entries()];
+    this.#open.clear();
+    let firstError: unknown;
+    for (const [eventType, seg] of open) {
+      try {
+        const info = await seg.writer.commit();
+        this.writes.success++;
+        this.#objects.push(recordsObject(this.#prefix, info, eventType, seg.records, seg.firstSeq, seg.lastSeq));
+      } catch (err) {
+        this.writes.failure++;
+        await seg.writer.abort().catch(() => undefined);
+        firstError ??= err;
+      }
+    }
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /**
+   * Publishes one complete segment of `eventType` with `text` (one flush).
+   * The segment name is taken before the write, so a retry after a failure
+   * gets a fresh name and never collides with a half-known object.
+   */
+  async publishSegment(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
+    const key = this.keyOf(this.#nextSegmentName(eventType));
+    try {
+      const info = await this.#backend.putNew(key, text);
+      this.writes.success++;
+      const obj = recordsObject(this.#prefix, info, eventType, records, firstSeq, lastSeq);
+      this.#objects.push(obj);
+      return obj;
+    } catch (err) {
+      this.writes.failure++;
+      throw err;
+    }
+  }
+
+  /** Appends one artifact chunk; the bytes object is published when the last chunk arrives. */
+  async artifactChunk(artifactId: string, seq: number, isLast: boolean, data: Uint8Array): Promise<void> {
+    const known = this.#artifactBytes.get(artifactId);
+    if (known?.complete) throw new ArtifactProtocolError(`artifact ${artifactId}: chunk ${seq} after its last chunk`);
+    let open = this.#artifacts.get(artifactId);
+    if (!open) {
+      if (seq !== 1) throw new ArtifactProtocolError(`artifact ${artifactId}: first chunk has seq ${seq}, expected 1`);
+      open = { writer: await this.#backend.openNew(this.keyOf(artifactName(artifactId))), nextSeq: 1, chunks: 0 };
+      this.#artifacts.set(artifactId, open);
+      this.#artifactBytes.set(artifactId, { artifact_id: artifactId, bytes: 0, chunks: 0, complete: false });
+    }
+    if (seq !== open.nextSeq) throw new ArtifactProtocolError(`artifact ${artifactId}: chunk seq ${seq}, expected ${open.nextSeq}`);
+    open.nextSeq++;
+    open.chunks++;
+    if (data.byteLength > 0) await open.writer.write(data);
+    const state = this.#artifactBytes.get(artifactId)!;
+    state.bytes = open.writer.bytes;
+    state.chunks = open.chunks;
+    if (isLast) {
+      this.#artifacts.delete(artifactId);
+      try {
+        const info = await open.writer.commit();
+        state.sha256 = info.sha256;
+        this.writes.success++;
+      } catch (err) {
+        this.writes.failure++;
+        await open.writer.abort().catch(() => undefined);
+        throw err;
+      }
+      state.complete = true;
+      state.path = artifactName(artifactId);
+    }
+  }
+
+  /** Bytes received for an artifact so far (undefined when no chunk arrived). */
+  artifactState(artifactId: string): ArtifactBytes | undefined {
+    return this.#artifactBytes.get(artifactId);
+  }
+
+  /** Every artifact that received bytes, committed or not. */
+  artifactStates(): ArtifactBytes[] {
+    return [...this.#artifactBytes.values()];
+  }
+
+  /** Lists a committed artifact's bytes in the manifest (called when its commit event is persisted). */
+  listArtifact(artifactId: string): void {
+    const st = this.#artifactBytes.get(artifactId);
+    if (!st?.path || st.sha256 === undefined) return;
+    this.#objects.push({ path: st.path, kind: 'artifact', artifact_id: artifactId, bytes: st.bytes, sha256: st.sha256 });
+  }
+
+  /** Discards artifacts whose last chunk never came (their bytes were never published). */
+  async abortOpenArtifacts(): Promise<void> {
+    for (const open of this.#artifacts.values()) await open.writer.abort().catch(() => undefined);
+    this.#artifacts.clear();
+  }
+
+  /**
+   * Writes a sidecar file and its `.meta.json` (SPEC §2 storage.put).
+   * @returns the storage key of the file.
+   */
+  async putFile(filename: string, contentType: string, data: Uint8Array): Promise<string> {
+    const key = this.keyOf(sidecarName(filename));
+    const info = await this.#put(key, data);
+    this.#objects.push({ path: sidecarName(filename), kind: 'file', bytes: info.bytes, sha256: info.sha256 });
+    const meta = `${JSON.stringify({ filename, content_type: contentType, bytes: info.bytes, sha256: info.sha256 })}\n`;
+    const metaInfo = await this.#put(this.keyOf(sidecarMetaName(filename)), meta);
+    this.#objects.push({ path: sidecarMetaName(filename), kind: 'file_meta', bytes: metaInfo.bytes, sha256: metaInfo.sha256 });
+    return key;
+  }
+
+  /** Publishes the run's metrics record. */
+  async putMetrics(line: string): Promise<void> {
+    const name = 'event_type=metrics/metrics.jsonl';
+    const info = await this.#put(this.keyOf(name), line);
+    this.#objects.push({ path: name, kind: 'metrics', event_type: 'metrics', bytes: info.bytes, records: 1, sha256: info.sha256 });
+  }
+
+  /**
+   * Writes `_manifest.json`, the commit record. After this the partition is finalized.
+   * @throws StorageError (e.g. `exists`) — the manifest is never replaced.
+   */
+  async finalize(manifest: RunManifest): Promise<void> {
+    if (this.#finalized) throw new Error(`run ${this.partition.run_id} is already finalized`);
+    await this.#put(manifestKey(this.partition), serializeManifest(manifest));
+    this.#finalized = true;
+  }
+
+  async #put(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
+    try {
+      const info = await this.#backend.putNew(key, data);
+      this.writes.success++;
+      return info;
+    } catch (err) {
+      this.writes.failure++;
+      throw err;
+    }
+  }
+
+  #nextSegmentName(eventType: string): string {
+    const n = (this.#segmentCounters.get(eventType) ?? 0) + 1;
+    this.#segmentCounters.set(eventType, n);
+    return segmentName(eventType, n);
+  }
+}
+
+/** The executor broke the artifact chunk rules (SPEC §3): a fatal stream error. */
+export class ArtifactProtocolError extends Error {
+  override readonly name = 'ArtifactProtocolError';
+}
+
+function recordsObject(prefix: string, info: ObjectInfo, eventType: string, records: number, firstSeq: number, lastSeq: number): ManifestObject {
+  return {
+    path: info.key.slice(prefix.length),
+    kind: 'records',
+    event_type: eventType,
+    bytes: info.bytes,
+    records,
+    sha256: info.sha256,
+    first_seq: firstSeq,
+    last_seq: lastSeq,
+  };
+}
