@@ -1,0 +1,111 @@
+/**
+ * The ledger port (SPEC §8): the partition-state table that says which run of
+ * each logical partition is authoritative, and the append-only run history.
+ * Two implementations, one conformance suite (test/ledger/conformance.ts):
+ * `SqliteLedger` (embedded default, a file) and `PostgresLedger` (by URL).
+ *
+ * Authority separation: readers get {@link LedgerReader}; only the validator
+ * (src/ledger/validator.ts) calls {@link Ledger.recordRuns}.
+ */
+import type { LogicalPartition } from '../storage/layout.js';
+import type { RunRole } from './promotion.js';
+import {
+  LedgerError,
+  type PartitionFilters,
+  type PartitionState,
+  type RunFilters,
+  type RunHistoryInput,
+  type RunHistoryRow,
+  type RunId,
+} from './types.js';
+
+/** Which backend a ledger is. */
+export type LedgerKind = 'sqlite' | 'postgres';
+
+/** The read side of the ledger: what consumers, `state inspect` and `retry` use. Never writes. */
+export interface LedgerReader {
+  readonly kind: LedgerKind;
+  /** Where the ledger is, for messages: a file path or a URL without its password. */
+  readonly location: string;
+  /** The partition's row, or undefined when it is `pending` (no row). */
+  getPartition(partition: LogicalPartition): Promise<PartitionState | undefined>;
+  /**
+   * Rows matching every given filter, ordered by (dataset, source, category, day).
+   * Indexed: a filtered read over 100k partitions takes milliseconds.
+   * @throws LedgerError `invalid_argument` quoting a bad filter value.
+   */
+  listPartitions(filters?: PartitionFilters): Promise<PartitionState[]>;
+  /** A run's history row, or undefined when the validator never recorded it. */
+  getRun(runId: string): Promise<RunHistoryRow | undefined>;
+  /**
+   * History rows matching every given filter, in recording order.
+   * @throws LedgerError `invalid_argument` quoting a bad filter value.
+   */
+  listRuns(filters?: RunFilters): Promise<RunHistoryRow[]>;
+  /** Every run recorded for one logical partition, in recording order. */
+  runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]>;
+  /** Which of `runIds` already have a history row (so the validator can skip them). */
+  recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>>;
+  /** Releases the connection(s). The ledger is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+/** What recording one run did. */
+export interface RecordedRun {
+  /** The stored history row: the new one, or the existing one when the run was recorded before. */
+  run: RunHistoryRow;
+  /** False when a history row for the run already existed: nothing was written for it. */
+  recorded: boolean;
+  role: RunRole;
+  /** The run became the partition's current run in this call. */
+  promoted: boolean;
+  /** The partition row after this run (undefined when the partition is still pending, e.g. for a tree member). */
+  partition: PartitionState | undefined;
+}
+
+/** The full ledger: the reads plus the validator's write. */
+export interface Ledger extends LedgerReader {
+  /**
+   * Appends history rows and applies the promotion rules of §8
+   * ({@link nextPartitionState}) in ONE transaction: all of `runs` or none.
+   * Idempotent per run: a run already in the history is neither duplicated nor
+   * re-applied. Tree members (not their own root at depth 0) are recorded
+   * without touching partition state. Safe under concurrent callers, in one
+   * process or many, on one machine or many: every row lands once and the
+   * authoritative run is the same whatever the order.
+   *
+   * Only the validator calls this; nothing else writes the ledger (§8).
+   * @throws LedgerError `run_id_conflict` when a run id is already recorded for another partition.
+   */
+  recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]>;
+}
+
+/** Options for {@link openLedger}. */
+export interface OpenLedgerOptions {
+  /** SQLite: how long a writer waits for another's lock before retrying (ms). Default 10 000. */
+  busyTimeoutMs?: number;
+  /** PostgreSQL: pool size. Default 4. */
+  poolSize?: number;
+}
+
+/** True when `target` names a PostgreSQL server rather than a SQLite file. */
+export function isPostgresUrl(target: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(target);
+}
+
+/**
+ * Opens (creating and migrating as needed) the ledger at `target`: a
+ * `postgres://` or `postgresql://` URL opens a {@link PostgresLedger}, anything
+ * else is a SQLite file path. Drivers load lazily, so the embedded default
+ * never loads `pg`.
+ * @throws LedgerError `invalid_argument` for an empty target, `unavailable` when the database cannot be reached, `schema` when it was migrated by a newer Quarry.
+ */
+export async function openLedger(target: string, options: OpenLedgerOptions = {}): Promise<Ledger> {
+  if (target.trim() === '') throw new LedgerError('invalid_argument', 'ledger target is empty: give a SQLite file path or a postgres:// URL');
+  if (isPostgresUrl(target)) {
+    const { PostgresLedger } = await import('./postgres-ledger.js');
+    return PostgresLedger.create(target, options.poolSize === undefined ? {} : { poolSize: options.poolSize });
+  }
+  const { SqliteLedger } = await import('./sqlite-ledger.js');
+  return SqliteLedger.create(target, options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs });
+}

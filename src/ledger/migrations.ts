@@ -1,0 +1,139 @@
+/**
+ * Versioned ledger schema (SPEC §8), one list of migrations per SQL dialect.
+ * A ledger applies, in one transaction and under a lock, every migration whose
+ * version is not yet in `quarry_schema_migrations`; migrations are never edited
+ * once released, only appended.
+ *
+ * Invariants the schema itself enforces, so no code path can break them:
+ * `run_history` is append-only (update and delete raise), `run_id` is unique,
+ * and a partition is `success` exactly when it names a current run.
+ */
+
+/** SQL dialects the ledger speaks. */
+export type Dialect = 'sqlite' | 'postgres';
+
+/** One schema step. */
+export interface Migration {
+  version: number;
+  name: string;
+  /** Statements run in order, inside the migration transaction. */
+  statements: Record<Dialect, readonly string[]>;
+}
+
+/** Name of the table that records applied migrations. */
+export const MIGRATIONS_TABLE = 'quarry_schema_migrations';
+
+const DAY_CHECK_SQLITE = "day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'";
+const DAY_CHECK_PG = "day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'";
+
+const V1_SQLITE = [
+  `CREATE TABLE partition_state (
+    dataset TEXT NOT NULL,
+    source TEXT NOT NULL,
+    category TEXT NOT NULL,
+    day TEXT NOT NULL CHECK (${DAY_CHECK_SQLITE}),
+    status TEXT NOT NULL CHECK (status IN ('success', 'failed')),
+    current_run_id TEXT,
+    attempts INTEGER NOT NULL CHECK (attempts >= 1),
+    last_run_id TEXT NOT NULL,
+    last_error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (dataset, source, category, day),
+    CHECK ((status = 'success') = (current_run_id IS NOT NULL))
+  ) WITHOUT ROWID`,
+  'CREATE INDEX partition_state_by_day ON partition_state (dataset, day)',
+  'CREATE INDEX partition_state_by_status ON partition_state (status, dataset, day)',
+  `CREATE TABLE run_history (
+    history_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    dataset TEXT NOT NULL,
+    source TEXT NOT NULL,
+    category TEXT NOT NULL,
+    day TEXT NOT NULL CHECK (${DAY_CHECK_SQLITE}),
+    job_id TEXT,
+    attempt INTEGER,
+    parent_run_id TEXT,
+    root_run_id TEXT NOT NULL,
+    depth INTEGER NOT NULL CHECK (depth >= 0),
+    job TEXT,
+    script_path TEXT,
+    script_sha256 TEXT,
+    manifest_sha256 TEXT,
+    outcome TEXT,
+    message TEXT,
+    skipped INTEGER,
+    started_at TEXT,
+    finalized_at TEXT,
+    validation_status TEXT NOT NULL CHECK (validation_status IN ('valid', 'invalid')),
+    validation_reasons TEXT NOT NULL,
+    validated_at TEXT NOT NULL
+  )`,
+  'CREATE INDEX run_history_by_partition ON run_history (dataset, source, category, day, history_id)',
+  'CREATE INDEX run_history_by_day ON run_history (dataset, day)',
+  'CREATE INDEX run_history_by_root ON run_history (root_run_id)',
+  'CREATE INDEX run_history_by_job ON run_history (job_id)',
+  `CREATE TRIGGER run_history_no_update BEFORE UPDATE ON run_history
+    BEGIN SELECT RAISE(ABORT, 'run_history is append-only'); END`,
+  `CREATE TRIGGER run_history_no_delete BEFORE DELETE ON run_history
+    BEGIN SELECT RAISE(ABORT, 'run_history is append-only'); END`,
+];
+
+const V1_POSTGRES = [
+  `CREATE TABLE partition_state (
+    dataset text NOT NULL,
+    source text NOT NULL,
+    category text NOT NULL,
+    day text NOT NULL CHECK (${DAY_CHECK_PG}),
+    status text NOT NULL CHECK (status IN ('success', 'failed')),
+    current_run_id text,
+    attempts integer NOT NULL CHECK (attempts >= 1),
+    last_run_id text NOT NULL,
+    last_error text,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (dataset, source, category, day),
+    CHECK ((status = 'success') = (current_run_id IS NOT NULL))
+  )`,
+  'CREATE INDEX partition_state_by_day ON partition_state (dataset, day)',
+  'CREATE INDEX partition_state_by_status ON partition_state (status, dataset, day)',
+  `CREATE TABLE run_history (
+    history_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id text NOT NULL UNIQUE,
+    dataset text NOT NULL,
+    source text NOT NULL,
+    category text NOT NULL,
+    day text NOT NULL CHECK (${DAY_CHECK_PG}),
+    job_id text,
+    attempt integer,
+    parent_run_id text,
+    root_run_id text NOT NULL,
+    depth integer NOT NULL CHECK (depth >= 0),
+    job jsonb,
+    script_path text,
+    script_sha256 text,
+    manifest_sha256 text,
+    outcome text,
+    message text,
+    skipped boolean,
+    started_at timestamptz,
+    finalized_at timestamptz,
+    validation_status text NOT NULL CHECK (validation_status IN ('valid', 'invalid')),
+    validation_reasons jsonb NOT NULL,
+    validated_at timestamptz NOT NULL
+  )`,
+  'CREATE INDEX run_history_by_partition ON run_history (dataset, source, category, day, history_id)',
+  'CREATE INDEX run_history_by_day ON run_history (dataset, day)',
+  'CREATE INDEX run_history_by_root ON run_history (root_run_id)',
+  'CREATE INDEX run_history_by_job ON run_history (job_id)',
+  `CREATE FUNCTION quarry_run_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'run_history is append-only'; END $$`,
+  `CREATE TRIGGER run_history_append_only BEFORE UPDATE OR DELETE ON run_history
+    FOR EACH ROW EXECUTE FUNCTION quarry_run_history_append_only()`,
+];
+
+/** Every migration, in version order. */
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'partition_state and run_history', statements: { sqlite: V1_SQLITE, postgres: V1_POSTGRES } },
+];
+
+/** The schema version this code reads and writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -1,0 +1,313 @@
+/**
+ * The scale-out ledger (SPEC §1.5, §8): PostgreSQL by URL, shared by
+ * validators on many machines. `pg` is imported lazily (STYLE: heavy optional
+ * clients load only in the backend that needs them).
+ *
+ * Concurrency: a write transaction (READ COMMITTED) first makes sure each
+ * touched partition row exists (`INSERT … ON CONFLICT DO NOTHING`), then locks
+ * them all with `SELECT … FOR UPDATE` in key order (so two batches never
+ * deadlock), and only then reads, decides and writes. Two validators of one
+ * partition therefore run one after the other; the unique `run_id` makes a
+ * run's history row land once. Serialization failures and deadlocks, should
+ * any occur, are retried with the whole transaction.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { LogicalPartition } from '../storage/layout.js';
+import type { RunOutcome } from '../storage/manifest.js';
+import type { Ledger, RecordedRun } from './ledger.js';
+import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
+import { HISTORY_COLUMNS, PARTITION_COLUMNS, whereSql } from './sql.js';
+import {
+  checkLogicalPartition,
+  compilePartitionFilters,
+  compileRunFilters,
+  LedgerError,
+  type PartitionFilters,
+  type PartitionState,
+  type PartitionStatus,
+  type RunFilters,
+  type RunHistoryInput,
+  type RunHistoryRow,
+  type RunId,
+  type ValidationReason,
+  type ValidationStatus,
+} from './types.js';
+
+/** Options of {@link PostgresLedger.create}. */
+export interface PostgresLedgerOptions {
+  /** Connections in the pool. Default 4. */
+  poolSize?: number;
+  /** Attempts at a write transaction that hits a serialization failure or deadlock. Default 10. */
+  conflictRetries?: number;
+}
+
+type Sql = Pick<PoolClient, 'query'>;
+
+interface PartitionRowSql {
+  dataset: string; source: string; category: string; day: string; status: string; current_run_id: string | null;
+  attempts: number; last_run_id: string; last_error: string | null; updated_at: Date;
+}
+
+interface HistoryRowSql {
+  history_id: string; run_id: string; dataset: string; source: string; category: string; day: string;
+  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number;
+  job: unknown; script_path: string | null; script_sha256: string | null; manifest_sha256: string | null;
+  outcome: string | null; message: string | null; skipped: boolean | null; started_at: Date | null;
+  finalized_at: Date | null; validation_status: string; validation_reasons: ValidationReason[]; validated_at: Date;
+}
+
+/** Advisory lock key taken while migrating, so concurrent first opens do not race on CREATE TABLE. */
+const MIGRATION_LOCK_KEY = 0x51_7a_11_ed;
+const RETRYABLE = new Set(['40001', '40P01']);
+const PARTITION_KEY_WHERE = 'dataset = $1 AND source = $2 AND category = $3 AND day = $4';
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+function toPartition(r: PartitionRowSql): PartitionState {
+  return {
+    dataset: r.dataset, source: r.source, category: r.category, day: r.day,
+    status: r.status as PartitionStatus,
+    current_run_id: r.current_run_id as RunId | null,
+    attempts: r.attempts,
+    last_run_id: r.last_run_id as RunId,
+    last_error: r.last_error,
+    updated_at: r.updated_at.toISOString(),
+  };
+}
+
+function toHistory(r: HistoryRowSql): RunHistoryRow {
+  return {
+    history_id: Number(r.history_id), run_id: r.run_id as RunId,
+    dataset: r.dataset, source: r.source, category: r.category, day: r.day,
+    job_id: r.job_id, attempt: r.attempt, parent_run_id: r.parent_run_id as RunId | null, root_run_id: r.root_run_id as RunId,
+    depth: r.depth, job: r.job, script_path: r.script_path, script_sha256: r.script_sha256,
+    manifest_sha256: r.manifest_sha256, outcome: r.outcome as RunOutcome | null, message: r.message,
+    skipped: r.skipped, started_at: iso(r.started_at), finalized_at: iso(r.finalized_at),
+    validation_status: r.validation_status as ValidationStatus,
+    validation_reasons: r.validation_reasons,
+    validated_at: r.validated_at.toISOString(),
+  };
+}
+
+function historyParams(h: RunHistoryInput): unknown[] {
+  // JSON columns go as text: pg would turn a JS array into a PostgreSQL array.
+  return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : h[c]));
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable url)';
+  }
+}
+
+/** PostgreSQL implementation of the {@link Ledger} port. Create with {@link PostgresLedger.create}. */
+export class PostgresLedger implements Ledger {
+  readonly kind = 'postgres' as const;
+  readonly location: string;
+  readonly #pool: Pool;
+  readonly #conflictRetries: number;
+
+  private constructor(pool: Pool, location: string, conflictRetries: number) {
+    this.#pool = pool;
+    this.location = location;
+    this.#conflictRetries = conflictRetries;
+  }
+
+  /**
+   * Connects to `url` and applies pending migrations (under an advisory lock).
+   * @throws LedgerError `unavailable` when the server cannot be reached, `schema` when a newer Quarry migrated it.
+   */
+  static async create(url: string, options: PostgresLedgerOptions = {}): Promise<PostgresLedger> {
+    const { default: pg } = await import('pg');
+    const location = redactUrl(url);
+    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 4 });
+    // An idle client's network error must not crash the process; the next query reports it.
+    pool.on('error', () => undefined);
+    const ledger = new PostgresLedger(pool, location, options.conflictRetries ?? 10);
+    try {
+      await ledger.#transaction(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+        await c.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)`);
+        const { rows } = await c.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`);
+        const applied = new Set(rows.map((r) => r.version));
+        const newest = Math.max(0, ...applied);
+        if (newest > SCHEMA_VERSION) {
+          throw new LedgerError('schema', `ledger schema version ${newest} is newer than this Quarry's (${SCHEMA_VERSION}): upgrade Quarry`);
+        }
+        for (const m of MIGRATIONS) {
+          if (applied.has(m.version)) continue;
+          for (const s of m.statements.postgres) await c.query(s);
+          await c.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES ($1, $2, now())`, [m.version, m.name]);
+        }
+      });
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      if (err instanceof LedgerError) throw err;
+      throw new LedgerError('unavailable', `cannot open PostgreSQL ledger ${location}: ${(err as Error).message}`, { cause: err });
+    }
+    return ledger;
+  }
+
+  /** Runs `fn` in a transaction, retrying the whole of it on serialization failure or deadlock. */
+  async #transaction<T>(fn: (c: Sql) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect();
+      try {
+        await client.query('BEGIN');
+        const out = await fn(client);
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: unknown }).code;
+        if (typeof code !== 'string' || !RETRYABLE.has(code) || attempt >= this.#conflictRetries) throw err;
+      } finally {
+        client.release();
+      }
+      await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 50) * attempt));
+    }
+  }
+
+  /** {@inheritDoc LedgerReader.getPartition} */
+  async getPartition(partition: LogicalPartition): Promise<PartitionState | undefined> {
+    checkLogicalPartition(partition);
+    return partitionNow(this.#pool, partition);
+  }
+
+  /** {@inheritDoc LedgerReader.listPartitions} */
+  async listPartitions(filters: PartitionFilters = {}): Promise<PartitionState[]> {
+    const f = compilePartitionFilters(filters);
+    const w = whereSql(f, (i) => `$${i}`);
+    const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
+    // COLLATE "C": the same order as SQLite's byte order, whatever the database's locale.
+    const { rows } = await this.#pool.query<PartitionRowSql>(
+      `SELECT * FROM partition_state ${w.sql} ORDER BY dataset COLLATE "C", source COLLATE "C", category COLLATE "C", day${limit}`,
+      w.params,
+    );
+    return rows.map(toPartition);
+  }
+
+  /** {@inheritDoc LedgerReader.getRun} */
+  async getRun(runId: string): Promise<RunHistoryRow | undefined> {
+    const { rows } = await this.#pool.query<HistoryRowSql>('SELECT * FROM run_history WHERE run_id = $1', [runId]);
+    return rows[0] === undefined ? undefined : toHistory(rows[0]);
+  }
+
+  /** {@inheritDoc LedgerReader.listRuns} */
+  async listRuns(filters: RunFilters = {}): Promise<RunHistoryRow[]> {
+    const f = compileRunFilters(filters);
+    const w = whereSql(f, (i) => `$${i}`);
+    const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
+    const { rows } = await this.#pool.query<HistoryRowSql>(`SELECT * FROM run_history ${w.sql} ORDER BY history_id${limit}`, w.params);
+    return rows.map(toHistory);
+  }
+
+  /** {@inheritDoc LedgerReader.runsOfPartition} */
+  async runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]> {
+    checkLogicalPartition(partition);
+    const { rows } = await this.#pool.query<HistoryRowSql>(
+      `SELECT * FROM run_history WHERE ${PARTITION_KEY_WHERE} ORDER BY history_id`,
+      [partition.dataset, partition.source, partition.category, partition.day],
+    );
+    return rows.map(toHistory);
+  }
+
+  /** {@inheritDoc LedgerReader.recordedRunIds} */
+  async recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
+    if (runIds.length === 0) return new Set();
+    const { rows } = await this.#pool.query<{ run_id: string }>('SELECT run_id FROM run_history WHERE run_id = ANY($1::text[])', [runIds]);
+    return new Set(rows.map((r) => r.run_id as RunId));
+  }
+
+  /** {@inheritDoc Ledger.recordRuns} */
+  async recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]> {
+    for (const r of runs) checkLogicalPartition(r);
+    const nowIso = now.toISOString();
+    const standalone = runs.filter((r) => runRole(r) === 'standalone');
+    const keys = [...new Map(standalone.map((r) => [partitionKey(r), r] as const)).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.#transaction(async (c) => {
+      // Rows this transaction created only so they could be locked: for the rules they do not exist yet.
+      const placeholders = new Set<string>();
+      for (const [key, p] of keys) {
+        const ins = await c.query(
+          `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES ($1, $2, $3, $4, 'failed', NULL, 1, $5, NULL, $6)
+           ON CONFLICT (dataset, source, category, day) DO NOTHING RETURNING 1`,
+          [p.dataset, p.source, p.category, p.day, p.run_id, nowIso],
+        );
+        if (ins.rowCount === 1) placeholders.add(key);
+        // Insert-or-lock one key at a time, in key order: every transaction takes its locks in the same order.
+        else await c.query(`SELECT 1 FROM partition_state WHERE ${PARTITION_KEY_WHERE} FOR UPDATE`, [p.dataset, p.source, p.category, p.day]);
+      }
+      const out: RecordedRun[] = [];
+      for (const run of runs) out.push(await this.#recordOne(c, run, nowIso, placeholders));
+      // Cannot happen for well-formed input (a recorded standalone run always has its row); never leave a placeholder behind.
+      for (const key of placeholders) {
+        const [dataset, source, category, day] = JSON.parse(key) as [string, string, string, string];
+        await c.query(`DELETE FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [dataset, source, category, day]);
+      }
+      return out;
+    });
+  }
+
+  async #recordOne(c: Sql, run: RunHistoryInput, nowIso: string, placeholders: Set<string>): Promise<RecordedRun> {
+    const role = runRole(run);
+    const key = partitionKey(run);
+    const inserted = await c.query<HistoryRowSql>(
+      `INSERT INTO run_history (${HISTORY_COLUMNS.join(', ')}) VALUES (${HISTORY_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
+       ON CONFLICT (run_id) DO NOTHING RETURNING *`,
+      historyParams(run),
+    );
+    const fresh = inserted.rows[0];
+    if (fresh === undefined) {
+      const { rows } = await c.query<HistoryRowSql>('SELECT * FROM run_history WHERE run_id = $1', [run.run_id]);
+      const row = toHistory(rows[0]!);
+      if (row.dataset !== run.dataset || row.source !== run.source || row.category !== run.category || row.day !== run.day) {
+        throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${row.dataset}/${row.source}/${row.category}/${row.day}, not ${run.dataset}/${run.source}/${run.category}/${run.day}`);
+      }
+      return { run: row, recorded: false, role, promoted: false, partition: await this.#visiblePartition(c, run, placeholders) };
+    }
+    const stored = toHistory(fresh);
+    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: await partitionNow(c, run) };
+
+    const prev = placeholders.has(key) ? undefined : await partitionNow(c, run);
+    placeholders.delete(key);
+    let current: AuthorityKey | undefined;
+    if (prev?.current_run_id != null) {
+      const { rows } = await c.query<{ run_id: string; finalized_at: Date | null }>('SELECT run_id, finalized_at FROM run_history WHERE run_id = $1', [prev.current_run_id]);
+      const cur = rows[0];
+      if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at.toISOString() };
+    }
+    const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    await c.query(
+      `UPDATE partition_state SET status = $5, current_run_id = $6, attempts = $7, last_run_id = $8, last_error = $9, updated_at = $10
+       WHERE ${PARTITION_KEY_WHERE}`,
+      PARTITION_COLUMNS.map((col) => state[col]),
+    );
+    return { run: stored, recorded: true, role, promoted, partition: state };
+  }
+
+  /** The partition row as others will see it: a placeholder of this transaction is no row. */
+  async #visiblePartition(c: Sql, p: LogicalPartition, placeholders: Set<string>): Promise<PartitionState | undefined> {
+    return placeholders.has(partitionKey(p)) ? undefined : partitionNow(c, p);
+  }
+
+  /** {@inheritDoc LedgerReader.close} */
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}
+
+function partitionKey(p: LogicalPartition): string {
+  return JSON.stringify([p.dataset, p.source, p.category, p.day]);
+}
+
+async function partitionNow(c: Sql | Pool, p: LogicalPartition): Promise<PartitionState | undefined> {
+  const { rows } = await c.query<PartitionRowSql>(`SELECT * FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [p.dataset, p.source, p.category, p.day]);
+  return rows[0] === undefined ? undefined : toPartition(rows[0]);
+}

@@ -1,0 +1,281 @@
+/**
+ * The embedded ledger (SPEC §1.5, §8): one SQLite file, WAL mode, written by
+ * any number of validator processes on one machine.
+ *
+ * Concurrency: every write is one `BEGIN IMMEDIATE` transaction, which takes
+ * the database's single write lock before reading anything, so the
+ * read-decide-write of a promotion can never interleave with another's. A
+ * writer that finds the lock taken waits (busy timeout), then retries.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import type { LogicalPartition } from '../storage/layout.js';
+import type { RunOutcome } from '../storage/manifest.js';
+import type { Ledger, RecordedRun } from './ledger.js';
+import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
+import { HISTORY_COLUMNS, PARTITION_COLUMNS, parseJsonColumn, whereSql } from './sql.js';
+import {
+  checkLogicalPartition,
+  compilePartitionFilters,
+  compileRunFilters,
+  LedgerError,
+  type PartitionFilters,
+  type PartitionState,
+  type PartitionStatus,
+  type RunFilters,
+  type RunHistoryInput,
+  type RunHistoryRow,
+  type RunId,
+  type ValidationReason,
+  type ValidationStatus,
+} from './types.js';
+
+/** Options of {@link SqliteLedger.create}. */
+export interface SqliteLedgerOptions {
+  /** How long one attempt waits for the write lock (ms). Default 10 000. */
+  busyTimeoutMs?: number;
+  /** Attempts at a write transaction that keeps finding the database busy. Default 20. */
+  busyRetries?: number;
+}
+
+interface PartitionRowSql {
+  dataset: string; source: string; category: string; day: string; status: string; current_run_id: string | null;
+  attempts: number; last_run_id: string; last_error: string | null; updated_at: string;
+}
+
+interface HistoryRowSql {
+  history_id: number; run_id: string; dataset: string; source: string; category: string; day: string;
+  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number;
+  job: string | null; script_path: string | null; script_sha256: string | null; manifest_sha256: string | null;
+  outcome: string | null; message: string | null; skipped: number | null; started_at: string | null;
+  finalized_at: string | null; validation_status: string; validation_reasons: string; validated_at: string;
+}
+
+const PARTITION_KEY_WHERE = 'dataset = ? AND source = ? AND category = ? AND day = ?';
+
+function toPartition(r: PartitionRowSql): PartitionState {
+  return {
+    dataset: r.dataset, source: r.source, category: r.category, day: r.day,
+    status: r.status as PartitionStatus,
+    current_run_id: r.current_run_id as RunId | null,
+    attempts: r.attempts,
+    last_run_id: r.last_run_id as RunId,
+    last_error: r.last_error,
+    updated_at: r.updated_at,
+  };
+}
+
+function toHistory(r: HistoryRowSql): RunHistoryRow {
+  return {
+    history_id: r.history_id, run_id: r.run_id as RunId,
+    dataset: r.dataset, source: r.source, category: r.category, day: r.day,
+    job_id: r.job_id, attempt: r.attempt, parent_run_id: r.parent_run_id as RunId | null, root_run_id: r.root_run_id as RunId,
+    depth: r.depth, job: parseJsonColumn(r.job), script_path: r.script_path, script_sha256: r.script_sha256,
+    manifest_sha256: r.manifest_sha256, outcome: r.outcome as RunOutcome | null, message: r.message,
+    skipped: r.skipped === null ? null : r.skipped !== 0, started_at: r.started_at, finalized_at: r.finalized_at,
+    validation_status: r.validation_status as ValidationStatus,
+    validation_reasons: parseJsonColumn(r.validation_reasons) as ValidationReason[],
+    validated_at: r.validated_at,
+  };
+}
+
+function historyParams(h: RunHistoryInput): Array<string | number | null> {
+  return HISTORY_COLUMNS.map((c) => {
+    const v = h[c];
+    if (c === 'job') return v === undefined ? null : JSON.stringify(v);
+    if (c === 'validation_reasons') return JSON.stringify(v);
+    if (c === 'skipped') return v === null ? null : v ? 1 : 0;
+    return v as string | number | null;
+  });
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+}
+
+/** SQLite implementation of the {@link Ledger} port. Create with {@link SqliteLedger.create}. */
+export class SqliteLedger implements Ledger {
+  readonly kind = 'sqlite' as const;
+  readonly location: string;
+  readonly #db: Database.Database;
+  readonly #busyRetries: number;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  private constructor(db: Database.Database, location: string, busyRetries: number) {
+    this.#db = db;
+    this.location = location;
+    this.#busyRetries = busyRetries;
+  }
+
+  /**
+   * Opens the ledger file at `path` (creating it and its folder), switches it
+   * to WAL and applies pending migrations.
+   * @throws LedgerError `unavailable` when the file cannot be opened, `schema` when a newer Quarry migrated it.
+   */
+  static async create(path: string, options: SqliteLedgerOptions = {}): Promise<SqliteLedger> {
+    const location = resolve(path);
+    const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+    const ledger = await SqliteLedger.#retryBusy(options.busyRetries ?? 20, () => {
+      let db: Database.Database | undefined;
+      try {
+        mkdirSync(dirname(location), { recursive: true });
+        db = new Database(location, { timeout: busyTimeoutMs });
+        db.pragma('journal_mode = WAL');
+        // FULL: a promotion that returned is on disk; ledger writes are one per run, so the fsync is cheap.
+        db.pragma('synchronous = FULL');
+        SqliteLedger.#migrate(db);
+        return new SqliteLedger(db, location, options.busyRetries ?? 20);
+      } catch (err) {
+        db?.close();
+        if (err instanceof LedgerError || isBusy(err)) throw err;
+        throw new LedgerError('unavailable', `cannot open SQLite ledger ${location}: ${(err as Error).message}`, { cause: err });
+      }
+    });
+    return ledger;
+  }
+
+  static #migrate(db: Database.Database): void {
+    db.transaction(() => {
+      db.exec(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+      const applied = new Set((db.prepare(`SELECT version FROM ${MIGRATIONS_TABLE}`).all() as Array<{ version: number }>).map((r) => r.version));
+      const newest = Math.max(0, ...applied);
+      if (newest > SCHEMA_VERSION) {
+        throw new LedgerError('schema', `ledger schema version ${newest} is newer than this Quarry's (${SCHEMA_VERSION}): upgrade Quarry`);
+      }
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        for (const s of m.statements.sqlite) db.exec(s);
+        db.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, new Date().toISOString());
+      }
+    }).immediate();
+  }
+
+  /** Retries `fn` while SQLite stays busy past its busy timeout (many writers on one file). */
+  static async #retryBusy<T>(retries: number, fn: () => T): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || attempt >= retries) {
+          if (isBusy(err)) throw new LedgerError('unavailable', `SQLite ledger stayed busy after ${attempt} attempts`, { cause: err });
+          throw err;
+        }
+        // Jitter: writers that collided should not wake in step.
+        await sleep(20 + Math.floor(Math.random() * 80));
+      }
+    }
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let s = this.#statements.get(sql);
+    if (s === undefined) {
+      s = this.#db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** {@inheritDoc LedgerReader.getPartition} */
+  getPartition(partition: LogicalPartition): Promise<PartitionState | undefined> {
+    checkLogicalPartition(partition);
+    const r = this.#stmt(`SELECT * FROM partition_state WHERE ${PARTITION_KEY_WHERE}`)
+      .get(partition.dataset, partition.source, partition.category, partition.day) as PartitionRowSql | undefined;
+    return Promise.resolve(r === undefined ? undefined : toPartition(r));
+  }
+
+  /** {@inheritDoc LedgerReader.listPartitions} */
+  listPartitions(filters: PartitionFilters = {}): Promise<PartitionState[]> {
+    const f = compilePartitionFilters(filters);
+    const w = whereSql(f, () => '?');
+    const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
+    const rows = this.#stmt(`SELECT * FROM partition_state ${w.sql} ORDER BY dataset, source, category, day${limit}`).all(...w.params) as PartitionRowSql[];
+    return Promise.resolve(rows.map(toPartition));
+  }
+
+  /** {@inheritDoc LedgerReader.getRun} */
+  getRun(runId: string): Promise<RunHistoryRow | undefined> {
+    const r = this.#stmt('SELECT * FROM run_history WHERE run_id = ?').get(runId) as HistoryRowSql | undefined;
+    return Promise.resolve(r === undefined ? undefined : toHistory(r));
+  }
+
+  /** {@inheritDoc LedgerReader.listRuns} */
+  listRuns(filters: RunFilters = {}): Promise<RunHistoryRow[]> {
+    const f = compileRunFilters(filters);
+    const w = whereSql(f, () => '?');
+    const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
+    const rows = this.#stmt(`SELECT * FROM run_history ${w.sql} ORDER BY history_id${limit}`).all(...w.params) as HistoryRowSql[];
+    return Promise.resolve(rows.map(toHistory));
+  }
+
+  /** {@inheritDoc LedgerReader.runsOfPartition} */
+  runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]> {
+    checkLogicalPartition(partition);
+    const rows = this.#stmt(`SELECT * FROM run_history WHERE ${PARTITION_KEY_WHERE} ORDER BY history_id`)
+      .all(partition.dataset, partition.source, partition.category, partition.day) as HistoryRowSql[];
+    return Promise.resolve(rows.map(toHistory));
+  }
+
+  /** {@inheritDoc LedgerReader.recordedRunIds} */
+  recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
+    const found = new Set<RunId>();
+    const CHUNK = 500; // under SQLite's parameter limit
+    for (let i = 0; i < runIds.length; i += CHUNK) {
+      const part = runIds.slice(i, i + CHUNK);
+      const rows = this.#db.prepare(`SELECT run_id FROM run_history WHERE run_id IN (${part.map(() => '?').join(',')})`).all(...part) as Array<{ run_id: string }>;
+      for (const r of rows) found.add(r.run_id as RunId);
+    }
+    return Promise.resolve(found);
+  }
+
+  /** {@inheritDoc Ledger.recordRuns} */
+  recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]> {
+    for (const r of runs) checkLogicalPartition(r);
+    const nowIso = now.toISOString();
+    const tx = this.#db.transaction((batch: readonly RunHistoryInput[]) => batch.map((run) => this.#recordOne(run, nowIso)));
+    return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate(runs));
+  }
+
+  #recordOne(run: RunHistoryInput, nowIso: string): RecordedRun {
+    const role = runRole(run);
+    const existing = this.#stmt('SELECT * FROM run_history WHERE run_id = ?').get(run.run_id) as HistoryRowSql | undefined;
+    if (existing !== undefined) {
+      const row = toHistory(existing);
+      if (row.dataset !== run.dataset || row.source !== run.source || row.category !== run.category || row.day !== run.day) {
+        throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${row.dataset}/${row.source}/${row.category}/${row.day}, not ${run.dataset}/${run.source}/${run.category}/${run.day}`);
+      }
+      return { run: row, recorded: false, role, promoted: false, partition: this.#partitionNow(run) };
+    }
+    const info = this.#stmt(`INSERT INTO run_history (${HISTORY_COLUMNS.join(', ')}) VALUES (${HISTORY_COLUMNS.map(() => '?').join(', ')})`).run(...historyParams(run));
+    const stored: RunHistoryRow = { ...run, history_id: Number(info.lastInsertRowid) };
+    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: this.#partitionNow(run) };
+
+    const prev = this.#partitionNow(run);
+    let current: AuthorityKey | undefined;
+    if (prev?.current_run_id != null) {
+      const cur = this.#stmt('SELECT run_id, finalized_at FROM run_history WHERE run_id = ?').get(prev.current_run_id) as { run_id: string; finalized_at: string | null } | undefined;
+      if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at };
+    }
+    const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    this.#stmt(
+      `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES (${PARTITION_COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT (dataset, source, category, day) DO UPDATE SET status = excluded.status, current_run_id = excluded.current_run_id,
+       attempts = excluded.attempts, last_run_id = excluded.last_run_id, last_error = excluded.last_error, updated_at = excluded.updated_at`,
+    ).run(...PARTITION_COLUMNS.map((c) => state[c]));
+    return { run: stored, recorded: true, role, promoted, partition: state };
+  }
+
+  #partitionNow(p: LogicalPartition): PartitionState | undefined {
+    const r = this.#stmt(`SELECT * FROM partition_state WHERE ${PARTITION_KEY_WHERE}`).get(p.dataset, p.source, p.category, p.day) as PartitionRowSql | undefined;
+    return r === undefined ? undefined : toPartition(r);
+  }
+
+  /** {@inheritDoc LedgerReader.close} */
+  close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Ledger vocabulary (SPEC §8): branded ids, status unions, the two row shapes
+ * (partition state and run history) and the read filters. Pure types and
+ * checks, shared by both ledger backends, the validator and the consumer.
+ */
+import { checkDay, checkKeyValue, RUN_ID_RE, type LogicalPartition } from '../storage/layout.js';
+import { RUN_OUTCOMES, type RunOutcome } from '../storage/manifest.js';
+
+declare const runIdBrand: unique symbol;
+
+/** A run id checked against SPEC §5's syntax (`[A-Za-z0-9._-]{1,128}`). */
+export type RunId = string & { readonly [runIdBrand]: 'RunId' };
+
+/** A stored partition's status. No row means `pending` (SPEC §8). */
+export type PartitionStatus = 'success' | 'failed';
+
+/** What a consumer or `state inspect` may see for a logical partition, `pending` included. */
+export type PartitionStatusOrPending = PartitionStatus | 'pending';
+
+/** Result of the validator's checks on one run. */
+export type ValidationStatus = 'valid' | 'invalid';
+
+/** Every partition status a row may hold. */
+export const PARTITION_STATUSES: readonly PartitionStatus[] = ['success', 'failed'];
+
+/** Every validation status a history row may hold. */
+export const VALIDATION_STATUSES: readonly ValidationStatus[] = ['valid', 'invalid'];
+
+/** Raised for misuse of the ledger (bad filter, bad id) and for storage conflicts it cannot resolve. */
+export class LedgerError extends Error {
+  override readonly name = 'LedgerError';
+  constructor(
+    readonly code: 'invalid_argument' | 'run_id_conflict' | 'unavailable' | 'schema',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Brands `value` as a {@link RunId}.
+ * @throws LedgerError `invalid_argument` quoting the value when it is not a valid run id.
+ */
+export function toRunId(value: string): RunId {
+  if (!RUN_ID_RE.test(value)) {
+    throw new LedgerError('invalid_argument', `run id ${JSON.stringify(value)} must be 1-128 characters of A-Z a-z 0-9 . _ -`);
+  }
+  return value as RunId;
+}
+
+/** Why a run failed validation: a stable code a program can switch on, and a message for people. */
+export interface ValidationReason {
+  code: ValidationReasonCode;
+  message: string;
+  /** The object (path relative to the run folder) the reason is about, when it is about one. */
+  object?: string;
+}
+
+/** Every reason the validator can give (SPEC §8 checks). */
+export type ValidationReasonCode =
+  | 'manifest_malformed'
+  | 'manifest_identity_mismatch'
+  | 'manifest_version_unknown'
+  | 'contract_version_unknown'
+  | 'object_missing'
+  | 'object_size_mismatch'
+  | 'object_sha256_mismatch'
+  | 'record_count_mismatch'
+  | 'record_malformed'
+  | 'seq_inconsistent'
+  | 'terminal_event_missing'
+  | 'outcome_not_success'
+  | 'skipped';
+
+/** The ledger's row for one logical partition (SPEC §8 `PartitionState`). */
+export interface PartitionState extends LogicalPartition {
+  status: PartitionStatus;
+  /** The authoritative run (for a tree, its root run id). Set exactly when `status` is `success`. */
+  current_run_id: RunId | null;
+  /** Runs recorded for this partition, valid or not. */
+  attempts: number;
+  /** The run recorded most recently. */
+  last_run_id: RunId;
+  /** Why the most recently recorded run failed validation; null when it passed. */
+  last_error: string | null;
+  /** ISO 8601 UTC, the validator's clock. */
+  updated_at: string;
+}
+
+/** One append-only history row: a run as the validator recorded it. */
+export interface RunHistoryRow extends LogicalPartition {
+  /** Append order, unique and increasing in one ledger. */
+  history_id: number;
+  run_id: RunId;
+  job_id: string | null;
+  attempt: number | null;
+  parent_run_id: RunId | null;
+  /** The root of the run's tree; the run itself for a tree of one. */
+  root_run_id: RunId;
+  depth: number;
+  job: unknown;
+  script_path: string | null;
+  script_sha256: string | null;
+  /** SHA-256 of the manifest bytes validated; consumers check it before reading. */
+  manifest_sha256: string | null;
+  /** Null only when the manifest could not be read. */
+  outcome: RunOutcome | null;
+  message: string | null;
+  skipped: boolean | null;
+  started_at: string | null;
+  finalized_at: string | null;
+  validation_status: ValidationStatus;
+  validation_reasons: ValidationReason[];
+  validated_at: string;
+}
+
+/** A history row before the ledger numbers it. */
+export type RunHistoryInput = Omit<RunHistoryRow, 'history_id'>;
+
+/** Filters of {@link Ledger.listPartitions}. Every field narrows; `from`/`to` are inclusive days. */
+export interface PartitionFilters {
+  dataset?: string;
+  source?: string;
+  category?: string;
+  day?: string;
+  from?: string;
+  to?: string;
+  status?: PartitionStatus;
+  /** At most this many rows (a positive integer). */
+  limit?: number;
+}
+
+/** Filters of {@link Ledger.listRuns}. */
+export interface RunFilters {
+  dataset?: string;
+  source?: string;
+  category?: string;
+  day?: string;
+  from?: string;
+  to?: string;
+  job_id?: string;
+  root_run_id?: string;
+  outcome?: RunOutcome;
+  validation_status?: ValidationStatus;
+  limit?: number;
+}
+
+/** One column condition of a compiled filter, for either SQL dialect. */
+export interface FilterClause {
+  column: string;
+  op: '=' | '>=' | '<=';
+  value: string | number;
+}
+
+/** A validated filter: its WHERE conditions and its limit. */
+export interface CompiledFilter {
+  clauses: FilterClause[];
+  limit: number | undefined;
+}
+
+const KEY_FIELDS = ['dataset', 'source', 'category'] as const;
+
+function compileCommon(f: PartitionFilters | RunFilters): CompiledFilter {
+  const clauses: FilterClause[] = [];
+  for (const k of KEY_FIELDS) {
+    const v = f[k];
+    if (v === undefined) continue;
+    const why = checkKeyValue(k, v);
+    if (why !== undefined) throw new LedgerError('invalid_argument', `filter ${why}`);
+    clauses.push({ column: k, op: '=', value: v });
+  }
+  for (const [k, op] of [['day', '='], ['from', '>='], ['to', '<=']] as const) {
+    const v = f[k];
+    if (v === undefined) continue;
+    const why = checkDay(v);
+    if (why !== undefined) throw new LedgerError('invalid_argument', `filter ${k}: ${why}`);
+    clauses.push({ column: 'day', op, value: v });
+  }
+  const limit = f.limit;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new LedgerError('invalid_argument', `filter limit ${JSON.stringify(limit)} must be a positive integer`);
+  }
+  return { clauses, limit };
+}
+
+/**
+ * Checks and compiles partition filters into column conditions.
+ * @throws LedgerError `invalid_argument` quoting the bad value.
+ */
+export function compilePartitionFilters(f: PartitionFilters): CompiledFilter {
+  const c = compileCommon(f);
+  if (f.status !== undefined) {
+    if (!PARTITION_STATUSES.includes(f.status)) {
+      throw new LedgerError('invalid_argument', `filter status ${JSON.stringify(f.status)} must be one of ${PARTITION_STATUSES.join('|')} (pending partitions have no row)`);
+    }
+    c.clauses.push({ column: 'status', op: '=', value: f.status });
+  }
+  return c;
+}
+
+/**
+ * Checks and compiles run filters into column conditions.
+ * @throws LedgerError `invalid_argument` quoting the bad value.
+ */
+export function compileRunFilters(f: RunFilters): CompiledFilter {
+  const c = compileCommon(f);
+  if (f.job_id !== undefined) c.clauses.push({ column: 'job_id', op: '=', value: f.job_id });
+  if (f.root_run_id !== undefined) c.clauses.push({ column: 'root_run_id', op: '=', value: toRunId(f.root_run_id) });
+  if (f.outcome !== undefined) {
+    if (!RUN_OUTCOMES.includes(f.outcome)) throw new LedgerError('invalid_argument', `filter outcome ${JSON.stringify(f.outcome)} must be one of ${RUN_OUTCOMES.join('|')}`);
+    c.clauses.push({ column: 'outcome', op: '=', value: f.outcome });
+  }
+  if (f.validation_status !== undefined) {
+    if (!VALIDATION_STATUSES.includes(f.validation_status)) {
+      throw new LedgerError('invalid_argument', `filter validation_status ${JSON.stringify(f.validation_status)} must be one of ${VALIDATION_STATUSES.join('|')}`);
+    }
+    c.clauses.push({ column: 'validation_status', op: '=', value: f.validation_status });
+  }
+  return c;
+}
+
+/** Checks a logical partition's keys. @throws LedgerError `invalid_argument` quoting the bad value. */
+export function checkLogicalPartition(p: LogicalPartition): void {
+  for (const k of KEY_FIELDS) {
+    const why = checkKeyValue(k, p[k]);
+    if (why !== undefined) throw new LedgerError('invalid_argument', why);
+  }
+  const why = checkDay(p.day);
+  if (why !== undefined) throw new LedgerError('invalid_argument', why);
+}
