@@ -77,7 +77,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     depth,
     script_path: cfg.scriptPath,
   });
-  const policy = createPolicy(cfg.policy, writer, now);
+  const policy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
 
   const request: RunRequest = {
     run_id: cfg.runId,
@@ -169,6 +169,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     event_count: sup.eventCount,
     artifacts,
     orphaned_artifacts: orphans,
+    ...(writer.superseded.length > 0 ? { superseded_objects: [...writer.superseded] } : {}),
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
     metrics: metrics(),
     storage_backend: cfg.backend.kind,

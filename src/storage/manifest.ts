@@ -104,6 +104,11 @@ export interface RunManifest extends RunPartition {
   event_count: number;
   artifacts: { total: number; committed: number; orphaned: number; chunks: number; bytes: number };
   orphaned_artifacts: OrphanedArtifact[];
+  /**
+   * Objects a failed flush attempt published before its retry rewrote them
+   * (flush mode `at_least_once`): not part of the run's data, listed for audit.
+   */
+  superseded_objects?: ManifestObject[];
   /** Terminal event's payload summary, when the script gave one. */
   terminal_summary?: Record<string, unknown>;
   metrics: RunMetrics;

@@ -57,6 +57,7 @@ export class RunWriter {
   readonly #backend: StorageBackend;
   readonly #prefix: string;
   readonly #objects: ManifestObject[] = [];
+  readonly #superseded: ManifestObject[] = [];
   readonly #segmentCounters = new Map<string, number>();
   readonly #open = new Map<string, OpenSegment>();
   readonly #artifacts = new Map<string, OpenArtifact>();
@@ -139,22 +140,33 @@ export class RunWriter {
   }
 
   /**
-   * Publishes one complete segment of `eventType` with `text` (one flush).
-   * The segment name is taken before the write, so a retry after a failure
-   * gets a fresh name and never collides with a half-known object.
+   * Publishes one complete segment of `eventType` (one flush) WITHOUT listing
+   * it: the caller lists a flush's segments together with {@link listObjects}
+   * once the flush as a whole succeeded. The segment name is taken before the
+   * write, so a retry gets a fresh name and never collides with a half-known object.
    */
-  async publishSegment(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
+  async writeSegment(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
     const key = this.keyOf(this.#nextSegmentName(eventType));
-    try {
-      const info = await this.#backend.putNew(key, text);
-      this.writes.success++;
-      const obj = recordsObject(this.#prefix, info, eventType, records, firstSeq, lastSeq);
-      this.#objects.push(obj);
-      return obj;
-    } catch (err) {
-      this.writes.failure++;
-      throw err;
-    }
+    const info = await this.#put(key, text);
+    return recordsObject(this.#prefix, info, eventType, records, firstSeq, lastSeq);
+  }
+
+  /** Lists published objects in the manifest, in order. */
+  listObjects(objects: readonly ManifestObject[]): void {
+    this.#objects.push(...objects);
+  }
+
+  /**
+   * Records objects that were published by a flush attempt that failed as a
+   * whole and were rewritten by its retry: never listed, never read, kept for audit.
+   */
+  supersede(objects: readonly ManifestObject[]): void {
+    this.#superseded.push(...objects);
+  }
+
+  /** Objects published but superseded by a retry (not part of the run's data). */
+  get superseded(): readonly ManifestObject[] {
+    return this.#superseded;
   }
 
   /** Appends one artifact chunk; the bytes object is published when the last chunk arrives. */

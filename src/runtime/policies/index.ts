@@ -4,6 +4,8 @@
 import type { PolicyName } from '../../storage/manifest.js';
 import type { RunWriter } from '../../storage/run-writer.js';
 import type { IngestionPolicy } from './policy.js';
+import { BufferedPolicy, type PolicyDeps } from './buffered.js';
+import { StreamingPolicy } from './streaming.js';
 import { StrictPolicy } from './strict.js';
 
 export type FlushMode = 'at_least_once' | 'chunks_first' | 'two_phase';
@@ -15,13 +17,23 @@ export type PolicyConfig =
 
 export const POLICY_NAMES: readonly PolicyName[] = ['strict', 'buffered', 'streaming'];
 
-/** Builds the policy for one run. */
-export function createPolicy(cfg: PolicyConfig, writer: RunWriter, _now: () => Date): IngestionPolicy {
+const realDeps = (warn: (m: string) => void) => ({
+  sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+  warn,
+  setInterval: (fn: () => void, ms: number) => setInterval(fn, ms),
+  clearInterval: (h: unknown) => clearInterval(h as NodeJS.Timeout),
+});
+
+/** Builds the policy for one run. `warn` receives one-line operator notices (drop totals). */
+export function createPolicy(cfg: PolicyConfig, writer: RunWriter, warn: (message: string) => void = () => undefined, deps?: Partial<PolicyDeps>): IngestionPolicy {
+  const d = { ...realDeps(warn), ...deps };
   switch (cfg.name) {
     case 'strict':
       return new StrictPolicy(writer);
-    default:
-      throw new Error(`policy ${cfg.name} is not available yet`);
+    case 'buffered':
+      return new BufferedPolicy(writer, cfg, d);
+    case 'streaming':
+      return new StreamingPolicy(writer, cfg, d);
   }
 }
 

@@ -1,0 +1,93 @@
+/**
+ * `buffered` (SPEC §6): volume first, bounded memory. Events collect in a
+ * buffer bounded by `--buffer-events` and/or `--buffer-bytes`. When the
+ * buffer is full, an arriving droppable event (log, enqueue, rotate_proxy) is
+ * dropped and counted instead of forcing a write; an arriving non-droppable
+ * event flushes the buffer first. Nothing else is ever dropped.
+ */
+import { DROPPABLE_EVENT_TYPES, type AnyEventEnvelope } from '../../protocol/envelope.js';
+import type { PolicyCounters } from '../../storage/manifest.js';
+import type { RunWriter } from '../../storage/run-writer.js';
+import { Batch, flushBatch } from './batch.js';
+import type { FlushMode } from './index.js';
+import { type IngestionPolicy, PolicyFailureError, PolicyStats } from './policy.js';
+
+export interface BufferedOptions {
+  bufferEvents?: number;
+  bufferBytes?: number;
+  flushMode: FlushMode;
+}
+
+export interface PolicyDeps {
+  sleep: (ms: number) => Promise<void>;
+  /** One line for the operator (stderr), e.g. the drop totals at the end. */
+  warn: (message: string) => void;
+}
+
+export class BufferedPolicy implements IngestionPolicy {
+  readonly name = 'buffered' as const;
+  readonly #writer: RunWriter;
+  readonly #opts: BufferedOptions;
+  readonly #deps: PolicyDeps;
+  readonly #stats: PolicyStats;
+  #batch = new Batch();
+  #closed = false;
+
+  constructor(writer: RunWriter, opts: BufferedOptions, deps: PolicyDeps) {
+    if (!(opts.bufferEvents && opts.bufferEvents > 0) && !(opts.bufferBytes && opts.bufferBytes > 0)) {
+      throw new PolicyFailureError('buffered policy needs bufferEvents and/or bufferBytes > 0');
+    }
+    this.#writer = writer;
+    this.#opts = opts;
+    this.#deps = deps;
+    this.#stats = new PolicyStats('buffered', { ...opts });
+  }
+
+  async ingest(event: AnyEventEnvelope): Promise<void> {
+    if (this.#closed) throw new PolicyFailureError('buffered policy: event after close');
+    this.#stats.received++;
+    const line = this.#writer.recordLine(event);
+    if (this.#full(line.length)) {
+      if (DROPPABLE_EVENT_TYPES.has(event.type)) {
+        this.#stats.drop(event.type);
+        return;
+      }
+      await this.#flush('buffer_full');
+    }
+    this.#batch.add(event, line);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#flush('termination');
+    } finally {
+      if (this.#stats.dropped > 0) {
+        const byType = Object.entries(this.#stats.droppedByType).map(([t, n]) => `${t}=${n}`).join(', ');
+        this.#deps.warn(`buffered policy dropped ${this.#stats.dropped} droppable event(s) when its buffer was full (${byType}); all are counted in the manifest and report`);
+      }
+    }
+  }
+
+  counters(): PolicyCounters {
+    return this.#stats.snapshot(true);
+  }
+
+  #full(nextBytes: number): boolean {
+    const b = this.#batch;
+    if (b.events === 0) return false;
+    if (this.#opts.bufferEvents && b.events + 1 > this.#opts.bufferEvents) return true;
+    return Boolean(this.#opts.bufferBytes && b.bytes + nextBytes > this.#opts.bufferBytes);
+  }
+
+  async #flush(trigger: 'buffer_full' | 'termination'): Promise<void> {
+    const batch = this.#batch;
+    if (batch.events === 0) return;
+    this.#batch = new Batch();
+    this.#stats.flushed(trigger);
+    await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
+      this.#stats.persisted += n;
+    });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * `streaming` (SPEC §6): near real time, no drops. Flushes every
+ * `--flush-count` events and/or every `--flush-interval`, on termination, and
+ * when its bounded buffer reaches capacity. Flushes run one after another, in
+ * order; while one is in flight the next batch fills, and an ingest that
+ * finds the next batch full waits, so a slow backend blocks the executor
+ * through the pipe instead of growing memory.
+ */
+import type { AnyEventEnvelope } from '../../protocol/envelope.js';
+import type { FlushTrigger, PolicyCounters } from '../../storage/manifest.js';
+import type { RunWriter } from '../../storage/run-writer.js';
+import { Batch, flushBatch } from './batch.js';
+import type { PolicyDeps } from './buffered.js';
+import type { FlushMode } from './index.js';
+import { type IngestionPolicy, PolicyFailureError, PolicyStats } from './policy.js';
+
+/** Events held at most when only an interval is set. */
+export const STREAMING_DEFAULT_CAPACITY_EVENTS = 10_000;
+/** Bytes held at most, whatever the settings. */
+export const STREAMING_CAPACITY_BYTES = 64 * 1024 * 1024;
+
+export interface StreamingOptions {
+  flushCount?: number;
+  flushIntervalMs?: number;
+  flushMode: FlushMode;
+}
+
+export interface StreamingDeps extends PolicyDeps {
+  setInterval: (fn: () => void, ms: number) => { unref?(): void };
+  clearInterval: (handle: unknown) => void;
+}
+
+export class StreamingPolicy implements IngestionPolicy {
+  readonly name = 'streaming' as const;
+  readonly #writer: RunWriter;
+  readonly #opts: StreamingOptions;
+  readonly #deps: StreamingDeps;
+  readonly #stats: PolicyStats;
+  readonly #capacity: number;
+  #batch = new Batch();
+  /** Tail of the flush chain: flushes publish in the order their batches were taken. */
+  #chain: Promise<void> = Promise.resolve();
+  #failure: unknown;
+  #timer: unknown;
+  #closed = false;
+
+  constructor(writer: RunWriter, opts: StreamingOptions, deps: StreamingDeps) {
+    if (!(opts.flushCount && opts.flushCount > 0) && !(opts.flushIntervalMs && opts.flushIntervalMs > 0)) {
+      throw new PolicyFailureError('streaming policy needs flushCount and/or flushIntervalMs > 0');
+    }
+    this.#writer = writer;
+    this.#opts = opts;
+    this.#deps = deps;
+    this.#stats = new PolicyStats('streaming', { ...opts });
+    this.#capacity = opts.flushCount ?? STREAMING_DEFAULT_CAPACITY_EVENTS;
+    if (opts.flushIntervalMs) {
+      const t = deps.setInterval(() => {
+        if (this.#batch.events > 0) void this.#flush('interval').catch(() => undefined);
+      }, opts.flushIntervalMs);
+      t.unref?.();
+      this.#timer = t;
+    }
+  }
+
+  async ingest(event: AnyEventEnvelope): Promise<void> {
+    if (this.#closed) throw new PolicyFailureError('streaming policy: event after close');
+    this.#throwIfFailed();
+    this.#stats.received++;
+    this.#batch.add(event, this.#writer.recordLine(event));
+    if (this.#opts.flushCount && this.#batch.events >= this.#opts.flushCount) await this.#flush('count');
+    else if (this.#batch.events >= this.#capacity || this.#batch.bytes >= STREAMING_CAPACITY_BYTES) await this.#flush('capacity');
+    this.#throwIfFailed();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#deps.clearInterval(this.#timer);
+    await this.#flush('termination');
+    this.#throwIfFailed();
+  }
+
+  counters(): PolicyCounters {
+    return this.#stats.snapshot(true);
+  }
+
+  /** Takes the current batch and queues its flush; resolves when it (and all before it) are done. */
+  #flush(trigger: FlushTrigger): Promise<void> {
+    const batch = this.#batch;
+    if (batch.events > 0 && this.#failure === undefined) {
+      this.#batch = new Batch();
+      this.#stats.flushed(trigger);
+      this.#chain = this.#chain.then(async () => {
+        if (this.#failure !== undefined) return;
+        try {
+          await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
+            this.#stats.persisted += n;
+          });
+        } catch (err) {
+          this.#failure = err;
+        }
+      });
+    }
+    return this.#chain;
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure === undefined) return;
+    const err = this.#failure;
+    throw err instanceof PolicyFailureError ? err : new PolicyFailureError(String(err), { cause: err });
+  }
+}

@@ -1,0 +1,196 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CONTRACT_VERSION, type AnyEventEnvelope } from '../../src/protocol/envelope.js';
+import { createPolicy, type FlushMode, type PolicyConfig } from '../../src/runtime/policies/index.js';
+import { PolicyFailureError } from '../../src/runtime/policies/policy.js';
+import type { StorageBackend } from '../../src/storage/backend.js';
+import { FsBackend } from '../../src/storage/fs-backend.js';
+import { RunWriter } from '../../src/storage/run-writer.js';
+import { FaultyBackend } from '../_harness/faulty-backend.js';
+import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
+
+let tmp: TempDir;
+let fs: FsBackend;
+beforeEach(async () => {
+  tmp = await makeTempDir('policy');
+  fs = await FsBackend.create(tmp.path);
+});
+afterEach(async () => {
+  await fs.close();
+  await tmp.remove();
+});
+
+let runCounter = 0;
+async function writerFor(backend: StorageBackend, runId = `run-${++runCounter}`): Promise<RunWriter> {
+  return RunWriter.claim(backend, {
+    dataset: 'quarry', source: 'test', category: 'default', day: '2026-11-22', run_id: runId,
+    claim_version: 1, started_at: '2026-11-22T00:00:00.000Z', attempt: 1, root_run_id: runId, depth: 0, script_path: '/x.ts',
+  });
+}
+
+/** A deterministic stream: items, logs, checkpoints, an enqueue, then run_complete. */
+function stream(runId: string, items: number, logsPerItem = 1): AnyEventEnvelope[] {
+  const out: AnyEventEnvelope[] = [];
+  let seq = 0;
+  const env = (type: AnyEventEnvelope['type'], payload: unknown): AnyEventEnvelope =>
+    ({ contract_version: CONTRACT_VERSION, event_id: `e${seq + 1}`, run_id: runId, seq: ++seq, type, ts: `2026-11-22T00:00:${String(seq % 60).padStart(2, '0')}.000Z`, payload, attempt: 1 }) as AnyEventEnvelope;
+  for (let i = 0; i < items; i++) {
+    out.push(env('item', { item_type: 'book', data: { i, title: `t${i}` } }));
+    for (let l = 0; l < logsPerItem; l++) out.push(env('log', { level: 'info', message: `seen ${i}` }));
+    if (i % 10 === 9) out.push(env('checkpoint', { checkpoint_id: `c${i}` }));
+  }
+  out.push(env('enqueue', { target: 'next.ts', params: { page: 2 } }));
+  out.push(env('run_complete', { summary: { items } }));
+  return out;
+}
+
+async function ingestAll(cfg: PolicyConfig, backend: StorageBackend, runId: string, events: AnyEventEnvelope[]) {
+  const writer = await writerFor(backend, runId);
+  const policy = createPolicy(cfg, writer, () => undefined, { sleep: async () => undefined });
+  for (const e of events) await policy.ingest(e);
+  await policy.close();
+  return { writer, counters: policy.counters() };
+}
+
+/** Every listed record line, parsed, in seq order, with run identity blanked. */
+async function listedRecords(backend: StorageBackend, writer: RunWriter): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const o of writer.objects.filter((x) => x.kind === 'records')) {
+    const text = (await backend.get(writer.keyOf(o.path))).toString('utf8');
+    for (const line of text.split('\n').filter(Boolean)) out.push(JSON.parse(line) as Record<string, unknown>);
+  }
+  return out.sort((a, b) => (a.seq as number) - (b.seq as number));
+}
+
+const strip = (r: Record<string, unknown>) => ({ ...r, run_id: '<run>' });
+const folders = (w: RunWriter) => [...new Set(w.objects.filter((o) => o.kind === 'records').map((o) => o.path.split('/')[0]))].sort();
+
+describe('the three policies on the same stream', () => {
+  it('store the same records in the same order and the same partition folders', async () => {
+    const configs: PolicyConfig[] = [
+      { name: 'strict' },
+      { name: 'buffered', bufferEvents: 1_000_000, flushMode: 'at_least_once' },
+      { name: 'streaming', flushCount: 7, flushMode: 'at_least_once' },
+    ];
+    const results = [];
+    for (const [i, cfg] of configs.entries()) {
+      const runId = `same-${i}`;
+      const { writer } = await ingestAll(cfg, fs, runId, stream(runId, 50));
+      results.push({ records: (await listedRecords(fs, writer)).map(strip), folders: folders(writer) });
+    }
+    expect(results[0]!.records).toHaveLength(50 + 50 + 5 + 2);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+  });
+});
+
+describe('buffered', () => {
+  it('drops only droppable events when full, and every drop is counted', async () => {
+    const events = stream('buf', 100_000);
+    const { writer, counters } = await ingestAll({ name: 'buffered', bufferEvents: 500, flushMode: 'at_least_once' }, fs, 'buf', events);
+    const stored = await listedRecords(fs, writer);
+    const storedItems = stored.filter((r) => r.event_type === 'item').length;
+    const storedLogs = stored.filter((r) => r.event_type === 'log').length;
+    expect(storedItems).toBe(100_000);
+    expect(stored.filter((r) => r.event_type === 'checkpoint')).toHaveLength(10_000);
+    expect(stored.filter((r) => r.event_type === 'run_complete')).toHaveLength(1);
+    expect(counters.events_received).toBe(events.length);
+    expect(counters.events_persisted + counters.events_dropped).toBe(counters.events_received);
+    expect(counters.events_persisted).toBe(stored.length);
+    expect(counters.events_dropped).toBeGreaterThan(0);
+    expect(Object.keys(counters.dropped_by_type).every((t) => ['log', 'enqueue', 'rotate_proxy'].includes(t))).toBe(true);
+    expect((counters.dropped_by_type.log ?? 0) + storedLogs).toBe(100_000);
+  });
+
+  it('never holds more than --buffer-events events between flushes', async () => {
+    const { writer } = await ingestAll({ name: 'buffered', bufferEvents: 64, flushMode: 'two_phase' }, fs, 'cap', stream('cap', 1000, 0));
+    for (const o of writer.objects.filter((x) => x.kind === 'records')) expect(o.records).toBeLessThanOrEqual(64);
+  });
+
+  it('bounds the buffer by bytes as well', async () => {
+    const { writer } = await ingestAll({ name: 'buffered', bufferBytes: 4096, flushMode: 'at_least_once' }, fs, 'bytes', stream('bytes', 500, 0));
+    for (const o of writer.objects.filter((x) => x.kind === 'records')) expect(o.bytes).toBeLessThanOrEqual(4096);
+  });
+});
+
+describe('streaming', () => {
+  it('flushes on count and termination as the settings imply', async () => {
+    // 25 items, no logs: 25 items + 2 checkpoints + enqueue + run_complete = 29 events.
+    const { counters } = await ingestAll({ name: 'streaming', flushCount: 10, flushMode: 'at_least_once' }, fs, 'cnt', stream('cnt', 25, 0));
+    expect(counters.events_received).toBe(29);
+    expect(counters.events_persisted).toBe(29);
+    expect(counters.flush_triggers).toEqual({ count: 2, termination: 1 });
+  });
+
+  it('flushes on a real interval timer', async () => {
+    const writer = await writerFor(fs, 'interval');
+    const policy = createPolicy({ name: 'streaming', flushIntervalMs: 50, flushMode: 'at_least_once' }, writer);
+    const events = stream('interval', 3, 0);
+    for (const e of events.slice(0, 3)) await policy.ingest(e);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(policy.counters().flush_triggers?.interval).toBeGreaterThanOrEqual(1);
+    expect(writer.objects.filter((o) => o.kind === 'records').length).toBeGreaterThanOrEqual(1);
+    for (const e of events.slice(3)) await policy.ingest(e);
+    await policy.close();
+    expect(policy.counters().events_persisted).toBe(events.length);
+  });
+
+  it('blocks ingestion on a slow backend instead of growing its buffer', async () => {
+    const slow = new FaultyBackend(fs, { delayMs: 40 });
+    const writer = await writerFor(slow, 'slow');
+    const policy = createPolicy({ name: 'streaming', flushCount: 5, flushMode: 'at_least_once' }, writer);
+    const started = Date.now();
+    for (const e of stream('slow', 20, 0)) await policy.ingest(e);
+    const elapsed = Date.now() - started;
+    await policy.close();
+    // 23 events at 5 per flush: 4 count flushes, each waiting on ≥ 40 ms writes, happen inside ingest.
+    expect(elapsed).toBeGreaterThanOrEqual(4 * 40);
+    for (const o of writer.objects.filter((x) => x.kind === 'records')) expect(o.records).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('failed flushes', () => {
+  const modes: FlushMode[] = ['at_least_once', 'chunks_first', 'two_phase'];
+  // 30 items + 30 logs + 3 checkpoints + enqueue + run_complete = 65 events; one flush of 3-5 segments.
+  const events = () => stream('f', 30);
+  const isSegment = (key: string) => key.includes('/event_type=') && key.endsWith('.jsonl');
+
+  for (const mode of modes) {
+    it(`${mode}: a write failing once is retried and the run has no duplicate and no gap`, async () => {
+      const faulty = new FaultyBackend(fs, { fault: { failAt: 2, match: isSegment } });
+      const { writer, counters } = await ingestAll({ name: 'buffered', bufferEvents: 10_000, flushMode: mode }, faulty, `f-${mode}`, events());
+      const seqs = (await listedRecords(fs, writer)).map((r) => r.seq);
+      expect(seqs).toEqual(Array.from({ length: 65 }, (_, i) => i + 1));
+      expect(counters.events_persisted).toBe(65);
+      expect(writer.writes.retry).toBe(1);
+    });
+  }
+
+  it('the modes differ in what a retry rewrites', async () => {
+    const rewritten: Record<string, number> = {};
+    for (const mode of modes) {
+      const faulty = new FaultyBackend(fs, { fault: { failAt: 2, match: isSegment } });
+      const { writer } = await ingestAll({ name: 'buffered', bufferEvents: 10_000, flushMode: mode }, faulty, `d-${mode}`, events());
+      rewritten[mode] = faulty.log.filter((w) => isSegment(w.key)).length;
+      if (mode === 'at_least_once') expect(writer.superseded.length).toBe(1);
+      else expect(writer.superseded.length).toBe(0);
+    }
+    // 4 segment types (item, log, checkpoint, enqueue+run_complete → 5): at_least_once rewrites the one that had succeeded.
+    expect(rewritten.at_least_once).toBeGreaterThan(rewritten.two_phase!);
+    expect(rewritten.chunks_first).toBe(rewritten.two_phase);
+  });
+
+  for (const mode of modes) {
+    it(`${mode}: a backend that keeps failing ends in policy_failure and lists only what was published`, async () => {
+      const faulty = new FaultyBackend(fs, { fault: { failAt: 2, mode: 'from', match: isSegment } });
+      const writer = await writerFor(faulty, `p-${mode}`);
+      const policy = createPolicy({ name: 'buffered', bufferEvents: 10_000, flushMode: mode }, writer, () => undefined, { sleep: async () => undefined });
+      for (const e of events()) await policy.ingest(e);
+      await expect(policy.close()).rejects.toBeInstanceOf(PolicyFailureError);
+      for (const o of writer.objects) expect(await fs.stat(writer.keyOf(o.path))).toBeDefined();
+      const listed = await listedRecords(fs, writer);
+      expect(new Set(listed.map((r) => r.seq)).size).toBe(listed.length);
+      expect(policy.counters().events_persisted).toBe(listed.length);
+      if (mode !== 'chunks_first') expect(listed).toHaveLength(0);
+    });
+  }
+});
