@@ -7,6 +7,9 @@
  * Invariants the schema itself enforces, so no code path can break them:
  * `run_history` is append-only (update and delete raise), `run_id` is unique,
  * and a partition is `success` exactly when it names a current run.
+ *
+ * PostgreSQL key columns use the "C" collation: byte order, the same order
+ * SQLite gives, whatever the server's locale, and indexes that serve ORDER BY.
  */
 
 /** SQL dialects the ledger speaks. */
@@ -80,14 +83,14 @@ const V1_SQLITE = [
 
 const V1_POSTGRES = [
   `CREATE TABLE partition_state (
-    dataset text NOT NULL,
-    source text NOT NULL,
-    category text NOT NULL,
-    day text NOT NULL CHECK (${DAY_CHECK_PG}),
+    dataset text COLLATE "C" NOT NULL,
+    source text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    day text COLLATE "C" NOT NULL CHECK (${DAY_CHECK_PG}),
     status text NOT NULL CHECK (status IN ('success', 'failed')),
-    current_run_id text,
+    current_run_id text COLLATE "C",
     attempts integer NOT NULL CHECK (attempts >= 1),
-    last_run_id text NOT NULL,
+    last_run_id text COLLATE "C" NOT NULL,
     last_error text,
     updated_at timestamptz NOT NULL,
     PRIMARY KEY (dataset, source, category, day),
@@ -97,15 +100,15 @@ const V1_POSTGRES = [
   'CREATE INDEX partition_state_by_status ON partition_state (status, dataset, day)',
   `CREATE TABLE run_history (
     history_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    run_id text NOT NULL UNIQUE,
-    dataset text NOT NULL,
-    source text NOT NULL,
-    category text NOT NULL,
-    day text NOT NULL CHECK (${DAY_CHECK_PG}),
-    job_id text,
+    run_id text COLLATE "C" NOT NULL UNIQUE,
+    dataset text COLLATE "C" NOT NULL,
+    source text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    day text COLLATE "C" NOT NULL CHECK (${DAY_CHECK_PG}),
+    job_id text COLLATE "C",
     attempt integer,
-    parent_run_id text,
-    root_run_id text NOT NULL,
+    parent_run_id text COLLATE "C",
+    root_run_id text COLLATE "C" NOT NULL,
     depth integer NOT NULL CHECK (depth >= 0),
     job jsonb,
     script_path text,

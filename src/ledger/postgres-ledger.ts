@@ -185,9 +185,8 @@ export class PostgresLedger implements Ledger {
     const f = compilePartitionFilters(filters);
     const w = whereSql(f, (i) => `$${i}`);
     const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
-    // COLLATE "C": the same order as SQLite's byte order, whatever the database's locale.
     const { rows } = await this.#pool.query<PartitionRowSql>(
-      `SELECT * FROM partition_state ${w.sql} ORDER BY dataset COLLATE "C", source COLLATE "C", category COLLATE "C", day${limit}`,
+      `SELECT * FROM partition_state ${w.sql} ORDER BY dataset, source, category, day${limit}`,
       w.params,
     );
     return rows.map(toPartition);

@@ -180,47 +180,47 @@ export class SqliteLedger implements Ledger {
   }
 
   /** {@inheritDoc LedgerReader.getPartition} */
-  getPartition(partition: LogicalPartition): Promise<PartitionState | undefined> {
+  async getPartition(partition: LogicalPartition): Promise<PartitionState | undefined> {
     checkLogicalPartition(partition);
     const r = this.#stmt(`SELECT * FROM partition_state WHERE ${PARTITION_KEY_WHERE}`)
       .get(partition.dataset, partition.source, partition.category, partition.day) as PartitionRowSql | undefined;
-    return Promise.resolve(r === undefined ? undefined : toPartition(r));
+    return r === undefined ? undefined : toPartition(r);
   }
 
   /** {@inheritDoc LedgerReader.listPartitions} */
-  listPartitions(filters: PartitionFilters = {}): Promise<PartitionState[]> {
+  async listPartitions(filters: PartitionFilters = {}): Promise<PartitionState[]> {
     const f = compilePartitionFilters(filters);
     const w = whereSql(f, () => '?');
     const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
     const rows = this.#stmt(`SELECT * FROM partition_state ${w.sql} ORDER BY dataset, source, category, day${limit}`).all(...w.params) as PartitionRowSql[];
-    return Promise.resolve(rows.map(toPartition));
+    return rows.map(toPartition);
   }
 
   /** {@inheritDoc LedgerReader.getRun} */
-  getRun(runId: string): Promise<RunHistoryRow | undefined> {
+  async getRun(runId: string): Promise<RunHistoryRow | undefined> {
     const r = this.#stmt('SELECT * FROM run_history WHERE run_id = ?').get(runId) as HistoryRowSql | undefined;
-    return Promise.resolve(r === undefined ? undefined : toHistory(r));
+    return r === undefined ? undefined : toHistory(r);
   }
 
   /** {@inheritDoc LedgerReader.listRuns} */
-  listRuns(filters: RunFilters = {}): Promise<RunHistoryRow[]> {
+  async listRuns(filters: RunFilters = {}): Promise<RunHistoryRow[]> {
     const f = compileRunFilters(filters);
     const w = whereSql(f, () => '?');
     const limit = f.limit === undefined ? '' : ` LIMIT ${f.limit}`;
     const rows = this.#stmt(`SELECT * FROM run_history ${w.sql} ORDER BY history_id${limit}`).all(...w.params) as HistoryRowSql[];
-    return Promise.resolve(rows.map(toHistory));
+    return rows.map(toHistory);
   }
 
   /** {@inheritDoc LedgerReader.runsOfPartition} */
-  runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]> {
+  async runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]> {
     checkLogicalPartition(partition);
     const rows = this.#stmt(`SELECT * FROM run_history WHERE ${PARTITION_KEY_WHERE} ORDER BY history_id`)
       .all(partition.dataset, partition.source, partition.category, partition.day) as HistoryRowSql[];
-    return Promise.resolve(rows.map(toHistory));
+    return rows.map(toHistory);
   }
 
   /** {@inheritDoc LedgerReader.recordedRunIds} */
-  recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
+  async recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
     const found = new Set<RunId>();
     const CHUNK = 500; // under SQLite's parameter limit
     for (let i = 0; i < runIds.length; i += CHUNK) {
@@ -228,11 +228,11 @@ export class SqliteLedger implements Ledger {
       const rows = this.#db.prepare(`SELECT run_id FROM run_history WHERE run_id IN (${part.map(() => '?').join(',')})`).all(...part) as Array<{ run_id: string }>;
       for (const r of rows) found.add(r.run_id as RunId);
     }
-    return Promise.resolve(found);
+    return found;
   }
 
   /** {@inheritDoc Ledger.recordRuns} */
-  recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]> {
+  async recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]> {
     for (const r of runs) checkLogicalPartition(r);
     const nowIso = now.toISOString();
     const tx = this.#db.transaction((batch: readonly RunHistoryInput[]) => batch.map((run) => this.#recordOne(run, nowIso)));
@@ -274,8 +274,7 @@ export class SqliteLedger implements Ledger {
   }
 
   /** {@inheritDoc LedgerReader.close} */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
-    return Promise.resolve();
   }
 }
