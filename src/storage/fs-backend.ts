@@ -1,0 +1,357 @@
+/**
+ * The filesystem storage backend (SPEC §7), the embedded default.
+ *
+ * Immutability without `rename()`: every object is written to a private
+ * temporary file under `<root>/.quarry-tmp/`, fsynced, then published with
+ * `link()` to its key. `link()` fails with EEXIST instead of replacing, so a
+ * second create of a key changes nothing, and the link is atomic, so a reader
+ * sees no file or the whole file. The temporary name is then unlinked and the
+ * parent directory fsynced so the new name survives a crash.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { link, lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { assertValidKey, StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from './backend.js';
+
+/** Folder under the root that holds unpublished temporary files; never listed, never a key. */
+export const FS_TMP_DIR = '.quarry-tmp';
+
+const CODE_BY_ERRNO: Readonly<Record<string, StorageErrorCode>> = {
+  ENOSPC: 'no_space',
+  EDQUOT: 'no_space',
+  EFBIG: 'no_space',
+  EACCES: 'access_denied',
+  EPERM: 'access_denied',
+  EROFS: 'access_denied',
+  EEXIST: 'exists',
+  ENOENT: 'not_found',
+  EISDIR: 'not_found',
+};
+
+const READ_OPERATIONS: ReadonlySet<string> = new Set(['get', 'read', 'stat']);
+
+/**
+ * Maps a Node fs error to a StorageError whose message names the operation and
+ * the absolute path. Unknown errno values become `io`.
+ */
+export function fsStorageError(err: unknown, operation: string, absPath: string): StorageError {
+  if (err instanceof StorageError) return err;
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  let code = CODE_BY_ERRNO[errno] ?? 'io';
+  // A missing path while writing (e.g. the temp folder was removed) is not a missing object.
+  if (code === 'not_found' && !READ_OPERATIONS.has(operation)) code = 'io';
+  const detail = (err as Error | undefined)?.message ?? String(err);
+  const why: Record<StorageErrorCode, string> = {
+    no_space: `no space left on the device (${errno})`,
+    access_denied: `access denied (${errno}); check the permissions of the storage path`,
+    exists: 'an object already exists at this key (nothing was replaced)',
+    not_found: 'no such object',
+    invalid_key: detail,
+    unavailable: detail,
+    io: detail,
+  };
+  return new StorageError(code, operation, absPath, why[code], { cause: err });
+}
+
+/** Code-point order, the same as the UTF-8 byte order S3 lists in, without allocating. */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+// UTF-16 surrogates (D800-DFFF) encode code points above FFFF, so they rank after E000-FFFF.
+function codePointRank(unit: number): number {
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  if (unit >= 0xe000) return unit - 0x800;
+  return unit;
+}
+
+/** Throws `invalid_key` unless `prefix` is '' or a key-like prefix (a trailing `/` allowed). */
+function assertValidPrefix(prefix: string, operation: string): void {
+  if (prefix === '') return;
+  assertValidKey(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix, operation);
+}
+
+/** Filesystem backend rooted at an absolute directory. */
+export class FsBackend implements StorageBackend {
+  readonly kind = 'fs' as const;
+  readonly location: string;
+  readonly #tmpDir: string;
+
+  private constructor(root: string) {
+    this.location = root;
+    this.#tmpDir = join(root, FS_TMP_DIR);
+  }
+
+  /**
+   * Opens (and creates when missing) the storage root.
+   * @throws StorageError `access_denied`, `no_space` or `io` naming the root.
+   */
+  static async create(root: string): Promise<FsBackend> {
+    const abs = resolve(root);
+    const backend = new FsBackend(abs);
+    try {
+      await mkdir(backend.#tmpDir, { recursive: true });
+    } catch (err) {
+      throw fsStorageError(err, 'open', abs);
+    }
+    return backend;
+  }
+
+  /** Absolute path of a key. */
+  #path(key: string, operation: string): string {
+    assertValidKey(key, operation);
+    if (key === FS_TMP_DIR || key.startsWith(`${FS_TMP_DIR}/`)) {
+      throw new StorageError('invalid_key', operation, key, `keys under ${FS_TMP_DIR}/ are reserved for unpublished writes`);
+    }
+    return join(this.location, ...key.split('/'));
+  }
+
+  #tmpPath(): string {
+    return join(this.#tmpDir, `${process.pid}-${randomUUID()}.tmp`);
+  }
+
+  async putNew(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
+    const abs = this.#path(key, 'put');
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const tmp = this.#tmpPath();
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
+      await writeAll(handle, bytes);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await publish(tmp, abs, this.location);
+    } catch (err) {
+      await handle?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw fsStorageError(err, 'put', abs);
+    }
+    return { key, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+
+  async openNew(key: string): Promise<ObjectWriter> {
+    const abs = this.#path(key, 'open-write');
+    const tmp = this.#tmpPath();
+    let handle: FileHandle;
+    try {
+      handle = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
+    } catch (err) {
+      throw fsStorageError(err, 'open-write', abs);
+    }
+    return new FsObjectWriter(key, abs, tmp, handle, this.location);
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const abs = this.#path(key, 'get');
+    try {
+      return await readFile(abs);
+    } catch (err) {
+      throw fsStorageError(err, 'get', abs);
+    }
+  }
+
+  async *read(key: string): AsyncIterable<Buffer> {
+    const abs = this.#path(key, 'read');
+    let handle: FileHandle;
+    try {
+      handle = await open(abs, fsc.O_RDONLY);
+    } catch (err) {
+      throw fsStorageError(err, 'read', abs);
+    }
+    try {
+      for await (const chunk of handle.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 })) {
+        yield chunk as Buffer;
+      }
+    } catch (err) {
+      throw fsStorageError(err, 'read', abs);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async stat(key: string): Promise<ListedObject | undefined> {
+    const abs = this.#path(key, 'stat');
+    try {
+      const s = await stat(abs);
+      return s.isFile() ? { key, bytes: s.size } : undefined;
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
+      throw fsStorageError(err, 'stat', abs);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    assertValidPrefix(prefix, 'list');
+    const slash = prefix.lastIndexOf('/');
+    yield* this.#walk(prefix.slice(0, slash + 1), prefix.slice(slash + 1));
+  }
+
+  /** Depth-first walk; children are sorted with a `/` after folder names so keys come out in full-key order. */
+  async *#walk(dirKey: string, namePrefix: string): AsyncIterable<ListedObject> {
+    const entries = await this.#readdir(dirKey, 'list');
+    const children: Array<{ sortKey: string; name: string; dir: boolean }> = [];
+    for (const e of entries) {
+      if (!e.name.startsWith(namePrefix) || (dirKey === '' && e.name === FS_TMP_DIR)) continue;
+      if (e.isDirectory()) children.push({ sortKey: `${e.name}/`, name: e.name, dir: true });
+      else if (e.isFile()) children.push({ sortKey: e.name, name: e.name, dir: false });
+    }
+    children.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    for (const child of children) {
+      const key = `${dirKey}${child.name}`;
+      if (child.dir) {
+        yield* this.#walk(`${key}/`, '');
+        continue;
+      }
+      const abs = join(this.location, ...key.split('/'));
+      try {
+        const s = await lstat(abs);
+        yield { key, bytes: s.size };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsStorageError(err, 'list', abs);
+      }
+    }
+  }
+
+  async #readdir(dirKey: string, operation: string): Promise<import('node:fs').Dirent[]> {
+    const abs = dirKey === '' ? this.location : join(this.location, ...dirKey.slice(0, -1).split('/'));
+    try {
+      return await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return [];
+      throw fsStorageError(err, operation, abs);
+    }
+  }
+
+  /** One `readdir` of the folder: cheap even for 10k run folders. */
+  async listFolders(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix, 'list-folders');
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = prefix.slice(0, slash + 1);
+    const namePrefix = prefix.slice(slash + 1);
+    const entries = await this.#readdir(dirKey, 'list-folders');
+    const out: string[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory() || !e.name.startsWith(namePrefix) || (dirKey === '' && e.name === FS_TMP_DIR)) continue;
+      out.push(`${dirKey}${e.name}/`);
+    }
+    return out.sort(compareKeys);
+  }
+
+  async close(): Promise<void> {
+    // No handles are held between calls.
+  }
+}
+
+/** Streams into a temporary file; `commit` publishes it exactly like `putNew`. */
+class FsObjectWriter implements ObjectWriter {
+  readonly key: string;
+  #bytes = 0;
+  #state: 'open' | 'closing' | 'done' = 'open';
+  readonly #abs: string;
+  readonly #tmp: string;
+  readonly #handle: FileHandle;
+  readonly #root: string;
+  readonly #hash = createHash('sha256');
+  // Writes are chained: positionless writes issued concurrently could land out of order.
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(key: string, abs: string, tmp: string, handle: FileHandle, root: string) {
+    this.key = key;
+    this.#abs = abs;
+    this.#tmp = tmp;
+    this.#handle = handle;
+    this.#root = root;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#state !== 'open') return Promise.reject(new StorageError('io', 'write', this.#abs, 'writer is already committed or aborted'));
+    const next = this.#chain.then(async () => {
+      try {
+        await writeAll(this.#handle, chunk);
+      } catch (err) {
+        throw fsStorageError(err, 'write', this.#abs);
+      }
+      this.#hash.update(chunk);
+      this.#bytes += chunk.byteLength;
+    });
+    // A failed write fails this call; the chain stays usable so commit reports the state, not a stale error.
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async commit(): Promise<ObjectInfo> {
+    if (this.#state !== 'open') throw new StorageError('io', 'commit', this.#abs, 'writer is already committed or aborted');
+    this.#state = 'closing';
+    await this.#chain;
+    try {
+      await this.#handle.sync();
+      await this.#handle.close();
+      await publish(this.#tmp, this.#abs, this.#root);
+    } catch (err) {
+      await this.#handle.close().catch(() => undefined);
+      await unlink(this.#tmp).catch(() => undefined);
+      this.#state = 'done';
+      throw fsStorageError(err, 'commit', this.#abs);
+    }
+    this.#state = 'done';
+    return { key: this.key, bytes: this.#bytes, sha256: this.#hash.digest('hex') };
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    await this.#chain;
+    await this.#handle.close().catch(() => undefined);
+    await unlink(this.#tmp).catch(() => undefined);
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.byteLength) {
+    const { bytesWritten } = await handle.write(data, off, data.byteLength - off);
+    off += bytesWritten;
+  }
+}
+
+/**
+ * Publishes a synced temporary file under `abs` with `link()` (EEXIST leaves the
+ * existing object untouched), removes the temporary name and fsyncs the
+ * directories whose entries changed.
+ */
+async function publish(tmp: string, abs: string, root: string): Promise<void> {
+  const dir = dirname(abs);
+  const created = await mkdir(dir, { recursive: true });
+  await link(tmp, abs);
+  await unlink(tmp);
+  await fsyncDir(dir);
+  if (created !== undefined) {
+    // New folders are entries of their parents: sync each parent up to the first pre-existing one.
+    for (let d = dir; d !== dirname(created) && d.length > root.length && d.startsWith(root + sep); d = dirname(d)) {
+      await fsyncDir(dirname(d));
+    }
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, fsc.O_RDONLY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
