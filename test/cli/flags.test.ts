@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, compileRunPlan } from '../../src/cli/commands/run.js';
+import { RUN_FLAGS } from '../../src/cli/commands/run-flags.js';
+import { parseDuration, parseFlags, UsageError } from '../../src/cli/flags.js';
+
+const script = new URL('../../examples/books.ts', import.meta.url).pathname;
+const parse = (...argv: string[]) => parseFlags(argv, RUN_FLAGS);
+const plan = (...argv: string[]) => compileRunPlan(parse('--script', script, '--source', 'books', ...argv), {}, '/tmp', new Date('2026-11-22T10:00:00Z'));
+const usage = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsageError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a UsageError');
+};
+
+describe('flag parsing', () => {
+  it('accepts --name value, --name=value and boolean forms', () => {
+    const p = parse('--source', 'a', '--category=b', '--quiet', '--dry-run=false');
+    expect(p.values.source).toBe('a');
+    expect(p.values.category).toBe('b');
+    expect(p.values.quiet).toBe(true);
+    expect(p.values['dry-run']).toBe(false);
+    expect([...p.explicit].sort()).toEqual(['category', 'dry-run', 'quiet', 'source']);
+  });
+
+  it('keeps the original defaults', () => {
+    const p = parse();
+    expect(p.values.attempt).toBe(1);
+    expect(p.values.category).toBe('default');
+    expect(p.values.policy).toBe('strict');
+    expect(p.values['flush-mode']).toBe('at_least_once');
+    expect(p.values['storage-dataset']).toBe('quarry');
+  });
+
+  it('refuses unknown flags, with a suggestion', () => {
+    expect(usage(() => parse('--sorce', 'x'))).toMatch(/unknown flag --sorce/);
+    expect(usage(() => parse('--polic', 'strict'))).toMatch(/did you mean --policy/);
+  });
+
+  it('refuses flags of features not built yet instead of ignoring them', () => {
+    expect(usage(() => parse('--proxy-pool', 'p'))).toMatch(/--proxy-pool is not available in this version/);
+    expect(usage(() => parse('--depth', '2'))).toMatch(/fan-out/);
+  });
+
+  it('quotes a bad value', () => {
+    expect(usage(() => parse('--attempt', 'two'))).toMatch(/--attempt takes a whole number, got "two"/);
+    expect(usage(() => parse('--policy', 'lossy'))).toMatch(/--policy must be one of strict\|buffered\|streaming, got "lossy"/);
+    expect(usage(() => parse('--flush-interval', '5 parsecs'))).toMatch(/duration/);
+    expect(usage(() => parse('--source'))).toMatch(/--source needs a value/);
+  });
+
+  it('parses Go-style durations', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('5s')).toBe(5000);
+    expect(parseDuration('1m30s')).toBe(90_000);
+    expect(parseDuration('1500')).toBe(1500);
+    expect(parseDuration('5x')).toBeUndefined();
+  });
+});
+
+describe('compiling a run', () => {
+  it('fills the day from the start time in UTC and resolves paths', () => {
+    const p = plan();
+    expect(p.day).toBe('2026-11-22');
+    expect(p.storage).toMatchObject({ backend: 'fs', path: '/tmp/quarry-data' });
+    expect(p.job).toEqual({});
+  });
+
+  it('names what to fix for each bad input', () => {
+    expect(usage(() => compileRunPlan(parse('--source', 'x'), {}, '/tmp', new Date()))).toMatch(/--script is required/);
+    expect(usage(() => compileRunPlan(parse('--script', '/nope.ts', '--source', 'x'), {}, '/tmp', new Date()))).toMatch(/no such file/);
+    expect(usage(() => compileRunPlan(parse('--script', script), {}, '/tmp', new Date()))).toMatch(/--source is required/);
+    expect(usage(() => plan('--job', '{"url":'))).toMatch(/--job is not valid JSON/);
+    expect(usage(() => plan('--job', '{}', '--job-json', 'x.json'))).toMatch(/not both/);
+    expect(usage(() => plan('--job-json', '/does/not/exist.json'))).toMatch(/cannot read the file \(ENOENT\)/);
+    expect(usage(() => plan('--run-id', 'a/b'))).toMatch(/--run-id "a\/b" must match/);
+    expect(usage(() => plan('--day', '2026-02-30'))).toMatch(/not a calendar date/);
+    expect(usage(() => plan('--category', '../up'))).toMatch(/--category/);
+    expect(usage(() => plan('--storage-backend', 's3', '--storage-path', 'Bad_Bucket'))).toMatch(/bucket\/prefix/);
+  });
+
+  it('requires the options each policy needs and refuses the ones it would ignore', () => {
+    expect(usage(() => compilePolicy(parse('--policy', 'buffered')))).toMatch(/--buffer-events N and\/or --buffer-bytes N/);
+    expect(usage(() => compilePolicy(parse('--policy', 'streaming')))).toMatch(/--flush-count N and\/or --flush-interval/);
+    expect(usage(() => compilePolicy(parse('--buffer-events', '10')))).toMatch(/no effect with --policy strict/);
+    expect(compilePolicy(parse('--policy', 'buffered', '--buffer-bytes', '1024'))).toEqual({ name: 'buffered', flushMode: 'at_least_once', bufferBytes: 1024 });
+    expect(compilePolicy(parse('--policy', 'streaming', '--flush-interval', '2s', '--flush-mode', 'two_phase'))).toEqual({ name: 'streaming', flushMode: 'two_phase', flushIntervalMs: 2000 });
+  });
+});
