@@ -1,0 +1,95 @@
+/**
+ * Quarry's script SDK (SPEC §2): what a script imports as `quarry/sdk`.
+ *
+ * ```ts
+ * import type { QuarryContext } from 'quarry/sdk';
+ * export default async function run(ctx: QuarryContext<{ url: string }>) {
+ *   await ctx.page.goto(ctx.job.url);
+ *   await ctx.emit.item({ item_type: 'title', data: { title: await ctx.page.title() } });
+ * }
+ * ```
+ *
+ * Depends on the wire protocol only. `createEmitAPI`, `createStorageAPI` and
+ * `createMemoryAPI` are for hosts (the executor, tests); a script gets ready
+ * instances on its context.
+ */
+export type {
+  AfterRunHook,
+  ArtifactId,
+  BeforeRunHook,
+  BeforeTerminalHook,
+  BinaryData,
+  Brand,
+  CleanupHook,
+  EmitAPI,
+  EmitArtifactOptions,
+  EmitCheckpointOptions,
+  EmitEnqueueOptions,
+  EmitItemOptions,
+  EmitLogOptions,
+  EmitRotateProxyOptions,
+  EmitRunCompleteOptions,
+  EmitRunErrorOptions,
+  EmitSink,
+  EventId,
+  JobId,
+  MemoryAPI,
+  MemoryPressureLevel,
+  MemorySnapshot,
+  MemorySnapshotOptions,
+  MemoryUsage,
+  OnErrorHook,
+  OutboundFrame,
+  PrepareHook,
+  PrepareResult,
+  QuarryContext,
+  QuarryHooks,
+  QuarryScript,
+  QuarryScriptModule,
+  RunId,
+  RunMeta,
+  StorageAPI,
+  StoragePutOptions,
+  StoragePutResult,
+  TerminalSignal,
+} from './types.js';
+export { HOOK_NAMES } from './types.js';
+export {
+  EmitValidationError,
+  ProxyValidationError,
+  QuarryError,
+  SinkFailedError,
+  SizeLimitError,
+  StorageFilenameError,
+  StorageWriteError,
+  TerminalEventError,
+  type SizeLimitSubject,
+  type TerminalEventType,
+} from './errors.js';
+export { createEmitAPI, type EmitOptions } from './emit.js';
+export { checkStorageFilename, createStorageAPI, sidecarKey, type StorageOptions } from './storage.js';
+export { createBatcher, type Batcher, type BatcherOptions } from './batcher.js';
+export { createStorageBatcher, type PendingStoragePut, type StorageBatcher, type StorageBatcherOptions } from './storage-batcher.js';
+export {
+  classifyPressure,
+  createMemoryAPI,
+  MEMORY_PRESSURE_LEVELS,
+  readBrowserMemory,
+  readCgroupMemory,
+  readNodeMemory,
+  type MemoryOptions,
+  type MemorySources,
+} from './memory.js';
+export {
+  assertProxyEndpoint,
+  PROXY_PROTOCOLS,
+  proxyServerUrl,
+  redactProxyEndpoint,
+  validateProxyEndpoint,
+  type ProxyEndpoint,
+  type ProxyEndpointRedacted,
+  type ProxyIssue,
+  type ProxyProtocol,
+  type ProxyValidationResult,
+} from './proxy.js';
+export { CONTRACT_VERSION, type LogLevel } from '../protocol/index.js';
