@@ -1,0 +1,267 @@
+/**
+ * The validator's checks on one finalized run partition (SPEC §8): read-only,
+ * no ledger. Every listed object is streamed once, hashed and (for records)
+ * parsed line by line; nothing is loaded whole, so a 1 GiB artifact costs a
+ * hash, not a gigabyte of memory.
+ *
+ * The checks report every problem they find, each with a stable code
+ * ({@link ValidationReasonCode}). Per object, the first failing level wins:
+ * missing, then size, then SHA-256, then content — a line that fails to parse
+ * in an object whose hash is wrong is the hash's fault, not a second reason.
+ */
+import { createHash } from 'node:crypto';
+import { contractMajor, SUPPORTED_CONTRACT_MAJORS } from '../protocol/envelope.js';
+import { assertValidKey, type StorageBackend } from '../storage/backend.js';
+import { RUN_ID_RE, runPrefix, type RunPartition } from '../storage/layout.js';
+import { ManifestError, MANIFEST_VERSION, parseManifest, type ManifestObject, type RunManifest } from '../storage/manifest.js';
+import type { ValidationReason } from './types.js';
+
+/** Objects checked at once: enough to overlap latency (S3), few enough to bound open streams. */
+export const CHECK_CONCURRENCY = 4;
+
+/** Largest seq range checked for duplicates with a bitset (32 MiB); wider ranges skip only that check. */
+const MAX_BITSET_SEQS = 2 ** 28;
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const OBJECT_KINDS = new Set(['records', 'artifact', 'file', 'file_meta', 'metrics']);
+
+/** What the checks found. */
+export interface RunCheckResult {
+  /** The parsed manifest, when it parsed (even if other checks failed). */
+  manifest: RunManifest | undefined;
+  /** Empty when the run is valid. */
+  reasons: ValidationReason[];
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+const isInstant = (v: string): boolean => !Number.isNaN(Date.parse(v)) && /^\d{4}-\d{2}-\d{2}T/.test(v);
+
+/** Shape problems past what {@link parseManifest} checks: the fields the other checks rely on. */
+function shapeProblems(m: RunManifest): string[] {
+  const p: string[] = [];
+  if (!isInstant(m.finalized_at)) p.push(`finalized_at ${JSON.stringify(m.finalized_at)} is not an ISO 8601 instant`);
+  if (!isInstant(m.started_at)) p.push(`started_at ${JSON.stringify(m.started_at)} is not an ISO 8601 instant`);
+  if (!RUN_ID_RE.test(m.root_run_id)) p.push(`root_run_id ${JSON.stringify(m.root_run_id)} is not a run id`);
+  if (m.parent_run_id !== undefined && m.parent_run_id !== null && (typeof m.parent_run_id !== 'string' || !RUN_ID_RE.test(m.parent_run_id))) p.push(`parent_run_id ${JSON.stringify(m.parent_run_id)} is not a run id`);
+  if (!isCount(m.depth)) p.push(`depth ${JSON.stringify(m.depth)} is not a non-negative integer`);
+  if (m.seq === null || (m.seq.first !== null && !isSeq(m.seq.first)) || (m.seq.last !== null && !isSeq(m.seq.last)) || (m.seq.first === null) !== (m.seq.last === null)) {
+    p.push(`seq ${JSON.stringify(m.seq)} must be {first, last} integers ≥ 1, or both null`);
+  }
+  if (!isCount(m.policy.events_persisted) || !isCount(m.policy.events_dropped)) p.push('policy.events_persisted and policy.events_dropped must be non-negative integers');
+  if (typeof m.script.path !== 'string' || typeof m.script.sha256 !== 'string') p.push('script must have path and sha256 strings');
+  m.objects.forEach((o: Partial<ManifestObject> | null, i) => {
+    const where = `objects[${i}]`;
+    if (typeof o !== 'object' || o === null) return void p.push(`${where} is not an object`);
+    if (typeof o.path !== 'string') return void p.push(`${where}.path is not a string`);
+    try {
+      assertValidKey(o.path, 'validate');
+    } catch {
+      return void p.push(`${where}.path ${JSON.stringify(o.path)} is not a relative path inside the run folder`);
+    }
+    if (o.path === '_manifest.json') p.push(`${where} lists the manifest itself`);
+    if (typeof o.kind !== 'string' || !OBJECT_KINDS.has(o.kind)) p.push(`${where}.kind ${JSON.stringify(o.kind)} is not one of ${[...OBJECT_KINDS].join('|')}`);
+    if (!isCount(o.bytes)) p.push(`${where}.bytes is not a non-negative integer`);
+    if (typeof o.sha256 !== 'string' || !SHA256_RE.test(o.sha256)) p.push(`${where}.sha256 is not a lowercase hex SHA-256`);
+    if ((o.kind === 'records' || o.kind === 'metrics') && !isCount(o.records)) p.push(`${where}.records is not a non-negative integer`);
+    if (o.kind === 'records') {
+      if (typeof o.event_type !== 'string') p.push(`${where}.event_type is missing`);
+      if (!isSeq(o.first_seq) || !isSeq(o.last_seq) || o.first_seq > o.last_seq) p.push(`${where}.first_seq/last_seq must be integers with 1 ≤ first ≤ last`);
+    }
+  });
+  const paths = new Set<string>();
+  for (const o of m.objects as Array<Partial<ManifestObject> | null>) {
+    if (typeof o?.path !== 'string') continue;
+    if (paths.has(o.path)) p.push(`object ${o.path} is listed twice`);
+    paths.add(o.path);
+  }
+  return p;
+}
+
+/** Splits a byte stream into lines (without `\n`); a last line without `\n` is still a line. */
+async function* lines(chunks: AsyncIterable<Buffer>, onChunk: (b: Buffer) => void): AsyncIterable<Buffer> {
+  let rest: Buffer | undefined;
+  for await (const chunk of chunks) {
+    onChunk(chunk);
+    let buf = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
+    let nl: number;
+    while ((nl = buf.indexOf(0x0a)) !== -1) {
+      yield buf.subarray(0, nl);
+      buf = buf.subarray(nl + 1);
+    }
+    rest = buf.byteLength > 0 ? Buffer.from(buf) : undefined;
+  }
+  if (rest !== undefined) yield rest;
+}
+
+/** Run-wide state the per-object checks feed. */
+interface SeqLedger {
+  seen: Uint8Array | undefined;
+  first: number;
+  duplicates: number;
+  outOfRange: number;
+  persisted: number;
+  terminalSeq: number | undefined;
+}
+
+async function checkObject(storage: StorageBackend, base: string, m: RunManifest, o: ManifestObject, seqs: SeqLedger): Promise<ValidationReason[]> {
+  const key = `${base}${o.path}`;
+  const at = { object: o.path };
+  const st = await storage.stat(key);
+  if (st === undefined) return [{ code: 'object_missing', message: `${o.path} is listed in the manifest but absent from storage`, ...at }];
+  if (st.bytes !== o.bytes) return [{ code: 'object_size_mismatch', message: `${o.path} has ${st.bytes} bytes, the manifest says ${o.bytes}`, ...at }];
+
+  const hash = createHash('sha256');
+  const content: ValidationReason[] = [];
+  const parseLines = o.kind === 'records' || o.kind === 'metrics';
+  let count = 0;
+  let prevSeq = 0;
+  let firstSeq: number | undefined;
+  const malformed = (line: number, why: string): void => {
+    if (!content.some((r) => r.code === 'record_malformed')) content.push({ code: 'record_malformed', message: `${o.path} line ${line}: ${why}`, ...at });
+  };
+  const seqProblem = (message: string): void => {
+    if (!content.some((r) => r.code === 'seq_inconsistent')) content.push({ code: 'seq_inconsistent', message, ...at });
+  };
+  if (!parseLines) {
+    for await (const chunk of storage.read(key)) hash.update(chunk);
+  } else {
+    for await (const raw of lines(storage.read(key), (c) => hash.update(c))) {
+      count++;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(raw.toString('utf8'));
+      } catch (err) {
+        malformed(count, `not valid JSON (${(err as Error).message})`);
+        continue;
+      }
+      if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) {
+        malformed(count, 'not a JSON object');
+        continue;
+      }
+      const r = rec as Record<string, unknown>;
+      if (r.run_id !== m.run_id) malformed(count, `run_id ${JSON.stringify(r.run_id)} is not the run's (${m.run_id})`);
+      if (o.kind === 'metrics') continue;
+      if (r.event_type !== o.event_type) malformed(count, `event_type ${JSON.stringify(r.event_type)} in the folder of ${o.event_type ?? '?'}`);
+      const seq = r.seq;
+      if (!isSeq(seq)) {
+        malformed(count, `seq ${JSON.stringify(seq)} is not an integer ≥ 1`);
+        continue;
+      }
+      firstSeq ??= seq;
+      if (seq <= prevSeq) seqProblem(`${o.path} line ${count}: seq ${seq} does not follow ${prevSeq}`);
+      if (seq < (o.first_seq ?? 0) || seq > (o.last_seq ?? 0)) seqProblem(`${o.path} line ${count}: seq ${seq} outside the object's range ${o.first_seq}..${o.last_seq}`);
+      prevSeq = seq;
+      seqs.persisted++;
+      if (r.event_type === 'run_complete') seqs.terminalSeq = Math.max(seqs.terminalSeq ?? 0, seq);
+      const i = seq - seqs.first;
+      if (seqs.seen !== undefined) {
+        if (i < 0 || i >= seqs.seen.length * 8) seqs.outOfRange++;
+        else {
+          const bit = 1 << (i & 7);
+          if ((seqs.seen[i >> 3]! & bit) !== 0) seqs.duplicates++;
+          seqs.seen[i >> 3]! |= bit;
+        }
+      }
+    }
+  }
+  const digest = hash.digest('hex');
+  if (digest !== o.sha256) return [{ code: 'object_sha256_mismatch', message: `${o.path} has SHA-256 ${digest}, the manifest says ${o.sha256}`, ...at }];
+  if (parseLines && count !== o.records) content.push({ code: 'record_count_mismatch', message: `${o.path} holds ${count} records, the manifest says ${o.records ?? '?'}`, ...at });
+  if (o.kind === 'records' && count > 0 && (firstSeq !== o.first_seq || prevSeq !== o.last_seq)) {
+    seqProblem(`${o.path} spans seq ${firstSeq ?? '?'}..${prevSeq}, the manifest says ${o.first_seq}..${o.last_seq}`);
+  }
+  return content;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time, results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Checks a finalized run partition whose manifest bytes are `manifestBytes`
+ * (SPEC §8): manifest well-formed and naming this partition; manifest and
+ * contract versions known; every listed object present with its size and
+ * SHA-256; record counts; seq consistency (`seq.last - seq.first + 1` equals
+ * events persisted plus dropped, every record inside the range, no seq twice,
+ * each object's first/last seq right); for a success, a `run_complete` record
+ * holding the last seq; outcome `success` and not skipped.
+ * Never writes. @throws StorageError when storage fails (not when an object is missing).
+ */
+export async function checkRun(storage: StorageBackend, run: RunPartition, manifestBytes: Uint8Array, concurrency = CHECK_CONCURRENCY): Promise<RunCheckResult> {
+  let m: RunManifest;
+  try {
+    m = parseManifest(manifestBytes, `${storage.location}/${runPrefix(run)}_manifest.json`);
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+    return { manifest: undefined, reasons: [{ code: 'manifest_malformed', message: err.message }] };
+  }
+  const reasons: ValidationReason[] = [];
+  const mismatched = (['dataset', 'source', 'category', 'day', 'run_id'] as const).filter((k) => m[k] !== run[k]);
+  if (mismatched.length > 0) {
+    reasons.push({ code: 'manifest_identity_mismatch', message: `the manifest names ${mismatched.map((k) => `${k}=${m[k]}`).join(', ')} but sits at ${mismatched.map((k) => `${k}=${run[k]}`).join(', ')}` });
+  }
+  if (m.manifest_version !== MANIFEST_VERSION) {
+    reasons.push({ code: 'manifest_version_unknown', message: `manifest_version ${m.manifest_version} is not one this Quarry reads (${MANIFEST_VERSION})` });
+    return { manifest: m, reasons };
+  }
+  const shape = shapeProblems(m);
+  if (shape.length > 0) {
+    reasons.push(...shape.map((message) => ({ code: 'manifest_malformed' as const, message })));
+    return { manifest: m, reasons };
+  }
+  const major = contractMajor(m.contract_version);
+  if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
+    reasons.push({ code: 'contract_version_unknown', message: `contract_version ${JSON.stringify(m.contract_version)} has no major this Quarry knows (${SUPPORTED_CONTRACT_MAJORS.join(', ')})` });
+  }
+  if (m.outcome !== 'success') reasons.push({ code: 'outcome_not_success', message: `outcome is ${m.outcome}${m.outcome === 'interrupted' ? ' (never promotable)' : ''}${m.message === '' ? '' : `: ${m.message}`}` });
+  if (m.skipped) reasons.push({ code: 'skipped', message: 'the run was skipped by prepare (recorded, never promoted)' });
+
+  const { first, last } = m.seq;
+  const expected = m.policy.events_persisted + m.policy.events_dropped;
+  const span = first === null || last === null ? 0 : last - first + 1;
+  if (span !== expected) {
+    reasons.push({ code: 'seq_inconsistent', message: `seq ${first ?? '-'}..${last ?? '-'} spans ${span} events, but ${m.policy.events_persisted} persisted + ${m.policy.events_dropped} dropped = ${expected}` });
+  }
+  for (const o of m.objects) {
+    if (o.kind !== 'records') continue;
+    if (first === null || last === null || o.first_seq! < first || o.last_seq! > last) {
+      reasons.push({ code: 'seq_inconsistent', message: `${o.path} covers seq ${o.first_seq}..${o.last_seq}, outside the run's ${first ?? '-'}..${last ?? '-'}`, object: o.path });
+    }
+  }
+  const seqs: SeqLedger = {
+    seen: first !== null && span > 0 && span <= MAX_BITSET_SEQS ? new Uint8Array(Math.ceil(span / 8)) : undefined,
+    first: first ?? 1,
+    duplicates: 0,
+    outOfRange: 0,
+    persisted: 0,
+    terminalSeq: undefined,
+  };
+  const base = runPrefix(run);
+  for (const r of await mapLimit(m.objects, concurrency, (o) => checkObject(storage, base, m, o, seqs))) reasons.push(...r);
+  const objectsFailed = reasons.some((r) => r.object !== undefined && r.code !== 'seq_inconsistent' && r.code !== 'record_malformed');
+  if (!objectsFailed) {
+    if (seqs.persisted !== m.policy.events_persisted) {
+      reasons.push({ code: 'record_count_mismatch', message: `the run's records hold ${seqs.persisted} events, policy.events_persisted says ${m.policy.events_persisted}` });
+    }
+    if (seqs.duplicates > 0) reasons.push({ code: 'seq_inconsistent', message: `${seqs.duplicates} seq value(s) occur in more than one record` });
+    if (seqs.outOfRange > 0) reasons.push({ code: 'seq_inconsistent', message: `${seqs.outOfRange} record(s) carry a seq outside ${first ?? '-'}..${last ?? '-'}` });
+    if (m.outcome === 'success' && !m.skipped && (seqs.terminalSeq === undefined || seqs.terminalSeq !== last)) {
+      reasons.push({
+        code: 'terminal_event_missing',
+        message: seqs.terminalSeq === undefined ? 'no run_complete record: a success must end with its terminal event' : `run_complete has seq ${seqs.terminalSeq}, not the run's last seq ${last ?? '-'}`,
+      });
+    }
+  }
+  return { manifest: m, reasons };
+}

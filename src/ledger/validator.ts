@@ -1,0 +1,218 @@
+/**
+ * The validator (SPEC §8): the ONLY code that writes the ledger. It checks a
+ * finalized run partition ({@link checkRun}), then records the run and applies
+ * the promotion rules in one ledger transaction ({@link Ledger.recordRuns}).
+ *
+ * Invariants: a run without a manifest is not finalized and is never recorded;
+ * a run is recorded at most once (history is append-only, keyed by run id);
+ * only a valid standalone run can become authoritative, and among those the
+ * latest `finalized_at` (then the larger run id) wins whatever the order.
+ */
+import { createHash } from 'node:crypto';
+import { StorageError, type StorageBackend } from '../storage/backend.js';
+import { DEFAULT_DATASET, manifestKey, RUN_ID_RE, type RunPartition } from '../storage/layout.js';
+import type { RunClaim, RunManifest } from '../storage/manifest.js';
+import { listRunClaims, readRunClaim } from '../storage/reader.js';
+import type { Ledger, RecordedRun } from './ledger.js';
+import { runRole, type RunRole } from './promotion.js';
+import { checkRun, CHECK_CONCURRENCY } from './run-checks.js';
+import {
+  checkLogicalPartition,
+  LedgerError,
+  toRunId,
+  type PartitionState,
+  type RunHistoryInput,
+  type RunId,
+  type ValidationReason,
+  type ValidationStatus,
+} from './types.js';
+
+/** A run to validate: its partition, or its id (looked up through its claim) in a dataset (default `quarry`). */
+export type RunRef = RunPartition | { dataset?: string; run_id: string } | string;
+
+/** Options of {@link validateRun} and {@link validatePending}. */
+export interface ValidateOptions {
+  /** The validator's clock, for `validated_at` and `updated_at`. Default: `new Date()`. */
+  now?: () => Date;
+  /** Objects of one run checked at once. Default {@link CHECK_CONCURRENCY}. */
+  concurrency?: number;
+}
+
+/** What validating one run did. */
+export interface RunValidation {
+  run_id: RunId;
+  partition: RunPartition;
+  status: ValidationStatus;
+  /** Why the run is invalid; empty when valid. */
+  reasons: ValidationReason[];
+  /** False when the run was already in the history: nothing was checked or written this time. */
+  recorded: boolean;
+  role: RunRole;
+  /** The run became the partition's authoritative run now. */
+  promoted: boolean;
+  /** The partition's row after this validation (undefined: still pending, e.g. a tree member). */
+  partition_state: PartitionState | undefined;
+}
+
+/** A run that cannot be validated because it has no manifest: it is still running, or it died. Nothing was written. */
+export class RunNotFinalizedError extends Error {
+  override readonly name = 'RunNotFinalizedError';
+  constructor(readonly run: RunPartition) {
+    super(`run ${run.run_id} (${run.dataset}/${run.source}/${run.category}/${run.day}) has no _manifest.json: it is not finalized, so it is not validated; wait for it to finish, or retry it as a new run`);
+  }
+}
+
+/** A run id with no claim in the dataset: there is no such run to validate. */
+export class RunNotFoundError extends Error {
+  override readonly name = 'RunNotFoundError';
+  constructor(readonly dataset: string, readonly runId: string) {
+    super(`run ${JSON.stringify(runId)} has no claim in dataset ${JSON.stringify(dataset)}: check the run id and --storage-dataset`);
+  }
+}
+
+/** Result of {@link validatePending}. */
+export interface PendingValidation {
+  /** Runs validated and recorded now (or found recorded by a concurrent validator meanwhile). */
+  validated: RunValidation[];
+  /** Claimed runs with no manifest: running, or dead. Ignored; nothing recorded. */
+  unfinalized: RunId[];
+  /** Runs already in the history before this call. */
+  already_recorded: number;
+}
+
+/** Runs recorded per ledger transaction by {@link validatePending}. */
+export const PENDING_BATCH_SIZE = 50;
+
+const normalizeInstant = (v: unknown): string | null => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v).toISOString() : null);
+const runIdOrNull = (v: unknown): RunId | null => (typeof v === 'string' && RUN_ID_RE.test(v) ? (v as RunId) : null);
+
+async function resolveRun(storage: StorageBackend, ref: RunRef): Promise<{ run: RunPartition; claim: RunClaim | undefined }> {
+  if (typeof ref !== 'string' && 'source' in ref) {
+    checkLogicalPartition(ref);
+    toRunId(ref.run_id);
+    return { run: ref, claim: undefined };
+  }
+  const dataset = typeof ref === 'string' ? DEFAULT_DATASET : (ref.dataset ?? DEFAULT_DATASET);
+  const runId = toRunId(typeof ref === 'string' ? ref : ref.run_id);
+  const claim = await readRunClaim(storage, dataset, runId);
+  if (claim === undefined) throw new RunNotFoundError(dataset, runId);
+  const run = { dataset: claim.dataset, source: claim.source, category: claim.category, day: claim.day, run_id: claim.run_id };
+  return { run, claim };
+}
+
+/** The manifest's bytes, or undefined when the run is not finalized. */
+async function manifestBytes(storage: StorageBackend, run: RunPartition): Promise<Buffer | undefined> {
+  try {
+    return await storage.get(manifestKey(run));
+  } catch (err) {
+    if (err instanceof StorageError && err.code === 'not_found') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The history row for a checked run. Lineage comes from the manifest, or from
+ * the claim when the manifest is unreadable, or else the run is its own root.
+ */
+function historyRow(run: RunPartition, m: RunManifest | undefined, claim: RunClaim | undefined, bytes: Uint8Array, reasons: ValidationReason[], now: Date): RunHistoryInput {
+  const runId = toRunId(run.run_id);
+  const root = runIdOrNull(m?.root_run_id) ?? runIdOrNull(claim?.root_run_id) ?? runId;
+  const depth = [m?.depth, claim?.depth].find((d): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) ?? 0;
+  return {
+    run_id: runId,
+    dataset: run.dataset, source: run.source, category: run.category, day: run.day,
+    job_id: typeof m?.job_id === 'string' ? m.job_id : (claim?.job_id ?? null),
+    attempt: typeof m?.attempt === 'number' ? m.attempt : (claim?.attempt ?? null),
+    parent_run_id: runIdOrNull(m?.parent_run_id) ?? runIdOrNull(claim?.parent_run_id),
+    root_run_id: root,
+    depth,
+    job: m?.job ?? null,
+    script_path: typeof m?.script?.path === 'string' ? m.script.path : (claim?.script_path ?? null),
+    script_sha256: typeof m?.script?.sha256 === 'string' ? m.script.sha256 : null,
+    manifest_sha256: createHash('sha256').update(bytes).digest('hex'),
+    outcome: m?.outcome ?? null,
+    message: m?.message ?? null,
+    skipped: m?.skipped ?? null,
+    started_at: normalizeInstant(m?.started_at ?? claim?.started_at),
+    finalized_at: normalizeInstant(m?.finalized_at),
+    validation_status: reasons.length === 0 ? 'valid' : 'invalid',
+    validation_reasons: reasons,
+    validated_at: now.toISOString(),
+  };
+}
+
+function toValidation(run: RunPartition, r: RecordedRun): RunValidation {
+  return {
+    run_id: r.run.run_id,
+    partition: run,
+    status: r.run.validation_status,
+    reasons: r.run.validation_reasons,
+    recorded: r.recorded,
+    role: r.role,
+    promoted: r.promoted,
+    partition_state: r.partition,
+  };
+}
+
+/** Checks one finalized run and builds its history row; undefined when it has no manifest. */
+async function inspect(storage: StorageBackend, run: RunPartition, claim: RunClaim | undefined, now: Date, concurrency: number): Promise<RunHistoryInput | undefined> {
+  const bytes = await manifestBytes(storage, run);
+  if (bytes === undefined) return undefined;
+  const { manifest, reasons } = await checkRun(storage, run, bytes, concurrency);
+  return historyRow(run, manifest, claim, bytes, reasons, now);
+}
+
+/**
+ * Validates one run and records it in the ledger (SPEC §8): checks the run
+ * partition, then in ONE transaction appends its history row and applies the
+ * promotion rules. A run already in the history is returned as recorded,
+ * without reading storage or writing anything.
+ * @throws RunNotFinalizedError when the run has no manifest (nothing is written);
+ *   RunNotFoundError when a run id has no claim; LedgerError `run_id_conflict` when the id is
+ *   recorded for another partition (run ids are unique across one ledger); StorageError.
+ */
+export async function validateRun(storage: StorageBackend, ledger: Ledger, ref: RunRef, options: ValidateOptions = {}): Promise<RunValidation> {
+  const now = options.now ?? (() => new Date());
+  const { run, claim } = await resolveRun(storage, ref);
+  const known = await ledger.getRun(run.run_id);
+  if (known !== undefined) {
+    if (known.dataset !== run.dataset || known.source !== run.source || known.category !== run.category || known.day !== run.day) {
+      throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${known.dataset}/${known.source}/${known.category}/${known.day}: run ids must be unique across the datasets of one ledger`);
+    }
+    return toValidation(run, { run: known, recorded: false, role: runRole(known), promoted: false, partition: await ledger.getPartition(run) });
+  }
+  const row = await inspect(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY);
+  if (row === undefined) throw new RunNotFinalizedError(run);
+  const [recorded] = await ledger.recordRuns([row], now());
+  return toValidation(run, recorded!);
+}
+
+/**
+ * Validates every finalized run of `dataset` that the ledger has never
+ * recorded (e.g. after a crash between finalize and validate), and records
+ * them in batches of {@link PENDING_BATCH_SIZE}, one transaction per batch.
+ * Runs are found through their claims; a claimed run without a manifest is
+ * reported as unfinalized and left alone (it is running, or it died).
+ * @throws LedgerError; StorageError; ManifestError for a claim that does not parse.
+ */
+export async function validatePending(storage: StorageBackend, ledger: Ledger, dataset: string = DEFAULT_DATASET, options: ValidateOptions = {}): Promise<PendingValidation> {
+  const now = options.now ?? (() => new Date());
+  const claims = await listRunClaims(storage, dataset);
+  const recorded = await ledger.recordedRunIds(claims.map((c) => c.run_id));
+  const todo = claims.filter((c) => !recorded.has(c.run_id as RunId));
+  const result: PendingValidation = { validated: [], unfinalized: [], already_recorded: claims.length - todo.length };
+  for (let i = 0; i < todo.length; i += PENDING_BATCH_SIZE) {
+    const batch = todo.slice(i, i + PENDING_BATCH_SIZE);
+    const rows: Array<{ run: RunPartition; row: RunHistoryInput }> = [];
+    for (const claim of batch) {
+      const run: RunPartition = { dataset: claim.dataset, source: claim.source, category: claim.category, day: claim.day, run_id: claim.run_id };
+      const row = await inspect(storage, run, claim, now(), options.concurrency ?? CHECK_CONCURRENCY);
+      if (row === undefined) result.unfinalized.push(toRunId(claim.run_id));
+      else rows.push({ run, row });
+    }
+    if (rows.length === 0) continue;
+    const done = await ledger.recordRuns(rows.map((r) => r.row), now());
+    done.forEach((d, j) => result.validated.push(toValidation(rows[j]!.run, d)));
+  }
+  return result;
+}
