@@ -335,7 +335,14 @@ async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
  */
 async function publish(tmp: string, abs: string, root: string): Promise<void> {
   const dir = dirname(abs);
-  const created = await mkdir(dir, { recursive: true });
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true });
+  } catch (err) {
+    // EEXIST from mkdir means a parent segment is a file: the key itself does not exist, so this is not `exists`.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    throw Object.assign(new Error(`a parent of ${abs} is an object, not a folder`), { code: 'ENOTDIR', cause: err });
+  }
   await link(tmp, abs);
   await unlink(tmp);
   await fsyncDir(dir);

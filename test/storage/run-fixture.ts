@@ -35,7 +35,7 @@ export function metricsFixture(): RunMetrics {
 
 /** Envelopes with seq 1..n of the given types, for one run. */
 export function eventsOf(runId: string, types: readonly EventType[]): AnyEventEnvelope[] {
-  return types.map((type, i) => {
+  return types.map((type, i): AnyEventEnvelope => {
     const seq = i + 1;
     const base = { contract_version: '1.0.0', event_id: `e${seq}`, run_id: runId, seq, ts: new Date(Date.UTC(2024, 0, 1, 0, 0, seq)).toISOString(), attempt: 1 };
     switch (type) {
