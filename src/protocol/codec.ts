@@ -73,22 +73,38 @@ export class FrameDecoder {
     return this.#offset;
   }
 
+  /** The fatal error, once one was met (possibly deferred behind good frames by {@link push}). */
+  get error(): FrameError | undefined {
+    return this.#failed;
+  }
+
   /** Bytes received but not yet a whole frame. */
   get pendingBytes(): number {
     return this.#buffered;
   }
 
   /**
-   * Adds bytes and returns every frame now complete, in order.
+   * Adds bytes and returns every frame now complete, in order. When a bad
+   * frame follows good ones in the same bytes, the good ones are returned
+   * first and the error is thrown by the next {@link push} or {@link end}.
    * @throws FrameError on an oversize length or a payload that is not msgpack.
    */
   push(chunk: Buffer): unknown[] {
     if (this.#failed) throw this.#failed;
+    const out: unknown[] = [];
+    try {
+      this.#decodeInto(chunk, out);
+    } catch (err) {
+      if (out.length === 0) throw err;
+    }
+    return out;
+  }
+
+  #decodeInto(chunk: Buffer, out: unknown[]): void {
     if (chunk.length > 0) {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
     }
-    const out: unknown[] = [];
     while (this.#buffered >= FRAME_HEADER_BYTES) {
       const len = this.#peekLength();
       const total = FRAME_HEADER_BYTES + len;
@@ -105,7 +121,6 @@ export class FrameDecoder {
       }
       this.#offset += total;
     }
-    return out;
   }
 
   /**

@@ -241,6 +241,10 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
         throw new Stop('stream', err.message);
       }
       for (const raw of frames) await handle(raw);
+      if (decoder.error) {
+        res.ipcDecodeErrors++;
+        throw new Stop('stream', decoder.error.message);
+      }
     }
     try {
       decoder.end();

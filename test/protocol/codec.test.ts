@@ -57,3 +57,13 @@ describe('frame codec', () => {
     expect(() => encodeFrame({ data: Buffer.alloc(MAX_FRAME_BYTES) })).toThrow(RangeError);
   });
 });
+
+describe('frame codec error delivery', () => {
+  it('returns the good frames before a bad one, then throws', () => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(MAX_FRAME_BYTES);
+    const d = new FrameDecoder();
+    expect(d.push(Buffer.concat([encodeFrame({ n: 1 }), encodeFrame({ n: 2 }), head]))).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(() => d.end()).toThrow(/oversize frame at byte \d+/);
+  });
+});

@@ -50,6 +50,7 @@ export async function debugIpcCommand(argv: readonly string[], io: CliIO, stdin:
         count++;
         io.stdout(`${JSON.stringify(frame, binaryAsBase64)}\n`);
       }
+      if (decoder.error) throw decoder.error;
     }
     decoder.end();
   } catch (err) {
