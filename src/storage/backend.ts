@@ -64,7 +64,7 @@ export interface StorageBackend {
    * lexicographic key order, recursively. Objects being written are never listed.
    */
   list(prefix: string): AsyncIterable<ListedObject>;
-  /** The immediate child "folders" under `prefix` (ending in `/`), sorted, each ending in `/`. */
+  /** The immediate child "folders" under `prefix` (ending in `/`), sorted, each ending in `/`, as full prefixes: `listFolders('a/')` → `['a/b/']`. */
   listFolders(prefix: string): Promise<string[]>;
   /** Releases clients and handles. */
   close(): Promise<void>;

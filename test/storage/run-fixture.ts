@@ -98,7 +98,8 @@ export async function writeRun(backend: StorageBackend, spec: RunSpec): Promise<
   }
   const metrics = metricsFixture();
   const mline = metricsRecordLine(p, metrics);
-  const mpath = segmentName(METRICS_EVENT_TYPE, 1);
+  // The path run-writer.ts uses; readers find it through the manifest, never by name.
+  const mpath = `event_type=${METRICS_EVENT_TYPE}/metrics.jsonl`;
   await backend.putNew(`${base}${mpath}`, mline);
   objects.push({ path: mpath, kind: 'metrics', event_type: METRICS_EVENT_TYPE, bytes: Buffer.byteLength(mline), records: 1, sha256: sha(mline) });
 
