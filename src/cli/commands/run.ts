@@ -127,7 +127,8 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (str(v['browser-ws-endpoint'])) plan.browserWsEndpoint = str(v['browser-ws-endpoint'])!;
   if (chromiumPath) plan.chromiumPath = chromiumPath;
   if (str(v.report)) plan.report = str(v.report)!;
-  if (str(v.ledger)) plan.ledger = str(v.ledger)!;
+  const ledger = str(v.ledger);
+  if (ledger) plan.ledger = /^postgres(ql)?:\/\//i.test(ledger) ? ledger : resolve(cwd, ledger);
   return plan;
 }
 
