@@ -15,7 +15,7 @@ import type { RunClaim, RunManifest } from '../storage/manifest.js';
 import { listRunClaims, readRunClaim } from '../storage/reader.js';
 import type { Ledger, RecordedRun } from './ledger.js';
 import { runRole, type RunRole } from './promotion.js';
-import { checkRun, CHECK_CONCURRENCY } from './run-checks.js';
+import { checkRun, CHECK_CONCURRENCY, mapLimit } from './run-checks.js';
 import {
   checkLogicalPartition,
   LedgerError,
@@ -82,6 +82,9 @@ export interface PendingValidation {
 
 /** Runs recorded per ledger transaction by {@link validatePending}. */
 export const PENDING_BATCH_SIZE = 50;
+
+/** Runs {@link validatePending} checks at once. */
+export const PENDING_RUN_CONCURRENCY = 4;
 
 const normalizeInstant = (v: unknown): string | null => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v).toISOString() : null);
 const runIdOrNull = (v: unknown): RunId | null => (typeof v === 'string' && RUN_ID_RE.test(v) ? (v as RunId) : null);
@@ -204,9 +207,12 @@ export async function validatePending(storage: StorageBackend, ledger: Ledger, d
   for (let i = 0; i < todo.length; i += PENDING_BATCH_SIZE) {
     const batch = todo.slice(i, i + PENDING_BATCH_SIZE);
     const rows: Array<{ run: RunPartition; row: RunHistoryInput }> = [];
-    for (const claim of batch) {
+    // Runs of a batch are checked a few at a time (each already overlaps its own objects).
+    const checked = await mapLimit(batch, PENDING_RUN_CONCURRENCY, async (claim) => {
       const run: RunPartition = { dataset: claim.dataset, source: claim.source, category: claim.category, day: claim.day, run_id: claim.run_id };
-      const row = await inspect(storage, run, claim, now(), options.concurrency ?? CHECK_CONCURRENCY);
+      return { claim, run, row: await inspect(storage, run, claim, now(), options.concurrency ?? CHECK_CONCURRENCY) };
+    });
+    for (const { claim, run, row } of checked) {
       if (row === undefined) result.unfinalized.push(toRunId(claim.run_id));
       else rows.push({ run, row });
     }
