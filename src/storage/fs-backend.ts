@@ -26,6 +26,7 @@ const CODE_BY_ERRNO: Readonly<Record<string, StorageErrorCode>> = {
   EROFS: 'access_denied',
   EEXIST: 'exists',
   ENOENT: 'not_found',
+  ENOTDIR: 'not_found',
   EISDIR: 'not_found',
 };
 
@@ -257,6 +258,7 @@ class FsObjectWriter implements ObjectWriter {
   readonly key: string;
   #bytes = 0;
   #state: 'open' | 'closing' | 'done' = 'open';
+  #failed: StorageError | undefined;
   readonly #abs: string;
   readonly #tmp: string;
   readonly #handle: FileHandle;
@@ -280,15 +282,18 @@ class FsObjectWriter implements ObjectWriter {
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(new StorageError('io', 'write', this.#abs, 'writer is already committed or aborted'));
     const next = this.#chain.then(async () => {
+      if (this.#failed !== undefined) throw this.#failed;
       try {
         await writeAll(this.#handle, chunk);
       } catch (err) {
-        throw fsStorageError(err, 'write', this.#abs);
+        // The temp file may now hold part of the chunk: the writer can only be aborted.
+        this.#failed = fsStorageError(err, 'write', this.#abs);
+        throw this.#failed;
       }
       this.#hash.update(chunk);
       this.#bytes += chunk.byteLength;
     });
-    // A failed write fails this call; the chain stays usable so commit reports the state, not a stale error.
+    // The chain itself never rejects; a failure is kept in #failed and fails every later write and the commit.
     this.#chain = next.catch(() => undefined);
     return next;
   }
@@ -298,6 +303,7 @@ class FsObjectWriter implements ObjectWriter {
     this.#state = 'closing';
     await this.#chain;
     try {
+      if (this.#failed !== undefined) throw this.#failed;
       await this.#handle.sync();
       await this.#handle.close();
       await publish(this.#tmp, this.#abs, this.#root);
