@@ -50,6 +50,11 @@ export class EmitChain {
     };
   }
 
+  /** Resolves once every task queued so far has settled (never rejects). */
+  settled(): Promise<void> {
+    return this.#tail.then(noop);
+  }
+
   /** Next `file_write` id: uint32 from 1 (0 means "no ack wanted" on the wire). */
   nextWriteId(): number {
     const id = this.#nextWriteId;

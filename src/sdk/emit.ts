@@ -35,10 +35,19 @@ export interface EmitOptions {
 const chains = new WeakMap<EmitAPI, EmitChain>();
 
 /** The chain behind an emit API made by {@link createEmitAPI}; storage shares it. */
+/** @internal */
 export function chainOf(emit: EmitAPI): EmitChain {
   const chain = chains.get(emit);
   if (!chain) throw new TypeError('expected an emit API made by createEmitAPI()');
   return chain;
+}
+
+/**
+ * Resolves once every emit and `storage.put` write called so far on `emit` has
+ * settled. For hosts: the executor waits on it before deciding the outcome.
+ */
+export function emitSettled(emit: EmitAPI): Promise<void> {
+  return chainOf(emit).settled();
 }
 
 /** Bytes of a BinaryData value, without copying bytes that already are bytes. */

@@ -66,7 +66,7 @@ export {
   type SizeLimitSubject,
   type TerminalEventType,
 } from './errors.js';
-export { createEmitAPI, type EmitOptions } from './emit.js';
+export { createEmitAPI, emitSettled, type EmitOptions } from './emit.js';
 export { checkStorageFilename, createStorageAPI, sidecarKey, type StorageOptions } from './storage.js';
 export { createBatcher, type Batcher, type BatcherOptions } from './batcher.js';
 export { createStorageBatcher, type PendingStoragePut, type StorageBatcher, type StorageBatcherOptions } from './storage-batcher.js';

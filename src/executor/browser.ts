@@ -1,0 +1,189 @@
+/**
+ * The browser of a run (SPEC §1.6, §2, §10): a system Chromium launched with
+ * puppeteer-core (never downloaded), or an existing one reached through
+ * `browser_ws_endpoint`; a fresh BrowserContext and page per run.
+ *
+ * A {@link BrowserSource} outlives runs, so one process can serve successive
+ * runs with one browser (run slots); {@link openRunBrowser} is per run.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
+import type { ProxyEndpoint } from '../protocol/index.js';
+import { proxyServerUrl } from '../sdk/index.js';
+
+/** Flags Chromium needs to run headless as root in a container, without phoning home. */
+export const CHROMIUM_FLAGS: readonly string[] = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+];
+
+/** Default Chromium when neither the request nor `QUARRY_CHROMIUM_PATH` names one. */
+export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
+
+/** How long a browser gets to close before it is killed. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** A browser the executor holds, launched or connected. */
+export interface BrowserHandle {
+  readonly browser: Browser;
+  /** The proxy applied with `--proxy-server` at launch, if any. */
+  readonly launchProxy?: ProxyEndpoint;
+  /** Closes a launched browser and deletes its profile, or disconnects from a remote one. Never rejects. */
+  close(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  readonly executablePath: string;
+  /** Applied as `--proxy-server`; credentials go through `page.authenticate`. */
+  readonly proxy?: ProxyEndpoint;
+  readonly extraArgs?: readonly string[];
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Launches Chromium with a fresh temporary profile.
+ * @throws Error naming the executable when it cannot start; the profile is removed.
+ */
+export async function launchBrowser(options: LaunchOptions): Promise<BrowserHandle> {
+  const profile = await mkdtemp(join(tmpdir(), 'quarry-chromium-'));
+  const args = [...CHROMIUM_FLAGS, ...(options.proxy ? [`--proxy-server=${proxyServerUrl(options.proxy)}`] : []), ...(options.extraArgs ?? [])];
+  let browser: Browser;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: options.executablePath,
+      headless: true,
+      userDataDir: profile,
+      args,
+      // The executor's entry point owns signals; the browser is closed on its way out.
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
+    });
+  } catch (err) {
+    await rm(profile, { recursive: true, force: true, maxRetries: 3 });
+    throw new Error(`cannot start Chromium at ${options.executablePath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, { cause: err });
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    browser,
+    ...(options.proxy ? { launchProxy: options.proxy } : {}),
+    close() {
+      closed ??= (async () => {
+        const r = await withTimeout(browser.close().catch(() => undefined), CLOSE_TIMEOUT_MS);
+        if (r === 'timeout') browser.process()?.kill('SIGKILL');
+        await rm(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }).catch(() => undefined);
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * Connects to a browser someone else runs; closing only disconnects.
+ * @throws Error naming the endpoint when it cannot be reached.
+ */
+export async function connectBrowser(browserWSEndpoint: string): Promise<BrowserHandle> {
+  let browser: Browser;
+  try {
+    browser = await puppeteer.connect({ browserWSEndpoint });
+  } catch (err) {
+    throw new Error(`cannot connect to the browser at ${browserWSEndpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    browser,
+    close() {
+      closed ??= withTimeout(browser.disconnect().catch(() => undefined), CLOSE_TIMEOUT_MS).then(() => undefined);
+      return closed;
+    },
+  };
+}
+
+/** The browser objects of one run. */
+export interface RunBrowser {
+  readonly browser: Browser;
+  readonly browserContext: BrowserContext;
+  readonly page: Page;
+  /** Closes the run's context (and its pages). Never rejects. */
+  close(): Promise<void>;
+}
+
+const sameEndpoint = (a: ProxyEndpoint | undefined, b: ProxyEndpoint | undefined): boolean =>
+  a?.protocol === b?.protocol && a?.host === b?.host && a?.port === b?.port;
+
+/**
+ * Opens a fresh BrowserContext and page for one run. A proxy the browser was
+ * not launched with is set on the context (`proxyServer`), so a shared browser
+ * can serve runs with different proxies; credentials go through `page.authenticate`.
+ */
+export async function openRunBrowser(handle: BrowserHandle, proxy?: ProxyEndpoint): Promise<RunBrowser> {
+  const { browser } = handle;
+  const contextProxy = proxy && !sameEndpoint(proxy, handle.launchProxy) ? { proxyServer: proxyServerUrl(proxy) } : {};
+  const browserContext = await browser.createBrowserContext(contextProxy);
+  try {
+    const page = await browserContext.newPage();
+    if (proxy?.username && proxy.password) await page.authenticate({ username: proxy.username, password: proxy.password });
+    let closed: Promise<void> | undefined;
+    return {
+      browser,
+      browserContext,
+      page,
+      close() {
+        closed ??= withTimeout(browserContext.close().catch(() => undefined), CLOSE_TIMEOUT_MS).then(() => undefined);
+        return closed;
+      },
+    };
+  } catch (err) {
+    await browserContext.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Where runs get their browser. Lazily started, so `prepare` runs before any browser exists. */
+export interface BrowserSource {
+  /** Starts or reuses the browser and opens a fresh context and page for one run. */
+  openRun(proxy?: ProxyEndpoint): Promise<RunBrowser>;
+  /** Closes (or disconnects) the browser if it was started. Never rejects. */
+  close(): Promise<void>;
+}
+
+export interface BrowserSourceOptions {
+  readonly executablePath: string;
+  /** Connect here instead of launching. */
+  readonly browserWSEndpoint?: string;
+  /** Proxy applied at launch (the run request's proxy, for a one-run process). */
+  readonly launchProxy?: ProxyEndpoint;
+}
+
+/** A source that launches (or connects) on the first `openRun` and keeps the browser for later runs. */
+export function createBrowserSource(options: BrowserSourceOptions): BrowserSource {
+  let handle: Promise<BrowserHandle> | undefined;
+  return {
+    async openRun(proxy) {
+      handle ??= options.browserWSEndpoint
+        ? connectBrowser(options.browserWSEndpoint)
+        : launchBrowser({ executablePath: options.executablePath, ...(options.launchProxy ? { proxy: options.launchProxy } : {}) });
+      return openRunBrowser(await handle, proxy);
+    },
+    async close() {
+      if (!handle) return;
+      const h = await handle.catch(() => undefined);
+      await h?.close();
+    },
+  };
+}
