@@ -113,6 +113,7 @@ export async function readManifest(backend: StorageBackend, run: RunPartition): 
   return parseManifest(bytes, `${backend.location}/${key}`);
 }
 
+/** Filters of {@link listRuns}; all optional, combined with AND. */
 export interface RunFilters {
   source?: string;
   category?: string;
@@ -209,6 +210,7 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Options of {@link streamRecords}. */
 export interface StreamRecordsOptions {
   /** Only these event types (folder names: `item`, `log` …; `metrics` for the metrics record). Absent: every event type, no metrics. */
   eventTypes?: readonly string[];

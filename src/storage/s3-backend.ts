@@ -25,12 +25,14 @@ export const S3_CONNECT_TIMEOUT_MS = 10_000;
 /** Retries of a conditional write that S3 answered 409 ConditionalRequestConflict (a concurrent write was in flight). */
 const CONFLICT_RETRIES = 3;
 
+/** Static credentials, when the AWS default credential chain is not to be used. Never printed. */
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
 }
 
+/** Options of {@link S3Backend.create}; `openBackend` builds them from the `--storage-*` flags. */
 export interface S3BackendOptions {
   bucket: string;
   /** Key prefix inside the bucket (no leading or trailing `/` needed); '' or absent for the bucket root. */
