@@ -103,18 +103,15 @@ describe('fs backend: immutability by link()', () => {
 });
 
 describe('fs backend: listing', () => {
-  it('listFolders over 10k run folders takes well under a second', async () => {
+  it('listFolders lists 10k run folders, sorted', async () => {
     const base = join(dir.path, 'datasets', 'q', 'partitions', 'source=s', 'category=c', 'day=2024-01-01');
     await mkdir(base, { recursive: true });
     for (let i = 0; i < 10_000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => mkdir(join(base, `run_id=${String(i + j).padStart(5, '0')}`))));
     const b = await FsBackend.create(dir.path);
-    const t0 = performance.now();
     const folders = await b.listFolders('datasets/q/partitions/source=s/category=c/day=2024-01-01/');
-    const ms = performance.now() - t0;
     expect(folders).toHaveLength(10_000);
     expect(folders[0]).toBe('datasets/q/partitions/source=s/category=c/day=2024-01-01/run_id=00000/');
     expect(folders[9_999]).toMatch(/run_id=09999\/$/);
-    expect(ms).toBeLessThan(500);
   });
 
   it('a prefix that is not a folder filters names inside its parent folder', async () => {

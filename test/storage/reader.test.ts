@@ -234,12 +234,9 @@ describe('scale', () => {
     }
     await Promise.all(writes);
 
-    const t0 = performance.now();
+    // Speed is measured by bench/list-runs.mjs, not asserted here.
     const rows = await listRuns(backend, 'quarry');
-    const ms = performance.now() - t0;
-    console.log(`listRuns of 10k runs: ${ms.toFixed(0)} ms`);
     expect(rows).toHaveLength(10_001);
     expect(rows.filter((r) => !r.finalized)).toHaveLength(2000);
-    expect(ms).toBeLessThan(2000);
   });
 });

@@ -62,13 +62,11 @@ describe('s3 backend: opening', () => {
   it('an unreachable endpoint fails at create as unavailable naming the endpoint, never the credentials', async () => {
     const port = await freePort();
     const endpoint = `http://127.0.0.1:${port}`;
-    const t0 = Date.now();
     const err = (await open({ endpoint, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET } }).catch((e: unknown) => e)) as StorageError;
     expect(err).toBeInstanceOf(StorageError);
     expect(err.code).toBe('unavailable');
     expect(err.message).toContain(`cannot reach the S3 endpoint ${endpoint} (ECONNREFUSED)`);
     expect(`${err.message} ${String(err.stack)}`).not.toContain(SECRET);
-    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('an endpoint with user info is printed without it', async () => {
