@@ -17,6 +17,56 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/run.js')).runCommand(argv, io),
   },
   {
+    words: ['list', 'runs'],
+    summary: 'List stored runs, newest first (filters: source, category, day, outcome, state)',
+    run: async (argv, io) => (await import('./commands/list.js')).listRunsCommand(argv, io),
+  },
+  {
+    words: ['list', 'jobs'],
+    summary: 'List jobs (runs grouped by job id) and their latest attempt',
+    run: async (argv, io) => (await import('./commands/list.js')).listJobsCommand(argv, io),
+  },
+  {
+    words: ['list', 'pools'],
+    summary: 'List proxy pools (none: proxy pools are not in this version)',
+    run: async (argv, io) => (await import('./commands/list.js')).listPoolsCommand(argv, io),
+  },
+  {
+    words: ['inspect', 'run'],
+    summary: 'Show one run: lineage, outcome, policy counters, objects, files',
+    run: async (argv, io) => (await import('./commands/inspect.js')).inspectRunCommand(argv, io),
+  },
+  {
+    words: ['inspect', 'job'],
+    summary: 'Show one job: its runs and attempts, latest outcome',
+    run: async (argv, io) => (await import('./commands/inspect.js')).inspectJobCommand(argv, io),
+  },
+  {
+    words: ['inspect', 'proxy'],
+    summary: 'Show a proxy pool (none: proxy pools are not in this version)',
+    run: async (argv, io) => (await import('./commands/inspect.js')).inspectProxyCommand(argv, io),
+  },
+  {
+    words: ['stats', 'runs'],
+    summary: 'Count runs by state and outcome',
+    run: async (argv, io) => (await import('./commands/stats.js')).statsRunsCommand(argv, io),
+  },
+  {
+    words: ['stats', 'jobs'],
+    summary: 'Count jobs by the state of their latest attempt',
+    run: async (argv, io) => (await import('./commands/stats.js')).statsJobsCommand(argv, io),
+  },
+  {
+    words: ['stats', 'metrics'],
+    summary: 'Sum the run metrics over runs (filters: run id, source, category, day)',
+    run: async (argv, io) => (await import('./commands/stats.js')).statsMetricsCommand(argv, io),
+  },
+  {
+    words: ['stats', 'proxies'],
+    summary: 'Proxy statistics (none: proxy pools are not in this version)',
+    run: async (argv, io) => (await import('./commands/stats.js')).statsProxiesCommand(argv, io),
+  },
+  {
     words: ['debug', 'ipc'],
     summary: 'Describe the executor pipe; --decode a captured frame stream',
     run: async (argv, io, stdin) => (await import('./commands/debug-ipc.js')).debugIpcCommand(argv, io, stdin),
