@@ -87,7 +87,6 @@ export function parseExportTarget(target: string): ExportTarget {
     } catch {
       throw invalid('postgres://(unparseable url)', 'the target is not a valid URL: use postgres://user:password@host:5432/database');
     }
-    if (u.hostname === '' && !u.searchParams.has('host')) throw invalid(redactUrl(u), 'the URL names no host: use postgres://user:password@host:5432/database');
     return { kind: 'postgres', url: t, location: redactUrl(u), secret: decodeURIComponent(u.password) };
   }
   const duck = /^duckdb:(?:\/\/)?(.*)$/i.exec(t);
