@@ -183,10 +183,15 @@ export function compilePolicy(p: ParsedFlags): PolicyConfig {
 
 /** Entry of `quarry run`: returns the exit code. */
 export async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  const parsed = parseFlags(argv, RUN_FLAGS);
+  let parsed = parseFlags(argv, RUN_FLAGS);
   if (parsed.help) {
     io.stdout(`${RUN_USAGE}\n${renderFlagHelp(RUN_FLAGS)}\n`);
     return 0;
+  }
+  if (typeof parsed.values.config === 'string') {
+    // Loaded only when asked for: the YAML parser stays off the path of a plain run.
+    const { applyRunConfig, loadRunConfig } = await import('../config.js');
+    parsed = applyRunConfig(parsed, await loadRunConfig(parsed.values.config, io.cwd, io.env));
   }
   const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
   if (plan.dryRun) return dryRun(plan, io);
