@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserHandle } from '../../src/executor/browser.js';
+import { events, fixture, rssKiB, sharedBrowser, startExecutor } from '../_harness/executor-harness.js';
+
+let browser: { handle: BrowserHandle; wsEndpoint: string };
+beforeAll(async () => {
+  browser = await sharedBrowser();
+});
+afterAll(async () => {
+  await browser?.handle.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const progressOf = (stderr: string): number => {
+  const all = [...stderr.matchAll(/progress (\d+)/g)];
+  return all.length ? Number(all.at(-1)![1]) : 0;
+};
+
+describe('backpressure (SPEC §3)', () => {
+  it('when the runtime stops reading, the pending emit stays pending and memory stays flat; reading again lets the run finish', async () => {
+    const count = 3000;
+    const bytes = 16 * 1024;
+    const s = startExecutor({ run_id: 'run-bp', attempt: 1, job: { count, bytes }, browser_ws_endpoint: browser.wsEndpoint }, { args: [fixture('flood.ts')] });
+    const stdout = s.child.stdout!;
+
+    // Let the flood start, then stop reading, as a runtime stuck on a slow disk would.
+    while (progressOf(s.stderr()) < 20) await sleep(20);
+    stdout.pause();
+
+    // Wait until the script is blocked: its progress stops rising.
+    let last = -1;
+    let stalled = progressOf(s.stderr());
+    while (stalled !== last) {
+      last = stalled;
+      await sleep(400);
+      stalled = progressOf(s.stderr());
+    }
+    const rssAtStall = await rssKiB(s.child.pid!);
+    await sleep(2000);
+    const progressLater = progressOf(s.stderr());
+    const rssLater = await rssKiB(s.child.pid!);
+
+    // Only what fits in the pipe got through: far from all 3000 items (48 MB).
+    expect(stalled).toBeLessThan(200);
+    expect(progressLater).toBe(stalled);
+    // A hidden queue would keep accepting 16 KiB items: tens of MB in two seconds.
+    expect(rssLater - rssAtStall).toBeLessThan(4 * 1024);
+
+    stdout.resume();
+    const run = await s.done;
+    expect(run.code).toBe(0);
+    expect(run.decodeError).toBeUndefined();
+    const evs = events(run.frames);
+    expect(evs).toHaveLength(count + 1);
+    expect(evs.map((e) => e.seq)).toEqual(Array.from({ length: count + 1 }, (_, i) => i + 1));
+    expect(progressOf(run.stderr)).toBe(count);
+  });
+});

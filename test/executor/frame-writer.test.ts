@@ -1,0 +1,80 @@
+import { PassThrough, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FrameWriter } from '../../src/executor/frame-writer.js';
+import { FrameDecoder, MAX_FRAME_BYTES } from '../../src/protocol/index.js';
+import { SizeLimitError } from '../../src/sdk/index.js';
+
+const item = (i: number, data: Record<string, unknown> = {}) => ({
+  contract_version: '1.0.0',
+  event_id: `e${i}`,
+  run_id: 'r',
+  seq: i,
+  type: 'item' as const,
+  ts: '2024-01-01T00:00:00.000Z',
+  payload: { item_type: 't', data },
+  attempt: 1,
+});
+
+/** A writable whose writes complete only when the test calls `flush`. */
+class ManualWritable extends Writable {
+  readonly pending: (() => void)[] = [];
+  readonly chunks: Buffer[] = [];
+  constructor() {
+    super({ highWaterMark: 1 });
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.pending.push(() => {
+      this.chunks.push(chunk);
+      cb();
+    });
+  }
+  flush(): void {
+    for (const p of this.pending.splice(0)) p();
+  }
+}
+
+describe('FrameWriter', () => {
+  it('resolves a write only once the stream has written the frame out', async () => {
+    const out = new ManualWritable();
+    const writer = new FrameWriter(out);
+    let done = false;
+    const p = writer.write(item(1)).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(false);
+    out.flush();
+    await p;
+    expect(done).toBe(true);
+    expect(new FrameDecoder().push(Buffer.concat(out.chunks))).toEqual([item(1)]);
+  });
+
+  it('refuses a frame over 16 MiB with SizeLimitError and writes nothing', async () => {
+    const out = new PassThrough();
+    const writer = new FrameWriter(out);
+    const err = await writer.write(item(1, { blob: 'x'.repeat(MAX_FRAME_BYTES) })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SizeLimitError);
+    expect((err as SizeLimitError).subject).toBe('frame');
+    expect((err as SizeLimitError).bytes).toBeGreaterThan(MAX_FRAME_BYTES);
+    expect(out.readableLength).toBe(0);
+    await writer.write(item(2));
+    expect(out.readableLength).toBeGreaterThan(0);
+  });
+
+  it('rejects the failing write and every later one once the stream errors', async () => {
+    const out = new Writable({ write: (_c, _e, cb) => cb(new Error('EPIPE')) });
+    const writer = new FrameWriter(out);
+    await expect(writer.write(item(1))).rejects.toThrow('EPIPE');
+    await expect(writer.write(item(2))).rejects.toThrow('EPIPE');
+    expect(writer.failure?.message).toBe('EPIPE');
+  });
+
+  it('ends after everything written was flushed', async () => {
+    const out = new ManualWritable();
+    const writer = new FrameWriter(out);
+    const w = writer.write(item(1));
+    const ended = writer.end();
+    out.flush();
+    await Promise.all([w, ended]);
+    expect(out.writableFinished).toBe(true);
+    await expect(writer.end()).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { AckInbox } from '../../src/executor/ack-inbox.js';
+import { FrameWriter } from '../../src/executor/frame-writer.js';
+import type { LoadedScript } from '../../src/executor/loader.js';
+import { executeRun, exitCodeFor, runResultFrame } from '../../src/executor/run.js';
+import { RunSink } from '../../src/executor/run-sink.js';
+import type { RunRequest } from '../../src/protocol/index.js';
+import type { QuarryContext, QuarryHooks, QuarryScript } from '../../src/sdk/index.js';
+import { fakeBrowserSource, FrameCollector } from '../_harness/executor-fakes.js';
+
+const request: RunRequest = { run_id: 'r1', attempt: 1, job: { n: 1 } };
+
+async function run(scriptFn: QuarryScript, hooks: QuarryHooks = {}, opts: { failAfter?: number; browserFails?: Error } = {}) {
+  const trace: string[] = [];
+  const out = new FrameCollector(opts.failAfter !== undefined ? { failAfter: opts.failAfter } : {});
+  const sink = new RunSink(new FrameWriter(out), new AckInbox());
+  const logs: string[] = [];
+  const script: LoadedScript = { path: '/x.ts', run: scriptFn, hooks };
+  const outcome = await executeRun(request, { script, sink, browsers: fakeBrowserSource(trace, opts.browserFails ? { failWith: opts.browserFails } : {}), log: (l) => logs.push(l) });
+  return { outcome, frames: out.frames, trace, logs };
+}
+const types = (frames: { type: string }[]) => frames.map((f) => f.type);
+
+describe('executeRun', () => {
+  it('runs prepare before the browser exists and cleanup after the terminal event', async () => {
+    const trace: string[] = [];
+    const out = new FrameCollector();
+    const sink = new RunSink(new FrameWriter(out), new AckInbox());
+    const t = (s: string) => () => void trace.push(s);
+    await executeRun(request, {
+      sink,
+      log: () => {},
+      browsers: fakeBrowserSource(trace),
+      script: {
+        path: '/x.ts',
+        run: t('script'),
+        hooks: {
+          prepare: () => (trace.push('prepare'), { action: 'continue' }),
+          beforeRun: t('beforeRun'),
+          afterRun: t('afterRun'),
+          beforeTerminal: () => void trace.push(`beforeTerminal frames=${out.frames.length}`),
+          cleanup: () => void trace.push(`cleanup frames=${types(out.frames).join(',')}`),
+        },
+      },
+    });
+    expect(trace).toEqual(['prepare', 'browser', 'beforeRun', 'script', 'afterRun', 'beforeTerminal frames=0', 'cleanup frames=run_complete', 'context closed']);
+  });
+
+  it('gives the script a frozen context with the job, run meta and the run browser objects', async () => {
+    let seen: QuarryContext | undefined;
+    await run((ctx) => {
+      seen = ctx;
+    });
+    expect(Object.isFrozen(seen)).toBe(true);
+    expect(seen).toMatchObject({ job: { n: 1 }, run: { run_id: 'r1', attempt: 1 }, page: { fake: 'page' }, browserContext: { fake: 'context' } });
+    expect(Object.isFrozen(seen!.run)).toBe(true);
+  });
+
+  it('waits for a runComplete the script did not await and does not emit a second terminal', async () => {
+    const { outcome, frames } = await run((ctx) => {
+      void ctx.emit.runComplete({ summary: { pages: 3 } });
+    });
+    expect(types(frames)).toEqual(['run_complete']);
+    expect(outcome).toEqual({ status: 'completed', message: 'run completed' });
+  });
+
+  it('lets beforeTerminal write the terminal event itself, which then decides the outcome', async () => {
+    const { outcome, frames } = await run(
+      () => {},
+      { beforeTerminal: (_s, ctx) => ctx.emit.runError({ error_type: 'quota', message: 'daily quota used' }) },
+    );
+    expect(types(frames)).toEqual(['run_error']);
+    expect(outcome).toEqual({ status: 'error', error_type: 'quota', message: 'daily quota used' });
+  });
+
+  it('reports a string thrown by the script as the run_error message', async () => {
+    const { outcome, frames } = await run(() => {
+      throw 'plain string';
+    });
+    expect(frames.at(-1)).toMatchObject({ type: 'run_error', payload: { error_type: 'script_error', message: 'plain string' } });
+    expect(outcome.status).toBe('error');
+  });
+
+  it('logs and swallows throws from onError, beforeTerminal and cleanup', async () => {
+    const boom = () => {
+      throw new Error('hook boom');
+    };
+    const { outcome, logs } = await run(
+      () => {
+        throw new Error('script boom');
+      },
+      { onError: boom, beforeTerminal: boom, cleanup: boom },
+    );
+    expect(outcome).toMatchObject({ status: 'error', message: 'script boom' });
+    expect(logs).toEqual(['onError hook threw (ignored): hook boom', 'beforeTerminal hook threw (ignored): hook boom', 'cleanup hook threw (ignored): hook boom']);
+  });
+
+  it('is a crash when the output breaks, even if the script swallowed the SinkFailedError', async () => {
+    const { outcome } = await run(async (ctx) => {
+      await ctx.emit.info('first').catch(() => {});
+      await ctx.emit.info('second').catch(() => {});
+    }, {}, { failAfter: 1 });
+    expect(outcome.status).toBe('crash');
+    expect(outcome.message).toMatch(/the output to the runtime failed: EPIPE/);
+  });
+
+  it('is a crash when prepare returns something other than continue or skip, before any browser', async () => {
+    const { outcome, trace } = await run(() => {}, { prepare: () => ({ action: 'later' }) as never });
+    expect(outcome).toEqual({ status: 'crash', message: "prepare hook returned action \"later\"; use 'continue' or 'skip'" });
+    expect(trace).toEqual([]);
+  });
+
+  it('is a crash when the browser cannot be opened, with no terminal event', async () => {
+    const { outcome, frames } = await run(() => {}, {}, { browserFails: new Error('no chromium') });
+    expect(outcome).toEqual({ status: 'crash', message: 'browser failed to start: no chromium' });
+    expect(frames).toEqual([]);
+  });
+});
+
+describe('run_result and exit codes', () => {
+  it('maps completed/error/crash to 0/1/2', () => {
+    expect([exitCodeFor('completed'), exitCodeFor('error'), exitCodeFor('crash')]).toEqual([0, 1, 2]);
+  });
+
+  it('omits absent outcome fields and reports the proxy without its password', () => {
+    expect(runResultFrame({ status: 'crash', message: 'm' }, { protocol: 'http', host: 'h', port: 1, username: 'u', password: 'p' })).toEqual({
+      type: 'run_result',
+      outcome: { status: 'crash', message: 'm' },
+      proxy_used: { protocol: 'http', host: 'h', port: 1, username: 'u' },
+    });
+    expect(runResultFrame({ status: 'completed' })).toEqual({ type: 'run_result', outcome: { status: 'completed' } });
+  });
+});
