@@ -149,7 +149,12 @@ const noRows = (): ExportRowCounts => ({ quarry_events: 0, quarry_items: 0, quar
 const TABLES = Object.keys(RECORD_TABLES) as RecordTable[];
 
 /** Where a partition's load was when it failed: decides what the message tells a person to fix. */
-type Phase = 'open' | 'read' | 'write';
+type Phase = 'open' | 'read' | 'ledger' | 'write';
+
+/** Hides a PostgreSQL target's password in any text (a driver message could echo the connection string). */
+function scrubber(target: ExportTarget): (text: string) => string {
+  return target.kind === 'postgres' && target.secret !== '' ? (text) => text.split(target.secret).join('***') : (text) => text;
+}
 
 /** One export in progress. */
 interface Run {
@@ -248,7 +253,7 @@ async function loadPartition(run: Run, p: AuthoritativePartition): Promise<Parti
       const records = run.consumer.records(key, run.opts.eventTypes === undefined ? {} : { eventTypes: run.opts.eventTypes });
       const rows = await copyRecords(run, tx, key, runId, records);
       // The ledger only moves forward (§8 promotion), so the same run before and after means the stream was of it.
-      const after = await step('open', runId, () => run.ledger.getPartition(key));
+      const after = await step('ledger', runId, () => run.ledger.getPartition(key));
       if (after?.status !== 'success' || after.current_run_id !== runId) {
         await tx.rollback();
         if (attempt < LEDGER_MOVE_ATTEMPTS) continue;
@@ -277,13 +282,13 @@ async function loadPartition(run: Run, p: AuthoritativePartition): Promise<Parti
 
 /** Turns whatever stopped a partition into an ExportError that says what to fix, without the target's password. */
 function failure(run: Run, p: LogicalPartition, err: unknown, completed: ExportSummary): ExportError {
-  const scrub = (s: string): string => (run.opts.target.kind === 'postgres' && run.opts.target.secret !== '' ? s.split(run.opts.target.secret).join('***') : s);
+  const scrub = scrubber(run.opts.target);
   const where = describe(p);
   const target = run.sink.location;
   if (err instanceof ExportError) {
     return new ExportError(err.code, target, scrub(err.detail), { cause: err.cause, partition: err.partition ?? p, runId: err.runId, completed });
   }
-  const f = err instanceof PartitionFailure ? err : new PartitionFailure('write', undefined, err);
+  const f = err instanceof PartitionFailure ? err : new PartitionFailure('write', err instanceof ExportRecordError ? err.runId : undefined, err);
   const cause = f.cause;
   const ctx = { cause, partition: p, runId: f.runId, completed };
   const run_ = f.runId === undefined ? '' : ` (run ${f.runId})`;
@@ -292,14 +297,17 @@ function failure(run: Run, p: LogicalPartition, err: unknown, completed: ExportS
   if (cause instanceof PartitionNotReadableError) {
     return new ExportError('not_readable', target, `partition ${where} is not readable: ${cause.message}; nothing of it was exported`, ctx);
   }
-  if (cause instanceof LedgerError) {
-    return new ExportError(cause.code === 'invalid_argument' ? 'invalid_option' : 'unavailable', target, `the ledger at ${run.ledger.location} failed for ${where}: ${scrub(cause.message)}; ${unchanged}`, ctx);
+  if (cause instanceof LedgerError || f.phase === 'ledger') {
+    return new ExportError('unavailable', target, `reading the ledger at ${run.ledger.location} for ${where} failed: ${scrub(errorMessage(cause))}; ${unchanged}: check the ledger and ${rerun}`, ctx);
   }
   if (cause instanceof ExportRecordError) {
     return new ExportError('load_failed', target, `partition ${where}${run_}: ${cause.message}, although the validator passed the run; ${unchanged}: report it with the run id`, ctx);
   }
   const msg = scrub(errorMessage(cause));
-  if (f.phase === 'open' || f.phase === 'read') {
+  if (f.phase === 'open') {
+    return new ExportError('load_failed', target, `opening the authoritative run of ${where} (ledger ${run.ledger.location}, storage ${run.storage.location}) failed: ${msg}; ${unchanged}: fix the cause and ${rerun}`, ctx);
+  }
+  if (f.phase === 'read') {
     return new ExportError('load_failed', target, `reading partition ${where}${run_} from ${run.storage.location} failed: ${msg}; ${unchanged}: fix the storage problem and ${rerun}`, ctx);
   }
   return new ExportError('load_failed', target, `writing partition ${where}${run_} failed and was rolled back: ${msg}; ${unchanged}: fix the warehouse problem and ${rerun}`, ctx);
@@ -360,8 +368,7 @@ export async function exportPartitions(options: ExportOptions): Promise<ExportSu
     return done();
   } catch (err) {
     if (err instanceof ExportError) throw err;
-    const msg = opts.target.kind === 'postgres' && opts.target.secret !== '' ? errorMessage(err).split(opts.target.secret).join('***') : errorMessage(err);
-    throw new ExportError('unavailable', sink.location, `preparing the export tables failed: ${msg}; nothing was exported: check the warehouse`, { cause: err, completed: done() });
+    throw new ExportError('unavailable', sink.location, `preparing the export tables failed: ${scrubber(opts.target)(errorMessage(err))}; nothing was exported: check the warehouse`, { cause: err, completed: done() });
   } finally {
     await sink.close();
   }

@@ -15,7 +15,7 @@ import { validateRun } from '../../src/ledger/validator.js';
 import { StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend } from '../../src/storage/backend.js';
 import { FsBackend } from '../../src/storage/fs-backend.js';
 import { runPrefix, type LogicalPartition } from '../../src/storage/layout.js';
-import { writeRunFixture, type RunFixtureOptions } from '../_harness/run-fixtures.js';
+import { rewriteManifest, writeRunFixture, type RunFixtureOptions } from '../_harness/run-fixtures.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 
 /** An empty warehouse for one test, and a way to read it back. */
@@ -350,6 +350,19 @@ export function exportSuite(name: string, makeWarehouse: WarehouseFactory): void
       expect(err).toMatchObject({ name: 'ExportError', code: 'schema' });
       expect((err as Error).message).toMatch(/quarry_items exists without column\(s\) source, category, day, run_id, seq/);
       expect(await count('quarry_items')).toBe(0);
+    });
+
+    it('a run changed behind the validator\'s back is refused as not readable, and the partition keeps its rows', async () => {
+      await world();
+      await exp({ clock: at(T1) });
+      const before = await snapshot();
+      const a2 = await writeRunFixture(fs, { run_id: 'a2', ...A, finalized_at: '2024-06-11T01:00:00.000Z' });
+      await validateRun(fs, ledger, a2.partition, { now: at(T1) });
+      await rewriteManifest(join(tmp.path, 'data'), a2.partition, { ...a2.manifest, message: 'edited after validation' });
+      const err = await exp({ clock: at(T2) }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'ExportError', code: 'not_readable', partition: A });
+      expect((err as Error).message).toMatch(/partition quarry\/source=shop\/category=default\/day=2024-06-10 is not readable: .*changed after validation/);
+      expect(await snapshot()).toEqual(before);
     });
 
     it('nothing to export is an empty summary, and the tables exist for readers', async () => {
