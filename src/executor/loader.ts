@@ -5,7 +5,7 @@
  * Never starts a browser, so `--validate` can use it alone.
  */
 import { stat } from 'node:fs/promises';
-import { register } from 'node:module';
+import * as nodeModule from 'node:module';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HOOK_NAMES, type QuarryHooks, type QuarryScript } from '../sdk/index.js';
@@ -53,6 +53,9 @@ let aliasRegistered = false;
 function registerSdkAlias(): void {
   if (aliasRegistered) return;
   aliasRegistered = true;
+  // module.register exists from Node 20.6; before that, value imports resolve only where the package is installed.
+  const register = (nodeModule as Partial<typeof nodeModule>).register;
+  if (typeof register !== 'function') return;
   const sdkUrl = new URL('../sdk/index.js', import.meta.url).href;
   register(`data:text/javascript,${encodeURIComponent(ALIAS_HOOK)}`, import.meta.url, { data: { sdkUrl } });
 }

@@ -242,4 +242,28 @@ describe('launching Chromium', () => {
       tmpRoot.remove();
     }
   });
+
+  it('on SIGTERM closes the browser, deletes its profile and dies of the signal', async () => {
+    const tmpRoot = tempDir('quarry-tmproot-');
+    try {
+      let started!: () => void;
+      const itemSeen = new Promise<void>((r) => (started = r));
+      const s = startExecutor({ run_id: 'r', attempt: 1, job: null }, {
+        args: [fixture('hang.ts')],
+        env: { TMPDIR: tmpRoot.dir },
+        onFrame: (f) => {
+          if (f.type === 'item') started();
+        },
+      });
+      await itemSeen;
+      expect(readdirSync(tmpRoot.dir).filter((n) => n.startsWith('quarry-chromium-'))).toHaveLength(1);
+      s.child.kill('SIGTERM');
+      const run = await s.done;
+      expect(run.signal).toBe('SIGTERM');
+      expect(run.stderr).toMatch(/SIGTERM received: closing the browser/);
+      expect(readdirSync(tmpRoot.dir).filter((n) => n.startsWith('quarry-chromium-'))).toEqual([]);
+    } finally {
+      tmpRoot.remove();
+    }
+  });
 });
