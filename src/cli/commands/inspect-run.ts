@@ -68,6 +68,8 @@ export async function inspectRunView(backend: StorageBackend, dataset: string, r
     run_id: claim.run_id,
     state: runState(manifest?.outcome, manifest !== undefined),
     finalized: manifest !== undefined,
+    // Present (undefined, never printed) so an unfinalized run's note comes right after `finalized`.
+    note: undefined,
     partition: { dataset: claim.dataset, source: claim.source, category: claim.category, day: claim.day, key },
     location: backend.location,
     lineage: {
@@ -88,8 +90,7 @@ export async function inspectRunView(backend: StorageBackend, dataset: string, r
     policy: null,
     events: null,
     artifacts: null,
-    // Present (undefined, so never printed) to keep its place in the key order when a manifest fills it.
-    terminal_summary: undefined,
+    terminal_summary: undefined, // as `note`: keeps its place in the key order
     objects: [],
     sidecar_files: [],
     orphaned_artifacts: [],
