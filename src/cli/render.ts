@@ -11,10 +11,13 @@ import { stringify as yamlStringify } from 'yaml';
 import type { FlagValue } from './flags.js';
 import { UsageError } from './flags.js';
 
+/** Output formats of every read command (SPEC §9). */
 export type OutputFormat = 'json' | 'table' | 'yaml';
 
+/** The formats `--format` accepts, in the order help lists them. */
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['json', 'table', 'yaml'];
 
+/** How to render: the chosen format and whether tables are colored. */
 export interface RenderOptions {
   format: OutputFormat;
   /** ANSI colors in table output. Never in json or yaml. */

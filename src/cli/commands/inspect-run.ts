@@ -52,6 +52,7 @@ export interface RunView {
   published_so_far?: { objects: number; bytes: number };
 }
 
+/** What `inspect run` says of a run without a manifest (in the data and on stderr). */
 export const UNFINALIZED_NOTE =
   'not finalized: the run has no _manifest.json. It is still running or stopped before finalizing; no consumer reads it and it is never promoted.';
 

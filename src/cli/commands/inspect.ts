@@ -7,6 +7,7 @@ import { inspectJobView } from './inspect-job.js';
 import { inspectRunView } from './inspect-run.js';
 import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, type ReadCommandSpec } from './read-common.js';
 
+/** `quarry inspect run <run-id>`: one run in depth; exit 1 when it does not exist. */
 export const INSPECT_RUN: ReadCommandSpec = {
   name: 'inspect run',
   usage: `Usage: quarry inspect run <run-id> [flags]
@@ -27,6 +28,7 @@ Exit code: 0, 1 when the run does not exist, 2 for a bad command line.`,
   },
 };
 
+/** `quarry inspect job <job-id>`: a job's runs and attempts; exit 1 when no run has that job id. */
 export const INSPECT_JOB: ReadCommandSpec = {
   name: 'inspect job',
   usage: `Usage: quarry inspect job <job-id> [flags]
@@ -40,6 +42,7 @@ Exit code: 0, 1 when no run has that job id, 2 for a bad command line.`,
   body: async ({ backend, dataset, positionals }) => ({ data: await inspectJobView(backend, dataset, positionals[0]!) }),
 };
 
+/** `quarry inspect proxy <pool>`: an empty object and a plain notice; proxy pools are not built yet. */
 export const INSPECT_PROXY: ReadCommandSpec = {
   name: 'inspect proxy',
   usage: `Usage: quarry inspect proxy <pool> [flags]

@@ -11,6 +11,7 @@ import { PARTITION_FILTER_FLAGS, partitionFilters, PROXY_NOTICE, READ_FLAGS, rea
 
 const LIMIT_FLAG: FlagSpec = { name: 'limit', type: 'int', arg: 'N', help: 'At most N rows, newest first (0 = no limit)', group: 'Filters' };
 
+/** Flags of `quarry list runs`: partition and state filters, limit, storage, output. */
 export const LIST_RUNS_FLAGS: readonly FlagSpec[] = [
   ...PARTITION_FILTER_FLAGS,
   { name: 'outcome', type: 'string', arg: 'OUTCOME', choices: RUN_OUTCOMES, help: `Only finalized runs with this outcome (${RUN_OUTCOMES.join('|')})`, group: 'Filters' },
@@ -68,6 +69,7 @@ export function compileRunFilters(values: ParsedFlags['values']): { filters: Run
   return { filters, onlyFailed };
 }
 
+/** `quarry list runs`: the runs of a dataset, newest first, with their state (docs/cli.md). */
 export const LIST_RUNS: ReadCommandSpec = {
   name: 'list runs',
   usage: `Usage: quarry list runs [flags]
@@ -89,8 +91,10 @@ outcome, message, policy, event count and stored bytes.`,
   },
 };
 
+/** Flags of `quarry list jobs`. */
 export const LIST_JOBS_FLAGS: readonly FlagSpec[] = [...PARTITION_FILTER_FLAGS, LIMIT_FLAG, ...READ_FLAGS];
 
+/** `quarry list jobs`: runs grouped by job id, latest attempt first. */
 export const LIST_JOBS: ReadCommandSpec = {
   name: 'list jobs',
   usage: `Usage: quarry list jobs [flags]
@@ -109,6 +113,7 @@ state of its latest attempt. Filters select runs before they are grouped.`,
   },
 };
 
+/** `quarry list pools`: an empty list and a plain notice; proxy pools are not built yet. */
 export const LIST_POOLS: ReadCommandSpec = {
   name: 'list pools',
   usage: `Usage: quarry list pools [flags]

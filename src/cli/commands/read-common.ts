@@ -59,6 +59,7 @@ export interface StoredRun {
  */
 export type RunState = 'succeeded' | 'failed' | 'unfinalized';
 
+/** The {@link RunState} of a run from its outcome and whether it has a manifest. */
 export function runState(outcome: RunOutcome | undefined, finalized: boolean): RunState {
   if (!finalized) return 'unfinalized';
   return outcome === 'success' ? 'succeeded' : 'failed';
@@ -77,6 +78,7 @@ export interface ReadCommandSpec {
   body(ctx: ReadContext): Promise<ReadResult>;
 }
 
+/** What a read command's body receives: parsed flags, positionals, the dataset and the open storage. */
 export interface ReadContext {
   values: ParsedFlags['values'];
   positionals: readonly string[];

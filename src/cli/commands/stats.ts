@@ -40,6 +40,7 @@ export function runStats(runs: readonly StoredRun[]): RunStats {
   return s;
 }
 
+/** `quarry stats runs`: runs counted by state and outcome. */
 export const STATS_RUNS: ReadCommandSpec = {
   name: 'stats runs',
   usage: `Usage: quarry stats runs [flags]
@@ -62,6 +63,7 @@ export interface JobStats {
   runs_without_job: number;
 }
 
+/** `quarry stats jobs`: jobs counted by the state of their latest attempt. */
 export const STATS_JOBS: ReadCommandSpec = {
   name: 'stats jobs',
   usage: `Usage: quarry stats jobs [flags]
@@ -112,6 +114,7 @@ export function metricsStats(runs: readonly StoredRun[], filters: MetricsStats['
   return { filters, runs_summed: all.length, runs_unfinalized: runs.length - all.length, ...sumMetrics(all), dimensions };
 }
 
+/** `quarry stats metrics`: §9 counters summed over the finalized runs matching the filters. */
 export const STATS_METRICS: ReadCommandSpec = {
   name: 'stats metrics',
   usage: `Usage: quarry stats metrics [flags]
@@ -142,6 +145,7 @@ Exit code: 0, 1 when --run-id names no run, 2 for a bad command line.`,
   },
 };
 
+/** `quarry stats proxies`: an empty list and a plain notice; proxy pools are not built yet. */
 export const STATS_PROXIES: ReadCommandSpec = {
   name: 'stats proxies',
   usage: `Usage: quarry stats proxies [flags]
