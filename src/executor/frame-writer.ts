@@ -43,8 +43,11 @@ export class FrameWriter {
   }
 
   /**
-   * Writes one frame; resolves when the bytes are written to the OS. At most
-   * one frame per caller is in memory: callers await each write.
+   * Writes one frame. Resolves as soon as the stream accepts it below its
+   * high-water mark (16 KiB), or else once it drains: the stream's own buffer
+   * is the only one and it is bounded, so a runtime that stops reading stalls
+   * the script's next emit. Resolving on acceptance rather than on the OS
+   * write callback lets consecutive frames leave in one `writev`.
    * @throws SizeLimitError when the frame exceeds 16 MiB (nothing written).
    */
   write(frame: ExecutorFrame): Promise<void> {
@@ -56,13 +59,24 @@ export class FrameWriter {
     }
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#out.destroyed || this.#out.writableEnded) return Promise.reject(new Error('the output to the runtime is closed'));
+    const accepted = this.#out.write(bytes, (err) => {
+      if (err) this.#failure ??= err;
+    });
+    if (accepted) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.#out.write(bytes, (err) => {
-        if (err) {
-          this.#failure ??= err;
-          reject(err);
-        } else resolve();
-      });
+      const settle = (err?: Error): void => {
+        this.#out.off('drain', onDrain);
+        this.#out.off('finish', onDrain);
+        this.#out.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      // An ending stream emits 'finish' rather than 'drain' once its buffer is out.
+      const onDrain = (): void => settle();
+      const onClose = (): void => settle(this.#failure ?? new Error('the output to the runtime closed'));
+      this.#out.once('drain', onDrain);
+      this.#out.once('finish', onDrain);
+      this.#out.once('close', onClose);
     });
   }
 

@@ -241,6 +241,13 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
         throw new Stop('stream', err.message);
       }
       for (const raw of frames) await handle(raw);
+      if (policy.beforeNextRead) {
+        try {
+          await policy.beforeNextRead();
+        } catch (err) {
+          throw new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
+        }
+      }
       if (decoder.error) {
         res.ipcDecodeErrors++;
         throw new Stop('stream', decoder.error.message);

@@ -34,7 +34,7 @@ class ManualWritable extends Writable {
 }
 
 describe('FrameWriter', () => {
-  it('resolves a write only once the stream has written the frame out', async () => {
+  it('holds a write while the stream is over its high-water mark, until it drains', async () => {
     const out = new ManualWritable();
     const writer = new FrameWriter(out);
     let done = false;

@@ -16,6 +16,12 @@ export interface IngestionPolicy {
    */
   ingest(event: AnyEventEnvelope): Promise<void>;
   /**
+   * Called by the supervisor after the frames of one pipe read were ingested
+   * and before it reads again (strict writes there). Optional.
+   * @throws PolicyFailureError when the write fails.
+   */
+  beforeNextRead?(): Promise<void>;
+  /**
    * Flushes everything held and seals open segments (termination trigger).
    * Called exactly once, whatever the outcome; after it nothing is ingested.
    * @throws PolicyFailureError when the final flush fails after its retries.
