@@ -48,7 +48,8 @@ export type StoredRecord = EventRecord | MetricsRecord;
  * `artifactPath` is set for artifact events, whose record kind is `artifact_event`.
  */
 export function eventRecordLine(p: RunPartition, e: AnyEventEnvelope, artifactPath?: string): string {
-  const rec: EventRecord = {
+  // Built in its final key order (the order is part of the format); optional fields only when present.
+  const rec: Record<string, unknown> = {
     record_kind: artifactPath === undefined ? 'event' : 'artifact_event',
     dataset: p.dataset,
     source: p.source,
@@ -61,16 +62,21 @@ export function eventRecordLine(p: RunPartition, e: AnyEventEnvelope, artifactPa
     ts: e.ts,
     contract_version: e.contract_version,
     attempt: e.attempt,
-    payload: e.payload as unknown as Record<string, unknown>,
   };
   if (e.job_id !== undefined && e.job_id !== null) rec.job_id = e.job_id;
   if (e.parent_run_id !== undefined && e.parent_run_id !== null) rec.parent_run_id = e.parent_run_id;
+  rec.payload = e.payload;
   if (artifactPath !== undefined) rec.artifact_path = artifactPath;
-  // Re-order so optional lineage sits before payload: the key order is part of the format.
-  const { payload, artifact_path, ...head } = rec;
-  const ordered: Record<string, unknown> = { ...head, payload };
-  if (artifact_path !== undefined) ordered.artifact_path = artifact_path;
-  return `${JSON.stringify(ordered, jsonReplacer)}\n`;
+  return `${JSON.stringify(rec, hasBinary(e.payload) ? jsonReplacer : undefined)}\n`;
+}
+
+/** True when a payload holds bytes somewhere (rare): only then is the slower replacer needed. */
+function hasBinary(v: unknown, depth = 0): boolean {
+  if (v instanceof Uint8Array) return true;
+  if (typeof v !== 'object' || v === null || depth > 64) return false;
+  if (Array.isArray(v)) return v.some((x) => hasBinary(x, depth + 1));
+  for (const k in v) if (hasBinary((v as Record<string, unknown>)[k], depth + 1)) return true;
+  return false;
 }
 
 /** Serializes the run's metrics record line. */
