@@ -49,6 +49,15 @@ describe('validateRun: a clean run', () => {
     expect(h?.manifest_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('objects spanning many read chunks are hashed and counted right (records split across chunk edges)', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024 + 3, 7);
+    const f = await writeRunFixture(storage, { run_id: 'big', items: 3000, itemsPerSegment: 3000, logs: 0, artifact: big });
+    expect(f.manifest.objects.find((o) => o.path === segmentName('item', 1))!.bytes).toBeGreaterThan(256 * 1024);
+    const v = await validateRun(storage, ledger, f.partition, opts);
+    expect(v.reasons).toEqual([]);
+    expect(v.status).toBe('valid');
+  });
+
   it('a run is found by its id through its claim', async () => {
     await writeRunFixture(storage, { run_id: 'by-id', dataset: 'ds2' });
     expect(await validateRun(storage, ledger, { dataset: 'ds2', run_id: 'by-id' }, opts)).toMatchObject({ status: 'valid', partition: { dataset: 'ds2', source: 'shop' } });
