@@ -294,10 +294,7 @@ describe('validatePending', () => {
 
   it('many pending runs go through in batches', async () => {
     for (let i = 0; i < 120; i++) await writeRunFixture(storage, { run_id: `b-${String(i).padStart(3, '0')}`, day: `2024-05-${String((i % 28) + 1).padStart(2, '0')}`, items: 1, artifact: null, finalized_at: new Date(Date.UTC(2024, 5, 10, 0, i)).toISOString() });
-    const t0 = performance.now();
     const r = await validatePending(storage, ledger, 'quarry', opts);
-    const ms = performance.now() - t0;
-    process.stdout.write(`[perf sqlite] validatePending: ${r.validated.length} small runs in ${ms.toFixed(0)} ms (${((r.validated.length / ms) * 1000).toFixed(0)} runs/s)\n`);
     expect(r.validated).toHaveLength(120);
     const parts = await ledger.listPartitions({ dataset: 'quarry', status: 'success' });
     expect(parts).toHaveLength(28);
