@@ -4,6 +4,8 @@
  */
 export interface CliIO {
   stdout(text: string): void;
+  /** Writes to stdout and resolves once the stream can take more: for long outputs (`quarry read`). */
+  stdoutWrite(text: string): Promise<void>;
   stderr(text: string): void;
   env: NodeJS.ProcessEnv;
   cwd: string;

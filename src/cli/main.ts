@@ -19,11 +19,17 @@ async function main(argv: string[]): Promise<number> {
     signalName = sig;
     controller.abort(sig);
   };
+  // A reader that goes away (`quarry read | head`) is not an error: stop quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   process.on('SIGINT', onSignal('SIGINT'));
   process.on('SIGTERM', onSignal('SIGTERM'));
 
   const io: CliIO = {
     stdout: (t) => void process.stdout.write(t),
+    stdoutWrite: (t) => (process.stdout.write(t) ? Promise.resolve() : new Promise((r) => process.stdout.once('drain', () => r()))),
     stderr: (t) => void process.stderr.write(t),
     env: process.env,
     cwd: process.cwd(),

@@ -67,6 +67,26 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/stats.js')).statsProxiesCommand(argv, io),
   },
   {
+    words: ['state', 'inspect'],
+    summary: 'Show the ledger: which run of each partition is authoritative (read-only)',
+    run: async (argv, io) => (await import('./commands/state.js')).stateInspectCommand(argv, io),
+  },
+  {
+    words: ['validate'],
+    summary: 'Check finalized runs and record them in the ledger (--run ID | --pending)',
+    run: async (argv, io) => (await import('./commands/validate.js')).validateCommand(argv, io),
+  },
+  {
+    words: ['read'],
+    summary: 'Stream the authoritative records of success partitions as JSON lines',
+    run: async (argv, io) => (await import('./commands/read.js')).readCommand(argv, io),
+  },
+  {
+    words: ['retry'],
+    summary: 'Re-run failed (and expected pending, or --reprocess success) partitions as new runs',
+    run: async (argv, io) => (await import('./commands/retry.js')).retryCommand(argv, io),
+  },
+  {
     words: ['debug', 'ipc'],
     summary: 'Describe the executor pipe; --decode a captured frame stream',
     run: async (argv, io, stdin) => (await import('./commands/debug-ipc.js')).debugIpcCommand(argv, io, stdin),

@@ -84,7 +84,7 @@ export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
   }
 }
 
-async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO): Promise<RunReport> {
+export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO): Promise<RunReport> {
   let report: RunReport;
   try {
     report = await runOnce({

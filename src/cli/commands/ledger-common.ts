@@ -1,0 +1,86 @@
+/**
+ * What the ledger commands (`state inspect`, `validate`, `read`, `export`,
+ * `retry`) share: the `--ledger` flag, its default beside fs storage, and
+ * partition filters over logical partitions (day ranges included).
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Ledger } from '../../ledger/ledger.js';
+import type { PartitionFilters } from '../../ledger/types.js';
+import { checkDay } from '../../storage/layout.js';
+import { UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
+import { partitionFilters, ReadCommandError, stringFlag } from './read-common.js';
+
+export const LEDGER_FLAG: FlagSpec = {
+  name: 'ledger',
+  type: 'string',
+  arg: 'PATH|URL',
+  help: 'Ledger: a SQLite file or postgres:// URL (default <storage-path>/ledger.sqlite for fs)',
+  group: 'Ledger',
+};
+
+export const RANGE_FLAGS: readonly FlagSpec[] = [
+  { name: 'from', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days from this one (inclusive)', group: 'Filters' },
+  { name: 'to', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days up to this one (inclusive)', group: 'Filters' },
+];
+
+const isUrl = (t: string): boolean => /^postgres(ql)?:\/\//i.test(t);
+
+/**
+ * The ledger the flags name. @throws UsageError for s3 storage without `--ledger`.
+ */
+export function ledgerTargetFrom(values: ParsedFlags['values'], cwd: string): string {
+  const given = stringFlag(values, 'ledger');
+  if (given) return isUrl(given) ? given : resolve(cwd, given);
+  if ((stringFlag(values, 'storage-backend') ?? 'fs') !== 'fs') {
+    throw new UsageError('--ledger is required with --storage-backend s3 (the postgres:// URL the runs were validated into)');
+  }
+  return join(resolve(cwd, stringFlag(values, 'storage-path') ?? './quarry-data'), 'ledger.sqlite');
+}
+
+/**
+ * Opens the ledger. With `mustExist`, a SQLite file that is not there is an
+ * error rather than a new empty ledger (read commands never create one).
+ */
+export async function openLedgerAt(target: string, mustExist: boolean): Promise<Ledger> {
+  if (mustExist && !isUrl(target) && !existsSync(target)) {
+    throw new ReadCommandError(`no ledger at ${target}: nothing was validated there yet (quarry run and quarry validate write it); give --ledger if it is elsewhere`);
+  }
+  const { openLedger } = await import('../../ledger/ledger.js');
+  try {
+    return await openLedger(target);
+  } catch (err) {
+    throw new ReadCommandError(`cannot open the ledger: ${(err as Error).message}`);
+  }
+}
+
+/** Logical-partition filters from `--source --category --day --from --to`. @throws UsageError */
+export function ledgerFilters(values: ParsedFlags['values'], dataset: string): PartitionFilters {
+  const f: PartitionFilters = { dataset, ...partitionFilters(values) };
+  for (const key of ['from', 'to'] as const) {
+    const v = stringFlag(values, key);
+    if (v === undefined) continue;
+    const bad = checkDay(v);
+    if (bad) throw new UsageError(`--${key}: ${bad}`);
+    f[key] = v;
+  }
+  if (f.from && f.to && f.from > f.to) throw new UsageError(`--from ${f.from} is after --to ${f.to}`);
+  if (f.day && (f.from || f.to)) throw new UsageError('use --day or --from/--to, not both');
+  return f;
+}
+
+/** Parses `--expect-days FROM..TO` into every day of the range. @throws UsageError */
+export function expectedDays(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$/.exec(raw);
+  if (!m) throw new UsageError(`--expect-days ${JSON.stringify(raw)} must be FROM..TO, e.g. 2026-11-01..2026-11-07`);
+  for (const d of [m[1]!, m[2]!]) {
+    const bad = checkDay(d);
+    if (bad) throw new UsageError(`--expect-days: ${bad}`);
+  }
+  const days: string[] = [];
+  for (let t = Date.parse(`${m[1]}T00:00:00Z`); t <= Date.parse(`${m[2]}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  if (days.length === 0) throw new UsageError(`--expect-days ${raw}: FROM is after TO`);
+  if (days.length > 3660) throw new UsageError(`--expect-days ${raw} spans ${days.length} days; at most 10 years`);
+  return days;
+}
