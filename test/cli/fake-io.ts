@@ -12,6 +12,7 @@ export function recordingIO(cwd: string, opts: { tty?: boolean; env?: NodeJS.Pro
     err: '',
     stdout: (t) => void (io.out += t),
     stderr: (t) => void (io.err += t),
+    stdoutWrite: async (t) => void (io.out += t),
     env: opts.env ?? {},
     cwd,
     stdoutIsTTY: opts.tty ?? false,
