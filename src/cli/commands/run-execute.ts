@@ -13,7 +13,9 @@ import type { StorageBackend } from '../../storage/backend.js';
 import { StorageError } from '../../storage/backend.js';
 import { runOnce } from '../../runtime/run.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
+import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { UsageError } from '../flags.js';
+import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
 import { writeReport, type RunPlan } from './run.js';
 
@@ -86,6 +88,7 @@ export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
 
 export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO): Promise<RunReport> {
   let report: RunReport;
+  const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
   try {
     report = await runOnce({
       scriptPath: plan.scriptPath,
@@ -101,12 +104,15 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
       signal: io.signal,
-      ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => io.stderr(chunk.toString('utf8')) }),
+      ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
+      ...(progress ? { onEvent: (e: AnyEventEnvelope) => progress.onEvent(e) } : {}),
     });
   } catch (err) {
     if (err instanceof RunIdExistsError) throw new UsageError(err.message);
     if (err instanceof StorageError) throw new UsageError(`cannot start the run: ${err.message}`);
     throw err;
+  } finally {
+    progress?.stop();
   }
   if (report.storage.finalized) report.ledger = await validateIntoLedger(backend, ledger, report);
   else report.ledger = { location: ledger.location, validation: 'not_run', reasons: ['the run has no manifest, so it was not validated'], partition_status: 'unchanged', authoritative: false };
