@@ -11,7 +11,7 @@ import type { ProxyEndpoint, RunRequest } from '../protocol/frames.js';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { runPrefix, type RunPartition } from '../storage/layout.js';
-import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest } from '../storage/manifest.js';
+import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
 import { metricsRecordLine } from '../storage/records.js';
 import { RunWriter } from '../storage/run-writer.js';
 import { buildMetrics } from './metrics.js';
@@ -126,24 +126,26 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   };
 
   const skipped = sup.terminalSummary?.skipped === true;
-  const metrics = () =>
+  // One set of figures for the stored metrics record and the manifest (writes
+  // counted up to, not including, the metrics record itself).
+  const metricsFor = (outcome: RunOutcome) =>
     buildMetrics({
-      outcome: classified.outcome,
+      outcome,
       counters,
       launched: sup.launched && !sup.observation.launchError,
       ipcDecodeErrors: sup.ipcDecodeErrors,
-      writes: writer.writes,
+      writes: { ...writer.writes },
       executor: cfg.executorPath ? 'custom' : 'node',
       storageBackend: cfg.backend.kind,
     });
-  let finalizeError: string | undefined;
+  let runMetrics = metricsFor(classified.outcome);
   try {
-    await writer.putMetrics(metricsRecordLine(partition, metrics()));
+    await writer.putMetrics(metricsRecordLine(partition, runMetrics));
   } catch (err) {
-    finalizeError = `writing the metrics record: ${(err as Error).message}`;
-  }
-  if (finalizeError && classified.outcome === 'success') {
-    classified = { outcome: 'policy_failure', message: finalizeError, exitCode: 3 };
+    if (classified.outcome === 'success') {
+      classified = { outcome: 'policy_failure', message: `writing the metrics record: ${(err as Error).message}`, exitCode: 3 };
+      runMetrics = metricsFor(classified.outcome);
+    }
   }
   const finalizedAt = now();
   const manifest: RunManifest = {
@@ -171,7 +173,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     orphaned_artifacts: orphans,
     ...(writer.superseded.length > 0 ? { superseded_objects: [...writer.superseded] } : {}),
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
-    metrics: metrics(),
+    metrics: runMetrics,
     storage_backend: cfg.backend.kind,
   };
   let finalized = true;

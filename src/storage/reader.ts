@@ -152,7 +152,8 @@ export interface RunSummary {
   bytes?: number;
 }
 
-function summarize(claim: RunClaim, manifest: RunManifest | undefined): RunSummary {
+/** A run's summary row from its claim and (when finalized) its manifest. */
+export function summarize(claim: RunClaim, manifest: RunManifest | undefined): RunSummary {
   const row: RunSummary = {
     dataset: claim.dataset,
     source: claim.source,

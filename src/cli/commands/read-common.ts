@@ -13,7 +13,7 @@ import { StorageError, type StorageBackend } from '../../storage/backend.js';
 import { checkDay, checkKeyValue, RUN_ID_RE } from '../../storage/layout.js';
 import { ManifestError, type RunClaim, type RunManifest, type RunOutcome } from '../../storage/manifest.js';
 import { BackendOptionsError, openBackend } from '../../storage/open-backend.js';
-import { listRunClaims, mapOrdered, READ_CONCURRENCY, readManifest, ReaderError, type RunSummary } from '../../storage/reader.js';
+import { listRunClaims, mapOrdered, READ_CONCURRENCY, readManifest, ReaderError, summarize, type RunSummary } from '../../storage/reader.js';
 import { OUTPUT_FLAGS, STORAGE_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type FlagValue, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -222,33 +222,7 @@ export function withState(row: RunSummary): RunRow {
 
 /** The same row as `list runs` prints, built from a claim and its manifest. */
 export function runRow(run: StoredRun): RunRow {
-  const { claim, manifest } = run;
-  const row: RunSummary = {
-    dataset: claim.dataset,
-    source: claim.source,
-    category: claim.category,
-    day: claim.day,
-    run_id: claim.run_id,
-    attempt: claim.attempt,
-    root_run_id: claim.root_run_id,
-    depth: claim.depth,
-    script_path: claim.script_path,
-    started_at: claim.started_at,
-    finalized: manifest !== undefined,
-  };
-  if (claim.job_id !== undefined) row.job_id = claim.job_id;
-  if (claim.parent_run_id !== undefined) row.parent_run_id = claim.parent_run_id;
-  if (manifest !== undefined) {
-    row.finalized_at = manifest.finalized_at;
-    row.outcome = manifest.outcome;
-    row.message = manifest.message;
-    row.exit_code = manifest.exit_code;
-    row.skipped = manifest.skipped;
-    row.policy = manifest.policy.name;
-    row.event_count = manifest.event_count;
-    row.bytes = manifest.objects.reduce((n, o) => n + o.bytes, 0);
-  }
-  return withState(row);
+  return withState(summarize(run.claim, run.manifest));
 }
 
 /**
