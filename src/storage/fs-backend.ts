@@ -94,15 +94,26 @@ export class FsBackend implements StorageBackend {
    * Opens (and creates when missing) the storage root.
    * @throws StorageError `access_denied`, `no_space` or `io` naming the root.
    */
-  static async create(root: string): Promise<FsBackend> {
+  static async create(root: string, options: { readOnly?: boolean } = {}): Promise<FsBackend> {
     const abs = resolve(root);
     const backend = new FsBackend(abs);
+    // A read-only open creates nothing, so reading works on a read-only mount.
+    if (options.readOnly) {
+      backend.#readOnly = true;
+      return backend;
+    }
     try {
       await mkdir(backend.#tmpDir, { recursive: true });
     } catch (err) {
       throw fsStorageError(err, 'open', abs);
     }
     return backend;
+  }
+
+  #readOnly = false;
+
+  #assertWritable(operation: string, key: string): void {
+    if (this.#readOnly) throw new StorageError('access_denied', operation, key, 'storage was opened read-only');
   }
 
   /** Absolute path of a key. */
@@ -119,6 +130,7 @@ export class FsBackend implements StorageBackend {
   }
 
   async putNew(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
+    this.#assertWritable('put', key);
     const abs = this.#path(key, 'put');
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const tmp = this.#tmpPath();
@@ -139,6 +151,7 @@ export class FsBackend implements StorageBackend {
   }
 
   async openNew(key: string): Promise<ObjectWriter> {
+    this.#assertWritable('open-write', key);
     const abs = this.#path(key, 'open-write');
     const tmp = this.#tmpPath();
     let handle: FileHandle;

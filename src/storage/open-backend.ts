@@ -16,6 +16,8 @@ export interface OpenBackendOptions {
   region?: string;
   endpoint?: string;
   s3PathStyle?: boolean;
+  /** fs: create nothing on open and refuse writes (read commands). */
+  readOnly?: boolean;
 }
 
 /** Options resolved and checked, ready to open. */
@@ -115,7 +117,7 @@ function checkEndpoint(endpoint: string): void {
  */
 export async function openBackend(o: OpenBackendOptions): Promise<StorageBackend> {
   const c = compileBackendOptions(o);
-  if (c.backend === 'fs') return FsBackend.create(c.root);
+  if (c.backend === 'fs') return FsBackend.create(c.root, { readOnly: o.readOnly === true });
   // Loaded on demand: the s3 module pulls in nothing heavy itself, but keep fs-only starts minimal.
   const { S3Backend } = await import('./s3-backend.js');
   return S3Backend.create(c.s3);

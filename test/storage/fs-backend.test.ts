@@ -232,3 +232,13 @@ describe.skipIf(!canChattr)('fs backend: permission errors (chattr +i, which bin
     }
   });
 });
+
+describe('fs backend: read-only open', () => {
+  it('creates nothing and refuses every write', async () => {
+    const ro = await FsBackend.create(join(dir.path, 'never-made'), { readOnly: true });
+    await expect(readdir(join(dir.path, 'never-made'))).rejects.toThrow(/ENOENT/);
+    await expect(ro.putNew('a/b', 'x')).rejects.toMatchObject({ code: 'access_denied' });
+    await expect(ro.openNew('a/b')).rejects.toMatchObject({ code: 'access_denied' });
+    await ro.close();
+  });
+});

@@ -179,6 +179,7 @@ export async function openReadBackend(values: ParsedFlags['values'], cwd: string
       ...(region !== undefined ? { region } : {}),
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(values['storage-s3-path-style'] === true ? { s3PathStyle: true } : {}),
+      readOnly: true,
     });
   } catch (err) {
     if (err instanceof BackendOptionsError) throw new UsageError(err.message);
