@@ -82,6 +82,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/read.js')).readCommand(argv, io),
   },
   {
+    words: ['export'],
+    summary: 'Load authoritative records into DuckDB or PostgreSQL, idempotently, per partition',
+    run: async (argv, io) => (await import('./commands/export.js')).exportCommand(argv, io),
+  },
+  {
     words: ['retry'],
     summary: 'Re-run failed (and expected pending, or --reprocess success) partitions as new runs',
     run: async (argv, io) => (await import('./commands/retry.js')).retryCommand(argv, io),

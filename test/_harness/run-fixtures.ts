@@ -152,7 +152,11 @@ export async function writeRunFixture(storage: StorageBackend, o: RunFixtureOpti
   if (terminal === 'run_error') stored.push(env('run_error', { error_type: 'script_error', message: 'boom' }));
 
   const byType = new Map<string, AnyEventEnvelope[]>();
-  for (const e of stored) byType.set(e.type, [...(byType.get(e.type) ?? []), e]);
+  for (const e of stored) {
+    const list = byType.get(e.type);
+    if (list) list.push(e);
+    else byType.set(e.type, [e]);
+  }
   for (const [type, events] of byType) {
     const per = type === 'item' ? Math.max(1, o.itemsPerSegment ?? 2) : events.length;
     for (let i = 0, n = 1; i < events.length; i += per, n++) {

@@ -1,0 +1,20 @@
+/**
+ * Quarry as a library: run a script, open storage and the ledger, validate,
+ * consume and export, without the CLI (a worker or an orchestrator activity
+ * can wrap these). Scripts import `quarry/sdk` instead.
+ */
+export { runOnce, defaultExecutorPath, type RunConfig } from './runtime/run.js';
+export type { RunReport } from './runtime/report.js';
+export type { PolicyConfig, FlushMode } from './runtime/policies/index.js';
+export { openBackend, type OpenBackendOptions } from './storage/open-backend.js';
+export type { StorageBackend, ObjectInfo } from './storage/backend.js';
+export { StorageError } from './storage/backend.js';
+export { readManifest, listRuns, streamRecords, readArtifact } from './storage/reader.js';
+export type { RunManifest, RunOutcome, RunClaim } from './storage/manifest.js';
+export type { StoredRecord, EventRecord } from './storage/records.js';
+export type { LogicalPartition, RunPartition } from './storage/layout.js';
+export { openLedger, type Ledger, type LedgerReader } from './ledger/ledger.js';
+export { validateRun, validatePending } from './ledger/validator.js';
+export { openConsumer, PartitionNotReadableError, type Consumer } from './ledger/consumer.js';
+export { exportPartitions, ExportError, type ExportSummary } from './ledger/export.js';
+export { CONTRACT_VERSION } from './protocol/envelope.js';
