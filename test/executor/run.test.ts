@@ -97,8 +97,11 @@ describe('executeRun', () => {
 
   it('is a crash when the output breaks, even if the script swallowed the SinkFailedError', async () => {
     const { outcome } = await run(async (ctx) => {
+      // Small events are handed to the output once per event-loop turn.
       await ctx.emit.info('first').catch(() => {});
+      await new Promise((r) => setImmediate(r));
       await ctx.emit.info('second').catch(() => {});
+      await new Promise((r) => setImmediate(r));
     }, {}, { failAfter: 1 });
     expect(outcome.status).toBe('crash');
     expect(outcome.message).toMatch(/the output to the runtime failed: EPIPE/);

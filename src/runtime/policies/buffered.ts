@@ -31,6 +31,8 @@ export class BufferedPolicy implements IngestionPolicy {
   readonly #deps: PolicyDeps;
   readonly #stats: PolicyStats;
   #batch = new Batch();
+  #inFlight: Promise<void> = Promise.resolve();
+  #failure: unknown;
   #closed = false;
 
   constructor(writer: RunWriter, opts: BufferedOptions, deps: PolicyDeps) {
@@ -81,13 +83,29 @@ export class BufferedPolicy implements IngestionPolicy {
     return Boolean(this.#opts.bufferBytes && b.bytes + nextBytes > this.#opts.bufferBytes);
   }
 
+  /**
+   * Queues the current batch's flush and waits for the flush before it: one
+   * batch is written while the next fills, so memory holds at most two
+   * buffers. `termination` waits for everything.
+   */
   async #flush(trigger: 'buffer_full' | 'termination'): Promise<void> {
     const batch = this.#batch;
-    if (batch.events === 0) return;
-    this.#batch = new Batch();
-    this.#stats.flushed(trigger);
-    await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
-      this.#stats.persisted += n;
-    });
+    const before = this.#inFlight;
+    if (batch.events > 0) {
+      this.#batch = new Batch();
+      this.#stats.flushed(trigger);
+      this.#inFlight = before.then(async () => {
+        if (this.#failure !== undefined) return;
+        try {
+          await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
+            this.#stats.persisted += n;
+          });
+        } catch (err) {
+          this.#failure = err;
+        }
+      });
+    }
+    await (trigger === 'termination' ? this.#inFlight : before);
+    if (this.#failure !== undefined) throw this.#failure;
   }
 }

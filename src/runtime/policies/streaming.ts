@@ -84,9 +84,14 @@ export class StreamingPolicy implements IngestionPolicy {
     return this.#stats.snapshot(true);
   }
 
-  /** Takes the current batch and queues its flush; resolves when it (and all before it) are done. */
+  /**
+   * Takes the current batch and queues its flush. Resolves when the flushes
+   * queued BEFORE it are done, so one flush can be in flight while the next
+   * batch fills (at most two batches in memory); `termination` waits for all.
+   */
   #flush(trigger: FlushTrigger): Promise<void> {
     const batch = this.#batch;
+    const before = this.#chain;
     if (batch.events > 0 && this.#failure === undefined) {
       this.#batch = new Batch();
       this.#stats.flushed(trigger);
@@ -101,7 +106,7 @@ export class StreamingPolicy implements IngestionPolicy {
         }
       });
     }
-    return this.#chain;
+    return trigger === 'termination' ? this.#chain : before;
   }
 
   #throwIfFailed(): void {
