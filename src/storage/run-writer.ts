@@ -145,7 +145,7 @@ export class RunWriter {
    * once the flush as a whole succeeded. The segment name is taken before the
    * write, so a retry gets a fresh name and never collides with a half-known object.
    */
-  async writeSegment(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
+  async writeSegment(eventType: string, text: Uint8Array | string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
     const key = this.keyOf(this.#nextSegmentName(eventType));
     const info = await this.#put(key, text);
     return recordsObject(this.#prefix, info, eventType, records, firstSeq, lastSeq);

@@ -18,36 +18,76 @@ export const FLUSH_ATTEMPTS = 4;
 /** Backoff before retry n (ms). */
 const BACKOFF_MS = [0, 20, 100, 400];
 
-interface Group {
-  lines: string[];
-  firstSeq: number;
+/** Bytes of one group's buffer; lines are copied in as they arrive. */
+const GROUP_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * One event type's lines in a batch, kept as UTF-8 bytes in a few large
+ * buffers rather than as strings: they leave the JS heap at once, so a batch
+ * that lives until its flush does not swell the garbage-collected heap.
+ */
+class Group {
+  readonly chunks: Buffer[] = [];
+  #cur: Buffer | undefined;
+  #used = 0;
+  records = 0;
+  bytes = 0;
   lastSeq: number;
+
+  constructor(readonly firstSeq: number) {
+    this.lastSeq = firstSeq;
+  }
+
+  add(line: string, seq: number): number {
+    const need = Buffer.byteLength(line, 'utf8');
+    if (!this.#cur || this.#used + need > this.#cur.length) {
+      this.#seal();
+      this.#cur = Buffer.allocUnsafe(Math.max(GROUP_CHUNK_BYTES, need));
+      this.#used = 0;
+    }
+    this.#used += this.#cur.write(line, this.#used, 'utf8');
+    this.records++;
+    this.bytes += need;
+    this.lastSeq = seq;
+    return need;
+  }
+
+  /** All lines, as one buffer. */
+  text(): Buffer {
+    this.#seal();
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
+  }
+
+  #seal(): void {
+    if (this.#cur && this.#used > 0) this.chunks.push(this.#cur.subarray(0, this.#used));
+    this.#cur = undefined;
+    this.#used = 0;
+  }
 }
 
 /** Records held in memory, grouped by event type, in arrival order. */
 export class Batch {
   readonly groups = new Map<string, Group>();
   events = 0;
+  /** UTF-8 bytes of the record lines held. */
   bytes = 0;
   readonly artifactIds: string[] = [];
 
   add(event: AnyEventEnvelope, line: string): void {
     let g = this.groups.get(event.type);
     if (!g) {
-      g = { lines: [], firstSeq: event.seq, lastSeq: event.seq };
+      g = new Group(event.seq);
       this.groups.set(event.type, g);
     }
-    g.lines.push(line);
-    g.lastSeq = event.seq;
+    this.bytes += g.add(line, event.seq);
     this.events++;
-    this.bytes += line.length;
     if (event.type === 'artifact') this.artifactIds.push(event.payload.artifact_id);
   }
 }
 
 interface Piece {
   eventType: string;
-  text: string;
+  text: Buffer;
   records: number;
   firstSeq: number;
   lastSeq: number;
@@ -79,8 +119,8 @@ export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMod
   };
   const pieces: Piece[] = [...batch.groups.entries()].map(([eventType, g]) => ({
     eventType,
-    text: g.lines.join(''),
-    records: g.lines.length,
+    text: g.text(),
+    records: g.records,
     firstSeq: g.firstSeq,
     lastSeq: g.lastSeq,
   }));

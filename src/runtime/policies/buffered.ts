@@ -49,7 +49,7 @@ export class BufferedPolicy implements IngestionPolicy {
     if (this.#closed) throw new PolicyFailureError('buffered policy: event after close');
     this.#stats.received++;
     const line = this.#writer.recordLine(event);
-    if (this.#full(line.length)) {
+    if (this.#full(Buffer.byteLength(line, 'utf8'))) {
       if (DROPPABLE_EVENT_TYPES.has(event.type)) {
         this.#stats.drop(event.type);
         return;
