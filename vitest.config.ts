@@ -9,6 +9,7 @@ export default defineConfig({
     // Browser and subprocess tests share two cores; more forks only thrash.
     maxWorkers: 2,
     pool: 'forks',
+    reporters: ['default', './test/_harness/summary-reporter.ts'],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
   },
 });
