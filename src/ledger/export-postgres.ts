@@ -10,6 +10,7 @@
  * partition one after the other, and the second sees the first's load row and
  * skips. Table creation runs under its own advisory lock.
  */
+import { redactUrl } from './redact.js';
 import type { Client } from 'pg';
 import type { LogicalPartition } from '../storage/layout.js';
 import { EXPORT_TABLES, LOADS_TABLE, loadCells, partitionKey, RECORD_TABLES, schemaMismatch, type ColumnType, type LoadRow, type LoadState, type RecordTable, type Row, type TableDef } from './export-schema.js';
@@ -46,17 +47,6 @@ export function postgresInsert(t: TableDef, rows: number): string {
   return `INSERT INTO ${quote(t.name)} (${t.columns.map((c) => quote(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`;
 }
 
-/** The URL without its password, for messages. */
-export function redactPostgresUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable url)';
-  }
-}
-
 const PARTITION_WHERE = 'dataset = $1 AND source = $2 AND category = $3 AND day = $4::date';
 const partitionParams = (p: LogicalPartition): string[] => [p.dataset, p.source, p.category, p.day];
 
@@ -77,7 +67,7 @@ export class PostgresSink implements WarehouseSink {
    * @throws ExportError `unavailable` naming the URL without its password.
    */
   static async create(url: string, options: { connectTimeoutMs?: number } = {}): Promise<PostgresSink> {
-    const location = redactPostgresUrl(url);
+    const location = redactUrl(url);
     const password = (() => {
       try {
         return decodeURIComponent(new URL(url).password);

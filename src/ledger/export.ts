@@ -16,6 +16,7 @@
  *   (the ledger names a newer run) its rows are replaced.
  * - Records stream through in batches; a partition is never held in memory.
  */
+import { redactUrl } from './redact.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { StoredRecord } from '../storage/records.js';
@@ -66,11 +67,6 @@ export type ExportTarget =
 
 const invalid = (target: string, message: string): ExportError => new ExportError('invalid_option', target, message);
 
-function redactUrl(u: URL): string {
-  const copy = new URL(u.toString());
-  if (copy.password !== '') copy.password = '***';
-  return copy.toString();
-}
 
 /**
  * Parses a target: `duckdb:<file>` (also `duckdb://<file>`), a bare file path

@@ -16,6 +16,7 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import type { Ledger, RecordedRun } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { redactUrl } from './redact.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, PARTITION_COLUMNS, whereSql } from './sql.js';
 import {
@@ -95,16 +96,7 @@ function historyParams(h: RunHistoryInput): unknown[] {
   return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : h[c]));
 }
 
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable url)';
-  }
-}
+export { redactUrl } from './redact.js';
 
 /** PostgreSQL implementation of the {@link Ledger} port. Create with {@link PostgresLedger.create}. */
 export class PostgresLedger implements Ledger {

@@ -145,6 +145,20 @@ const REQUIRED: ReadonlyArray<[keyof RunManifest, string]> = [
  * @throws ManifestError naming the first missing or mistyped field.
  */
 export function parseManifest(bytes: Uint8Array | string, where = '_manifest.json'): RunManifest {
+  const m = parseJsonObject(bytes, where);
+  for (const [field, type] of REQUIRED) {
+    if (typeof m[field] !== type || m[field] === null) throw new ManifestError(`${where}: field ${String(field)} missing or not a ${type}`);
+  }
+  if (!Array.isArray(m.objects)) throw new ManifestError(`${where}: objects is not a list`);
+  if (!(RUN_OUTCOMES as readonly string[]).includes(m.outcome as string)) throw new ManifestError(`${where}: unknown outcome ${JSON.stringify(m.outcome)}`);
+  return m as unknown as RunManifest;
+}
+
+/**
+ * Parses stored JSON that must be an object (a manifest, a claim).
+ * @throws ManifestError saying where and why it is not.
+ */
+export function parseJsonObject(bytes: Uint8Array | string, where: string): Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
@@ -152,13 +166,7 @@ export function parseManifest(bytes: Uint8Array | string, where = '_manifest.jso
     throw new ManifestError(`${where}: not valid JSON (${(err as Error).message})`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ManifestError(`${where}: not a JSON object`);
-  const m = v as Record<string, unknown>;
-  for (const [field, type] of REQUIRED) {
-    if (typeof m[field] !== type || m[field] === null) throw new ManifestError(`${where}: field ${String(field)} missing or not a ${type}`);
-  }
-  if (!Array.isArray(m.objects)) throw new ManifestError(`${where}: objects is not a list`);
-  if (!(RUN_OUTCOMES as readonly string[]).includes(m.outcome as string)) throw new ManifestError(`${where}: unknown outcome ${JSON.stringify(m.outcome)}`);
-  return m as unknown as RunManifest;
+  return v as Record<string, unknown>;
 }
 
 /** Deterministic JSON for manifests and claims: two-space indent, trailing newline. */

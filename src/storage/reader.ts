@@ -5,7 +5,7 @@
  */
 import { StorageError, type StorageBackend } from './backend.js';
 import { manifestKey, runClaimKey, runClaimsPrefix, runPrefix, type RunPartition } from './layout.js';
-import { ManifestError, parseManifest, type ManifestObject, type PolicyName, type RunClaim, type RunManifest, type RunOutcome } from './manifest.js';
+import { ManifestError, parseJsonObject, parseManifest, type ManifestObject, type PolicyName, type RunClaim, type RunManifest, type RunOutcome } from './manifest.js';
 import type { StoredRecord } from './records.js';
 
 /** Manifests and claims read at once: enough to hide latency (S3), few enough for small file-descriptor limits. */
@@ -33,14 +33,7 @@ const CLAIM_FIELDS: ReadonlyArray<[keyof RunClaim, string]> = [
  * @throws ManifestError naming the first missing or mistyped field.
  */
 export function parseClaim(bytes: Uint8Array | string, where: string): RunClaim {
-  let v: unknown;
-  try {
-    v = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw new ManifestError(`${where}: not valid JSON (${(err as Error).message})`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ManifestError(`${where}: not a JSON object`);
-  const c = v as Record<string, unknown>;
+  const c = parseJsonObject(bytes, where);
   for (const [field, type] of CLAIM_FIELDS) {
     if (typeof c[field] !== type) throw new ManifestError(`${where}: field ${String(field)} missing or not a ${type}`);
   }
