@@ -11,7 +11,7 @@ import type { ObjectInfo, ObjectWriter, StorageBackend } from './backend.js';
 import { StorageError } from './backend.js';
 import { artifactName, manifestKey, runClaimKey, runPrefix, segmentName, sidecarMetaName, sidecarName, type RunPartition } from './layout.js';
 import { serializeManifest, type ManifestObject, type RunClaim, type RunManifest } from './manifest.js';
-import { eventRecordLine } from './records.js';
+import { recordLineSerializer } from './records.js';
 
 /** The run_id is taken in this dataset: a partition cannot be created twice (SPEC §5). */
 export class RunIdExistsError extends Error {
@@ -56,6 +56,7 @@ export class RunWriter {
   readonly partition: RunPartition;
   readonly #backend: StorageBackend;
   readonly #prefix: string;
+  readonly #line: ReturnType<typeof recordLineSerializer>;
   readonly #objects: ManifestObject[] = [];
   readonly #superseded: ManifestObject[] = [];
   readonly #segmentCounters = new Map<string, number>();
@@ -69,6 +70,7 @@ export class RunWriter {
     this.#backend = backend;
     this.partition = partition;
     this.#prefix = runPrefix(partition);
+    this.#line = recordLineSerializer(partition);
   }
 
   /**
@@ -104,7 +106,7 @@ export class RunWriter {
 
   /** Serializes an event as its record line (artifact events point at their bytes). */
   recordLine(e: AnyEventEnvelope): string {
-    return eventRecordLine(this.partition, e, e.type === 'artifact' ? artifactName(e.payload.artifact_id) : undefined);
+    return this.#line(e, e.type === 'artifact' ? artifactName(e.payload.artifact_id) : undefined);
   }
 
   /** Appends lines to the open segment of `eventType` (opened on first use). Not durable until {@link sealSegments}. */

@@ -25,3 +25,19 @@ describe('record lines', () => {
     expect(rec.artifact_path).toBe('artifacts/a1');
   });
 });
+
+describe('the fast record-line serializer', () => {
+  it('writes exactly the bytes of eventRecordLine, for every shape', async () => {
+    const { recordLineSerializer } = await import('../../src/storage/records.js');
+    const fast = recordLineSerializer({ ...p, source: 'a "quoted" src', run_id: 'r\u00e9' });
+    const slowP = { ...p, source: 'a "quoted" src', run_id: 'r\u00e9' };
+    const cases: Array<[AnyEventEnvelope, string | undefined]> = [
+      [env({ item_type: 'b', data: { x: 1, s: 'é\n"', nested: [1, { y: null }] } }), undefined],
+      [env({ item_type: 'b', data: { raw: Buffer.from([0, 1, 255]) } }, { job_id: 'j', parent_run_id: 'p' }), undefined],
+      [env({ level: 'info', message: 'm' }, { type: 'log', seq: 42 }), undefined],
+      [env({ artifact_id: 'a1', name: 'x', content_type: 'y', size_bytes: 1 }, { type: 'artifact' }), 'artifacts/a1'],
+      [env({ artifact_id: 'a2', name: 'x', content_type: 'y', size_bytes: 2 }, { type: 'artifact', seq: 7 }), 'artifacts/a2'],
+    ];
+    for (const [e, path] of cases) expect(fast(e, path)).toBe(eventRecordLine(slowP, e, path));
+  });
+});
