@@ -100,8 +100,10 @@ export interface EventEnvelope<T extends EventType = EventType> {
 /** Distributes over the union so `env.type === 'item'` narrows `env.payload`. */
 export type AnyEventEnvelope = { [K in EventType]: EventEnvelope<K> }[EventType];
 
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+
 export function isEventType(value: unknown): value is EventType {
-  return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
+  return typeof value === 'string' && EVENT_TYPE_SET.has(value);
 }
 
 /** Parses `major.minor.patch`; returns the major or undefined when malformed. */

@@ -34,7 +34,7 @@ function stream(runId: string, items: number, logsPerItem = 1): AnyEventEnvelope
   const env = (type: AnyEventEnvelope['type'], payload: unknown): AnyEventEnvelope =>
     ({ contract_version: CONTRACT_VERSION, event_id: `e${seq + 1}`, run_id: runId, seq: ++seq, type, ts: `2026-11-22T00:00:${String(seq % 60).padStart(2, '0')}.000Z`, payload, attempt: 1 }) as AnyEventEnvelope;
   for (let i = 0; i < items; i++) {
-    out.push(env('item', { item_type: 'book', data: { i, title: `t${i}` } }));
+    out.push(env('item', { item_type: 'book', data: { i, title: `t${i} é😀 ${'x'.repeat(i % 300)}` } }));
     for (let l = 0; l < logsPerItem; l++) out.push(env('log', { level: 'info', message: `seen ${i}` }));
     if (i % 10 === 9) out.push(env('checkpoint', { checkpoint_id: `c${i}` }));
   }

@@ -39,17 +39,20 @@ class Group {
   }
 
   add(line: string, seq: number): number {
-    const need = Buffer.byteLength(line, 'utf8');
-    if (!this.#cur || this.#used + need > this.#cur.length) {
+    // A UTF-8 line takes at most 3 bytes per UTF-16 unit: measure exactly only near the end of the buffer.
+    const room = this.#cur ? this.#cur.length - this.#used : 0;
+    const need = line.length * 3 <= room ? -1 : Buffer.byteLength(line, 'utf8');
+    if (need > room) {
       this.#seal();
       this.#cur = Buffer.allocUnsafe(Math.max(GROUP_CHUNK_BYTES, need));
       this.#used = 0;
     }
-    this.#used += this.#cur.write(line, this.#used, 'utf8');
+    const written = this.#cur!.write(line, this.#used, 'utf8');
+    this.#used += written;
     this.records++;
-    this.bytes += need;
+    this.bytes += written;
     this.lastSeq = seq;
-    return need;
+    return written;
   }
 
   /** All lines, as one buffer. */
