@@ -8,6 +8,7 @@
  * executor through the pipe and nothing queues without bound here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
 import { contractMajor, SUPPORTED_CONTRACT_MAJORS, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
@@ -85,6 +86,13 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   const obs = res.observation;
   let stderrBuf = Buffer.alloc(0);
 
+  // A missing executor entry would make node exit 1, which reads as a script error.
+  const entry = opts.args[0];
+  if (entry !== undefined && !existsSync(entry)) {
+    obs.launchError = `executor entry ${entry} does not exist (run the build: npm run build)`;
+    await policy.close().catch(() => undefined);
+    return res;
+  }
   let child: ChildProcess;
   try {
     child = spawn(opts.command, [...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });

@@ -74,3 +74,24 @@ describe('fatal stream errors end the run with exit 2 and a message naming the p
     expect(res.stderr).toMatch(/run_id stream-ok already exists/);
   });
 });
+
+describe('an executor that cannot start', () => {
+  it('is an executor_crash, not a script error', async () => {
+    const { runOnce } = await import('../../src/runtime/run.js');
+    const { FsBackend } = await import('../../src/storage/fs-backend.js');
+    const backend = await FsBackend.create(tmp.path);
+    try {
+      const report = await runOnce({
+        scriptPath: script, runId: 'no-executor', attempt: 1, job: {}, partition: { dataset: 'quarry', source: 'fake', category: 'default', day: '2026-11-22' },
+        policy: { name: 'strict' }, backend, executorPath: join(tmp.path, 'missing-executor.js'),
+      });
+      expect(report.outcome).toBe('executor_crash');
+      expect(report.exit_code).toBe(2);
+      expect(report.message).toMatch(/executor could not start: executor entry .* does not exist/);
+      expect(report.metrics.executor_launch_failure_total).toBe(1);
+      expect(report.storage.finalized).toBe(true);
+    } finally {
+      await backend.close();
+    }
+  });
+});
