@@ -159,6 +159,11 @@ describe('tampering', () => {
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/run flip is invalid: object_sha256_mismatch/);
     expect(rows[0]).toMatchObject({ status: 'failed', current_run_id: null });
+    // inspect run shows what the validator recorded, reason included.
+    const inspect = await quarry(['inspect', 'run', 'flip', '--storage-path', join(tmp.path, 'tamper-flip'), '--format', 'json']);
+    const ledger = (JSON.parse(inspect.stdout) as { ledger: { validation_status: string; validation_reasons: Array<{ code: string }>; authoritative: boolean } }).ledger;
+    expect(ledger).toMatchObject({ validation_status: 'invalid', authoritative: false });
+    expect(ledger.validation_reasons.map((r) => r.code)).toContain('object_sha256_mismatch');
   });
 
   it('a deleted data file fails validation', async () => {

@@ -5,7 +5,37 @@
 import type { CliIO } from '../io.js';
 import { inspectJobView } from './inspect-job.js';
 import { inspectRunView } from './inspect-run.js';
-import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, type ReadCommandSpec } from './read-common.js';
+import { LEDGER_FLAG, ledgerTargetFrom, openLedgerAt } from './ledger-common.js';
+import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
+import type { ParsedFlags } from '../flags.js';
+
+/** What the ledger recorded of a run; null when there is no ledger to ask. Never creates one. */
+async function ledgerView(values: ParsedFlags['values'], cwd: string, runId: string): Promise<Record<string, unknown> | null> {
+  if ((stringFlag(values, 'storage-backend') ?? 'fs') !== 'fs' && !stringFlag(values, 'ledger')) return null;
+  let ledger;
+  try {
+    ledger = await openLedgerAt(ledgerTargetFrom(values, cwd), true);
+  } catch {
+    return null;
+  }
+  try {
+    const h = await ledger.getRun(runId);
+    if (!h) return { location: ledger.location, recorded: false, note: 'not validated yet (quarry validate --run or --pending records it)' };
+    const state = await ledger.getPartition(h);
+    return {
+      location: ledger.location,
+      recorded: true,
+      validation_status: h.validation_status,
+      validation_reasons: h.validation_reasons,
+      validated_at: h.validated_at,
+      partition_status: state?.status ?? 'pending',
+      authoritative_run_id: state?.current_run_id ?? null,
+      authoritative: state?.current_run_id === runId,
+    };
+  } finally {
+    await ledger.close();
+  }
+}
 
 /** `quarry inspect run <run-id>`: one run in depth; exit 1 when it does not exist. */
 export const INSPECT_RUN: ReadCommandSpec = {
@@ -15,16 +45,19 @@ export const INSPECT_RUN: ReadCommandSpec = {
 Shows one run from its claim and manifest: identity and partition, lineage,
 outcome and message, policy counters, events by type, artifacts, every
 published object, sidecar files, orphaned artifacts, superseded objects and
-timestamps. A run without a manifest is shown as unfinalized.
+timestamps, and what the ledger recorded of it (validation result and
+reasons, whether it is authoritative), when a ledger exists. A run without a
+manifest is shown as unfinalized.
 Exit code: 0, 1 when the run does not exist, 2 for a bad command line.`,
-  flags: READ_FLAGS,
+  flags: [...READ_FLAGS, LEDGER_FLAG],
   positionals: ['run-id'],
   opensStorage: true,
-  body: async ({ backend, dataset, positionals }) => {
+  body: async ({ backend, dataset, positionals, values, io }) => {
     const runId = positionals[0]!;
     checkRunId('run id', runId);
     const view = await inspectRunView(backend, dataset, runId);
-    return { data: view, ...(view.finalized ? {} : { notice: `run ${runId} is ${view.note!}` }) };
+    const ledger = await ledgerView(values, io.cwd, runId);
+    return { data: { ...view, ledger }, ...(view.finalized ? {} : { notice: `run ${runId} is ${view.note!}` }) };
   },
 };
 
