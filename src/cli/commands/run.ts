@@ -19,7 +19,7 @@ partition, finalizes it, and prints one summary line. Exit code: 0 success,
 mismatch, 130/143 interrupted.
 
 Examples:
-  quarry run --script ./examples/list-items.ts --source books --job '{"url":"http://127.0.0.1:8080/"}'
+  quarry run --script ./examples/books.ts --source bookshop --job '{"url":"http://127.0.0.1:8080/"}'
   quarry run --script ./s.ts --source shop --policy buffered --buffer-events 1000 --report -`;
 
 /** A run, fully validated, before any I/O. */
