@@ -58,6 +58,8 @@ export function decodePayload(payload: Uint8Array): unknown {
  */
 export class FrameDecoder {
   #chunks: Buffer[] = [];
+  /** Read position inside #chunks[0]. */
+  #headOff = 0;
   #buffered = 0;
   /** Stream offset of the first buffered byte. */
   #offset = 0;
@@ -112,10 +114,16 @@ export class FrameDecoder {
         throw this.#fail('oversize', `declared length ${len} + ${FRAME_HEADER_BYTES} exceeds the ${this.#maxFrameBytes}-byte limit`);
       }
       if (this.#buffered < total) break;
-      const frame = this.#take(total);
-      const payload = frame.subarray(FRAME_HEADER_BYTES);
+      const first = this.#chunks[0]!;
       try {
-        out.push(unpackr.unpack(payload));
+        if (first.length - this.#headOff >= total) {
+          // The common case: the frame lies inside one read; decode it in place, no copy, no view.
+          out.push(unpackr.unpack(first, { start: this.#headOff + FRAME_HEADER_BYTES, end: this.#headOff + total }));
+          this.#advance(total);
+        } else {
+          const frame = this.#take(total);
+          out.push(unpackr.unpack(frame.subarray(FRAME_HEADER_BYTES)));
+        }
       } catch (err) {
         throw this.#fail('malformed', `payload of ${len} bytes is not valid msgpack (${(err as Error).message})`);
       }
@@ -145,36 +153,45 @@ export class FrameDecoder {
 
   #peekLength(): number {
     const first = this.#chunks[0]!;
-    if (first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
-    return Buffer.concat(this.#chunks, FRAME_HEADER_BYTES).readUInt32BE(0);
+    if (first.length - this.#headOff >= FRAME_HEADER_BYTES) return first.readUInt32BE(this.#headOff);
+    const head = Buffer.alloc(FRAME_HEADER_BYTES);
+    let filled = 0;
+    let off = this.#headOff;
+    for (const c of this.#chunks) {
+      filled += c.copy(head, filled, off, Math.min(c.length, off + FRAME_HEADER_BYTES - filled));
+      off = 0;
+      if (filled === FRAME_HEADER_BYTES) break;
+    }
+    return head.readUInt32BE(0);
   }
 
-  /** Removes exactly n buffered bytes, copying only when a frame straddles chunks. */
-  #take(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    let frame: Buffer;
-    if (first.length >= n) {
-      frame = first.subarray(0, n);
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-    } else {
-      frame = Buffer.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const c = this.#chunks[0]!;
-        const want = n - filled;
-        if (c.length <= want) {
-          c.copy(frame, filled);
-          filled += c.length;
-          this.#chunks.shift();
-        } else {
-          c.copy(frame, filled, 0, want);
-          filled += want;
-          this.#chunks[0] = c.subarray(want);
-        }
-      }
-    }
+  /** Drops n bytes from the front of the buffered chunks. */
+  #advance(n: number): void {
     this.#buffered -= n;
+    while (n > 0) {
+      const c = this.#chunks[0]!;
+      const avail = c.length - this.#headOff;
+      if (avail > n) {
+        this.#headOff += n;
+        return;
+      }
+      n -= avail;
+      this.#chunks.shift();
+      this.#headOff = 0;
+    }
+  }
+
+  /** Removes exactly n buffered bytes that span several chunks, as one copied buffer. */
+  #take(n: number): Buffer {
+    const frame = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.#chunks[0]!;
+      const want = Math.min(n - filled, c.length - this.#headOff);
+      c.copy(frame, filled, this.#headOff, this.#headOff + want);
+      filled += want;
+      this.#advance(want);
+    }
     return frame;
   }
 }

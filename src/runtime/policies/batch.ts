@@ -18,53 +18,45 @@ export const FLUSH_ATTEMPTS = 4;
 /** Backoff before retry n (ms). */
 const BACKOFF_MS = [0, 20, 100, 400];
 
-/** Bytes of one group's buffer; lines are copied in as they arrive. */
-const GROUP_CHUNK_BYTES = 256 * 1024;
+/** Lines gathered as strings before they are encoded into one buffer. */
+const LINES_PER_CHUNK = 256;
 
 /**
- * One event type's lines in a batch, kept as UTF-8 bytes in a few large
- * buffers rather than as strings: they leave the JS heap at once, so a batch
- * that lives until its flush does not swell the garbage-collected heap.
+ * One event type's lines in a batch. Lines are encoded to UTF-8 a few
+ * hundred at a time, so a batch that lives until its flush sits in buffers
+ * off the garbage-collected heap instead of as many small strings.
  */
 class Group {
   readonly chunks: Buffer[] = [];
-  #cur: Buffer | undefined;
-  #used = 0;
+  #lines: string[] = [];
   records = 0;
-  bytes = 0;
+  /** UTF-8 bytes of the lines already encoded. */
+  #encodedBytes = 0;
   lastSeq: number;
 
   constructor(readonly firstSeq: number) {
     this.lastSeq = firstSeq;
   }
 
-  add(line: string, seq: number): number {
-    // A UTF-8 line takes at most 3 bytes per UTF-16 unit: measure exactly only near the end of the buffer.
-    const room = this.#cur ? this.#cur.length - this.#used : 0;
-    const need = line.length * 3 <= room ? -1 : Buffer.byteLength(line, 'utf8');
-    if (need > room) {
-      this.#seal();
-      this.#cur = Buffer.allocUnsafe(Math.max(GROUP_CHUNK_BYTES, need));
-      this.#used = 0;
-    }
-    const written = this.#cur!.write(line, this.#used, 'utf8');
-    this.#used += written;
+  add(line: string, seq: number): void {
+    this.#lines.push(line);
     this.records++;
-    this.bytes += written;
     this.lastSeq = seq;
-    return written;
+    if (this.#lines.length >= LINES_PER_CHUNK) this.#encode();
   }
 
   /** All lines, as one buffer. */
   text(): Buffer {
-    this.#seal();
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
+    this.#encode();
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.#encodedBytes);
   }
 
-  #seal(): void {
-    if (this.#cur && this.#used > 0) this.chunks.push(this.#cur.subarray(0, this.#used));
-    this.#cur = undefined;
-    this.#used = 0;
+  #encode(): void {
+    if (this.#lines.length === 0) return;
+    const b = Buffer.from(this.#lines.join(''), 'utf8');
+    this.#lines = [];
+    this.chunks.push(b);
+    this.#encodedBytes += b.length;
   }
 }
 
@@ -72,17 +64,19 @@ class Group {
 export class Batch {
   readonly groups = new Map<string, Group>();
   events = 0;
-  /** UTF-8 bytes of the record lines held. */
+  /** UTF-8 bytes of the record lines held (as given by the caller). */
   bytes = 0;
   readonly artifactIds: string[] = [];
 
-  add(event: AnyEventEnvelope, line: string): void {
+  /** Adds a record line; `bytes` is its UTF-8 length when the caller bounds bytes, else its string length. */
+  add(event: AnyEventEnvelope, line: string, bytes: number = line.length): void {
     let g = this.groups.get(event.type);
     if (!g) {
       g = new Group(event.seq);
       this.groups.set(event.type, g);
     }
-    this.bytes += g.add(line, event.seq);
+    g.add(line, event.seq);
+    this.bytes += bytes;
     this.events++;
     if (event.type === 'artifact') this.artifactIds.push(event.payload.artifact_id);
   }

@@ -49,14 +49,16 @@ export class BufferedPolicy implements IngestionPolicy {
     if (this.#closed) throw new PolicyFailureError('buffered policy: event after close');
     this.#stats.received++;
     const line = this.#writer.recordLine(event);
-    if (this.#full(Buffer.byteLength(line, 'utf8'))) {
+    // Exact UTF-8 size only when bytes are bounded; the event bound needs none.
+    const size = this.#opts.bufferBytes ? Buffer.byteLength(line, 'utf8') : line.length;
+    if (this.#full(size)) {
       if (DROPPABLE_EVENT_TYPES.has(event.type)) {
         this.#stats.drop(event.type);
         return;
       }
       await this.#flush('buffer_full');
     }
-    this.#batch.add(event, line);
+    this.#batch.add(event, line, size);
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,7 @@ import { type IngestionPolicy, PolicyFailureError, PolicyStats } from './policy.
 
 /** Events held at most when only an interval is set. */
 export const STREAMING_DEFAULT_CAPACITY_EVENTS = 10_000;
-/** Bytes held at most, whatever the settings. */
+/** Record-line characters held at most, whatever the settings (about as many bytes for ASCII data). */
 export const STREAMING_CAPACITY_BYTES = 64 * 1024 * 1024;
 
 export interface StreamingOptions {
