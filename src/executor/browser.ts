@@ -68,6 +68,9 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
       executablePath: options.executablePath,
       headless: true,
       userDataDir: profile,
+      // Talk over a pipe, not a port: when the executor dies (even by SIGKILL),
+      // the pipe closes and Chromium exits instead of living on as an orphan.
+      pipe: true,
       args,
       // The executor's entry point owns signals; the browser is closed on its way out.
       handleSIGINT: false,

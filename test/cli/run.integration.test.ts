@@ -28,6 +28,12 @@ afterAll(async () => {
   await tmp.remove();
 });
 
+/** Chromium processes whose parent is init: browsers whose executor died without closing them. */
+function orphanChromium(): string[] {
+  const out = execFileSync('ps', ['-eo', 'ppid=,args=']).toString();
+  return out.split('\n').filter((l) => /^\s*1\s/.test(l) && l.includes('quarry-chromium-'));
+}
+
 const partitionDir = (runId: string) => join(tmp.path, 'datasets/quarry/partitions/source=it/category=default/day=2026-11-22', `run_id=${runId}`);
 
 async function run(runId: string, script: string, extra: string[] = [], job: unknown = { url: site.url }, onSpawn?: (c: import('node:child_process').ChildProcess) => void): Promise<{ res: CliResult; manifest: RunManifest }> {
@@ -142,6 +148,13 @@ describe('quarry run with a real browser', () => {
     expect(manifest.outcome).toBe('executor_crash');
     expect(manifest.message).toMatch(/SIGKILL/);
     expect(manifest.policy.events_persisted).toBeGreaterThan(0);
+    // Its browser does not live on as an orphan: Chromium exits when the executor's pipe closes.
+    let orphans = orphanChromium();
+    for (let i = 0; i < 50 && orphans.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      orphans = orphanChromium();
+    }
+    expect(orphans).toEqual([]);
   });
 
   it('SIGTERM to quarry run mid-run exits 143 and finalizes the run as interrupted, keeping what arrived', async () => {
