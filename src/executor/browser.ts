@@ -45,6 +45,12 @@ export interface LaunchOptions {
   /** Applied as `--proxy-server`; credentials go through `page.authenticate`. */
   readonly proxy?: ProxyEndpoint;
   readonly extraArgs?: readonly string[];
+  /**
+   * Share the browser with other processes through a WebSocket endpoint
+   * (`browser.wsEndpoint()`). Default false: the executor talks to it over a
+   * pipe, so the browser exits when the executor dies, even by SIGKILL.
+   */
+  readonly shareable?: boolean;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
@@ -70,7 +76,7 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
       userDataDir: profile,
       // Talk over a pipe, not a port: when the executor dies (even by SIGKILL),
       // the pipe closes and Chromium exits instead of living on as an orphan.
-      pipe: true,
+      pipe: options.shareable !== true,
       args,
       // The executor's entry point owns signals; the browser is closed on its way out.
       handleSIGINT: false,

@@ -111,7 +111,7 @@ export const runResult = (frames: ExecutorFrame[]): RunResultFrame | undefined =
 
 /** A browser shared by the tests of one file; runs reach it through `browser_ws_endpoint`. */
 export async function sharedBrowser(): Promise<{ handle: BrowserHandle; wsEndpoint: string }> {
-  const handle = await launchBrowser({ executablePath: CHROMIUM });
+  const handle = await launchBrowser({ executablePath: CHROMIUM, shareable: true });
   return { handle, wsEndpoint: handle.browser.wsEndpoint() };
 }
 
