@@ -168,3 +168,51 @@ export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMod
 function write(writer: RunWriter, p: Piece): Promise<ManifestObject> {
   return writer.writeSegment(p.eventType, p.text, p.records, p.firstSeq, p.lastSeq);
 }
+
+/**
+ * Batches taken by a policy, flushed one after another in the order taken.
+ * `push` resolves when the flushes queued BEFORE the new one are done, so one
+ * flush is in flight while the next batch fills (at most two in memory);
+ * `drain` waits for all. The first failure stops later flushes and is
+ * rethrown by every later `push`/`drain`.
+ */
+export class FlushQueue {
+  #tail: Promise<void> = Promise.resolve();
+  #failure: unknown;
+
+  constructor(
+    private readonly writer: RunWriter,
+    private readonly mode: FlushMode,
+    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly onListed: (records: number) => void,
+  ) {}
+
+  /** The first flush failure, if any. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  push(batch: Batch): Promise<void> {
+    const before = this.#tail;
+    this.#tail = before.then(async () => {
+      if (this.#failure !== undefined) return;
+      try {
+        await flushBatch(this.writer, batch, this.mode, this.sleep, this.onListed);
+      } catch (err) {
+        this.#failure = err;
+      }
+    });
+    return before.then(() => this.#throwIfFailed());
+  }
+
+  async drain(): Promise<void> {
+    await this.#tail;
+    this.#throwIfFailed();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure === undefined) return;
+    const err = this.#failure;
+    throw err instanceof PolicyFailureError ? err : new PolicyFailureError(String(err), { cause: err });
+  }
+}

@@ -8,7 +8,7 @@
 import { DROPPABLE_EVENT_TYPES, type AnyEventEnvelope } from '../../protocol/envelope.js';
 import type { PolicyCounters } from '../../storage/manifest.js';
 import type { RunWriter } from '../../storage/run-writer.js';
-import { Batch, flushBatch } from './batch.js';
+import { Batch, FlushQueue } from './batch.js';
 import type { FlushMode } from './index.js';
 import { type IngestionPolicy, PolicyFailureError, PolicyStats } from './policy.js';
 
@@ -31,8 +31,7 @@ export class BufferedPolicy implements IngestionPolicy {
   readonly #deps: PolicyDeps;
   readonly #stats: PolicyStats;
   #batch = new Batch();
-  #inFlight: Promise<void> = Promise.resolve();
-  #failure: unknown;
+  readonly #queue: FlushQueue;
   #closed = false;
 
   constructor(writer: RunWriter, opts: BufferedOptions, deps: PolicyDeps) {
@@ -43,6 +42,9 @@ export class BufferedPolicy implements IngestionPolicy {
     this.#opts = opts;
     this.#deps = deps;
     this.#stats = new PolicyStats('buffered', { ...opts });
+    this.#queue = new FlushQueue(writer, opts.flushMode, deps.sleep, (n) => {
+      this.#stats.persisted += n;
+    });
   }
 
   async ingest(event: AnyEventEnvelope): Promise<void> {
@@ -85,29 +87,14 @@ export class BufferedPolicy implements IngestionPolicy {
     return Boolean(this.#opts.bufferBytes && b.bytes + nextBytes > this.#opts.bufferBytes);
   }
 
-  /**
-   * Queues the current batch's flush and waits for the flush before it: one
-   * batch is written while the next fills, so memory holds at most two
-   * buffers. `termination` waits for everything.
-   */
+  /** Queues the current batch (one flush in flight while the next fills); `termination` waits for all. */
   async #flush(trigger: 'buffer_full' | 'termination'): Promise<void> {
     const batch = this.#batch;
-    const before = this.#inFlight;
     if (batch.events > 0) {
       this.#batch = new Batch();
       this.#stats.flushed(trigger);
-      this.#inFlight = before.then(async () => {
-        if (this.#failure !== undefined) return;
-        try {
-          await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
-            this.#stats.persisted += n;
-          });
-        } catch (err) {
-          this.#failure = err;
-        }
-      });
+      await this.#queue.push(batch);
     }
-    await (trigger === 'termination' ? this.#inFlight : before);
-    if (this.#failure !== undefined) throw this.#failure;
+    if (trigger === 'termination') await this.#queue.drain();
   }
 }

@@ -9,7 +9,7 @@
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import type { FlushTrigger, PolicyCounters } from '../../storage/manifest.js';
 import type { RunWriter } from '../../storage/run-writer.js';
-import { Batch, flushBatch } from './batch.js';
+import { Batch, FlushQueue } from './batch.js';
 import type { PolicyDeps } from './buffered.js';
 import type { FlushMode } from './index.js';
 import { type IngestionPolicy, PolicyFailureError, PolicyStats } from './policy.js';
@@ -38,9 +38,7 @@ export class StreamingPolicy implements IngestionPolicy {
   readonly #stats: PolicyStats;
   readonly #capacity: number;
   #batch = new Batch();
-  /** Tail of the flush chain: flushes publish in the order their batches were taken. */
-  #chain: Promise<void> = Promise.resolve();
-  #failure: unknown;
+  readonly #queue: FlushQueue;
   #timer: unknown;
   #closed = false;
 
@@ -53,6 +51,9 @@ export class StreamingPolicy implements IngestionPolicy {
     this.#deps = deps;
     this.#stats = new PolicyStats('streaming', { ...opts });
     this.#capacity = opts.flushCount ?? STREAMING_DEFAULT_CAPACITY_EVENTS;
+    this.#queue = new FlushQueue(writer, opts.flushMode, deps.sleep, (n) => {
+      this.#stats.persisted += n;
+    });
     if (opts.flushIntervalMs) {
       const t = deps.setInterval(() => {
         if (this.#batch.events > 0) void this.#flush('interval').catch(() => undefined);
@@ -64,12 +65,11 @@ export class StreamingPolicy implements IngestionPolicy {
 
   async ingest(event: AnyEventEnvelope): Promise<void> {
     if (this.#closed) throw new PolicyFailureError('streaming policy: event after close');
-    this.#throwIfFailed();
+    if (this.#queue.failure !== undefined) await this.#queue.drain();
     this.#stats.received++;
     this.#batch.add(event, this.#writer.recordLine(event));
     if (this.#opts.flushCount && this.#batch.events >= this.#opts.flushCount) await this.#flush('count');
     else if (this.#batch.events >= this.#capacity || this.#batch.bytes >= STREAMING_CAPACITY_BYTES) await this.#flush('capacity');
-    this.#throwIfFailed();
   }
 
   async close(): Promise<void> {
@@ -77,41 +77,20 @@ export class StreamingPolicy implements IngestionPolicy {
     this.#closed = true;
     if (this.#timer !== undefined) this.#deps.clearInterval(this.#timer);
     await this.#flush('termination');
-    this.#throwIfFailed();
   }
 
   counters(): PolicyCounters {
     return this.#stats.snapshot(true);
   }
 
-  /**
-   * Takes the current batch and queues its flush. Resolves when the flushes
-   * queued BEFORE it are done, so one flush can be in flight while the next
-   * batch fills (at most two batches in memory); `termination` waits for all.
-   */
-  #flush(trigger: FlushTrigger): Promise<void> {
+  /** Queues the current batch (one flush in flight while the next fills); `termination` waits for all. */
+  async #flush(trigger: FlushTrigger): Promise<void> {
     const batch = this.#batch;
-    const before = this.#chain;
-    if (batch.events > 0 && this.#failure === undefined) {
+    if (batch.events > 0 && this.#queue.failure === undefined) {
       this.#batch = new Batch();
       this.#stats.flushed(trigger);
-      this.#chain = this.#chain.then(async () => {
-        if (this.#failure !== undefined) return;
-        try {
-          await flushBatch(this.#writer, batch, this.#opts.flushMode, this.#deps.sleep, (n) => {
-            this.#stats.persisted += n;
-          });
-        } catch (err) {
-          this.#failure = err;
-        }
-      });
+      await this.#queue.push(batch);
     }
-    return trigger === 'termination' ? this.#chain : before;
-  }
-
-  #throwIfFailed(): void {
-    if (this.#failure === undefined) return;
-    const err = this.#failure;
-    throw err instanceof PolicyFailureError ? err : new PolicyFailureError(String(err), { cause: err });
+    if (trigger === 'termination') await this.#queue.drain();
   }
 }
