@@ -142,13 +142,20 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     if (child.stdin!.writable) child.stdin!.write(encodeFrame(ack));
   };
 
-  const onEventFrame = async (e: AnyEventEnvelope): Promise<void> => {
+  const policyStop = (err: unknown): Stop => new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
+  let knownContract: string | undefined;
+
+  /** Checks and ingests one event; returns a promise only when the policy makes us wait (the hot path stays synchronous). */
+  const onEventFrame = (e: AnyEventEnvelope): Promise<void> | undefined => {
     if (terminal) throw new Stop('stream', `event seq ${e.seq} (${e.type}) after the terminal event`);
     if (e.run_id !== request.run_id) throw new Stop('stream', `event seq ${e.seq} has run_id ${e.run_id}, expected ${request.run_id}`);
     if (e.attempt !== request.attempt) throw new Stop('stream', `event seq ${e.seq} has attempt ${e.attempt}, expected ${request.attempt}`);
-    const major = contractMajor(e.contract_version);
-    if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
-      throw new Stop('version', `event seq ${e.seq} speaks contract_version ${e.contract_version}; this runtime speaks ${SUPPORTED_CONTRACT_MAJORS.map((m) => `${m}.x`).join(', ')}`);
+    if (e.contract_version !== knownContract) {
+      const major = contractMajor(e.contract_version);
+      if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
+        throw new Stop('version', `event seq ${e.seq} speaks contract_version ${e.contract_version}; this runtime speaks ${SUPPORTED_CONTRACT_MAJORS.map((m) => `${m}.x`).join(', ')}`);
+      }
+      knownContract = e.contract_version;
     }
     const expected = (res.lastSeq ?? 0) + 1;
     if (e.seq !== expected) throw new Stop('stream', `seq gap: got event seq ${e.seq}, expected ${expected}`);
@@ -171,12 +178,22 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
       }
     }
     opts.onEvent?.(e);
+    const committed = (): void => {
+      if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
+    };
+    let waiting: Promise<void> | void;
     try {
-      await policy.ingest(e);
+      waiting = policy.ingest(e);
     } catch (err) {
-      throw new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
+      throw policyStop(err);
     }
-    if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
+    if (waiting) {
+      return waiting.then(committed, (err: unknown) => {
+        throw policyStop(err);
+      });
+    }
+    committed();
+    return undefined;
   };
 
   const onChunk = async (f: ArtifactChunkFrame): Promise<void> => {
@@ -208,7 +225,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     }
   };
 
-  const handle = async (raw: unknown): Promise<void> => {
+  const handle = (raw: unknown): Promise<void> | undefined => {
     frameIndex++;
     let frame;
     try {
@@ -231,7 +248,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
           if (frame.outcome.message) obs.resultMessage = frame.outcome.message;
           if (frame.proxy_used) res.proxyUsed = redact(frame.proxy_used);
         }
-        return;
+        return undefined;
       default:
         return onEventFrame(frame);
     }
@@ -248,7 +265,10 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
         res.ipcDecodeErrors++;
         throw new Stop('stream', err.message);
       }
-      for (const raw of frames) await handle(raw);
+      for (const raw of frames) {
+        const waiting = handle(raw);
+        if (waiting) await waiting;
+      }
       if (policy.beforeNextRead) {
         try {
           await policy.beforeNextRead();

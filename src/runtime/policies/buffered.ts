@@ -47,7 +47,7 @@ export class BufferedPolicy implements IngestionPolicy {
     });
   }
 
-  async ingest(event: AnyEventEnvelope): Promise<void> {
+  ingest(event: AnyEventEnvelope): Promise<void> | void {
     if (this.#closed) throw new PolicyFailureError('buffered policy: event after close');
     this.#stats.received++;
     const line = this.#writer.recordLine(event);
@@ -58,7 +58,7 @@ export class BufferedPolicy implements IngestionPolicy {
         this.#stats.drop(event.type);
         return;
       }
-      await this.#flush('buffer_full');
+      return this.#flush('buffer_full').then(() => this.#batch.add(event, line, size));
     }
     this.#batch.add(event, line, size);
   }

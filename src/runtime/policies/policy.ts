@@ -9,12 +9,13 @@ import type { FlushTrigger, PolicyCounters, PolicyName } from '../../storage/man
 export interface IngestionPolicy {
   readonly name: PolicyName;
   /**
-   * Takes one event. Resolves when the policy can take the next one: the
+   * Takes one event. Returns nothing when the next event can come at once,
+   * or a promise that resolves when the policy can take the next one: the
    * runtime reads no further frame meanwhile, so a slow policy backpressures
    * the executor through the pipe.
-   * @throws PolicyFailureError when the event cannot be taken or stored.
+   * @throws PolicyFailureError (or rejects with it) when the event cannot be taken or stored.
    */
-  ingest(event: AnyEventEnvelope): Promise<void>;
+  ingest(event: AnyEventEnvelope): Promise<void> | void;
   /**
    * Called by the supervisor after the frames of one pipe read were ingested
    * and before it reads again (strict writes there). Optional.

@@ -63,13 +63,13 @@ export class StreamingPolicy implements IngestionPolicy {
     }
   }
 
-  async ingest(event: AnyEventEnvelope): Promise<void> {
+  ingest(event: AnyEventEnvelope): Promise<void> | void {
     if (this.#closed) throw new PolicyFailureError('streaming policy: event after close');
-    if (this.#queue.failure !== undefined) await this.#queue.drain();
+    if (this.#queue.failure !== undefined) return this.#queue.drain();
     this.#stats.received++;
     this.#batch.add(event, this.#writer.recordLine(event));
-    if (this.#opts.flushCount && this.#batch.events >= this.#opts.flushCount) await this.#flush('count');
-    else if (this.#batch.events >= this.#capacity || this.#batch.bytes >= STREAMING_CAPACITY_BYTES) await this.#flush('capacity');
+    if (this.#opts.flushCount && this.#batch.events >= this.#opts.flushCount) return this.#flush('count');
+    if (this.#batch.events >= this.#capacity || this.#batch.bytes >= STREAMING_CAPACITY_BYTES) return this.#flush('capacity');
   }
 
   async close(): Promise<void> {

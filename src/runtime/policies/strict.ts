@@ -30,8 +30,8 @@ export class StrictPolicy implements IngestionPolicy {
     this.#writer = writer;
   }
 
-  ingest(event: AnyEventEnvelope): Promise<void> {
-    if (this.#closed) return Promise.reject(new PolicyFailureError('strict policy: event after close'));
+  ingest(event: AnyEventEnvelope): void {
+    if (this.#closed) throw new PolicyFailureError('strict policy: event after close');
     this.#stats.received++;
     let p = this.#pending.get(event.type);
     if (!p) {
@@ -41,7 +41,6 @@ export class StrictPolicy implements IngestionPolicy {
     p.lines.push(this.#writer.recordLine(event));
     p.lastSeq = event.seq;
     if (event.type === 'artifact') p.artifactIds.push(event.payload.artifact_id);
-    return Promise.resolve();
   }
 
   /** Writes what this pipe read brought, before the supervisor reads again. */
