@@ -89,16 +89,26 @@ export class EmitChain {
    * encode wrote nothing: the seq is not used and the chain stays healthy.
    * Call only inside a task.
    */
+  #isoMs = Number.NaN;
+  #iso = '';
+
   async writeEvent<T extends EventType>(method: string, type: T, payload: PayloadByType[T]): Promise<void> {
     const seq = this.#seq + 1;
     const run = this.#run;
+    // Many events share a millisecond: format each millisecond once.
+    const now = this.#clock.now();
+    const ms = now.getTime();
+    if (ms !== this.#isoMs) {
+      this.#isoMs = ms;
+      this.#iso = now.toISOString();
+    }
     const envelope = {
       contract_version: CONTRACT_VERSION,
       event_id: this.#clock.newId() as EventId,
       run_id: run.run_id,
       seq,
       type,
-      ts: this.#clock.now().toISOString(),
+      ts: this.#iso,
       payload,
       attempt: run.attempt,
     } as AnyEventEnvelope;
