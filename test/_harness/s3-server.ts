@@ -15,9 +15,15 @@
  * - ordered listings: s3rver lists in directory-walk order; S3 in UTF-8 byte
  *   order. The store's `listObjects` is wrapped to sort.
  *
- * Path-style addressing only (`forcePathStyle: true`). s3rver accepts any
- * credentials.
+ * - unknown credentials: s3rver accepts any key; the proxy answers 403
+ *   `InvalidAccessKeyId`, as S3 does, for requests signed with the access key
+ *   {@link UNKNOWN_ACCESS_KEY_ID}, so bad-credential paths can be tested end to end.
+ *
+ * Path-style addressing only (`forcePathStyle: true`).
  */
+
+/** Requests signed with this access key id are refused as S3 refuses an unknown key. */
+export const UNKNOWN_ACCESS_KEY_ID = 'AKIAUNKNOWNTESTKEY00';
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, unlink } from 'node:fs/promises';
@@ -222,6 +228,13 @@ export async function startS3Server(): Promise<S3TestServer> {
     if (typeof req.headers['if-none-match'] === 'string') entry.ifNoneMatch = req.headers['if-none-match'];
     requests.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
+    const auth = req.headers.authorization ?? '';
+    if (auth.includes(`Credential=${UNKNOWN_ACCESS_KEY_ID}/`)) {
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>');
+      return;
+    }
     void (async () => {
       const objectPath = conditionalCreatePath(req);
       if (objectPath === undefined) return forward(req, res, upstreamPort);

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quarry, REPO_ROOT } from '../_harness/cli.js';
-import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
+import { startS3Server, UNKNOWN_ACCESS_KEY_ID, type S3TestServer } from '../_harness/s3-server.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 
 const executor = join(REPO_ROOT, 'test/fixtures/executors/misbehaving.mjs');
@@ -106,5 +106,16 @@ describe('quarry run on S3', () => {
     expect(down.stderr.trim().split('\n')).toHaveLength(1);
     expect(down.stderr).toMatch(/127\.0\.0\.1:9/);
     expect(down.stderr).not.toContain(s3.credentials.secretAccessKey);
+  });
+
+  it('wrong credentials are a one-line error that never prints the secret, before anything runs', async () => {
+    const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+    const r = await quarry(runArgs('x2', [...s3Flags(), '--ledger', join(tmp.path, 'cred.sqlite')]), { env: { ...env, AWS_ACCESS_KEY_ID: UNKNOWN_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: secret } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/access|credential/i);
+    expect(r.stderr).not.toContain(secret);
+    const list = await quarry(['list', 'runs', ...s3Flags(), '--format', 'json'], { env });
+    expect((JSON.parse(list.stdout) as Array<{ run_id: string }>).map((x) => x.run_id)).not.toContain('x2');
   });
 });
