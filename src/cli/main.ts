@@ -11,6 +11,10 @@ import { UsageError } from './flags.js';
 /** Exit code for a bug in quarry itself (not the script, not the input). */
 const EXIT_INTERNAL = 70;
 
+// The AWS SDK warns on every start under Node 20 about its own support
+// schedule; a user cannot act on it and it would break one-line errors.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   let signalName: 'SIGINT' | 'SIGTERM' | undefined;

@@ -16,7 +16,7 @@ beforeAll(async () => {
   s3 = await startS3Server();
   await s3.createBucket('lake');
   tmp = await makeTempDir('s3-cli');
-  env = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, AWS_REGION: 'us-east-1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  env = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, AWS_REGION: 'us-east-1' };
 });
 afterAll(async () => {
   await s3.stop();
