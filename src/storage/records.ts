@@ -48,26 +48,7 @@ export type StoredRecord = EventRecord | MetricsRecord;
  * `artifactPath` is set for artifact events, whose record kind is `artifact_event`.
  */
 export function eventRecordLine(p: RunPartition, e: AnyEventEnvelope, artifactPath?: string): string {
-  // Built in its final key order (the order is part of the format); optional fields only when present.
-  const rec: Record<string, unknown> = {
-    record_kind: artifactPath === undefined ? 'event' : 'artifact_event',
-    dataset: p.dataset,
-    source: p.source,
-    category: p.category,
-    day: p.day,
-    run_id: p.run_id,
-    event_type: e.type,
-    seq: e.seq,
-    event_id: e.event_id,
-    ts: e.ts,
-    contract_version: e.contract_version,
-    attempt: e.attempt,
-  };
-  if (e.job_id !== undefined && e.job_id !== null) rec.job_id = e.job_id;
-  if (e.parent_run_id !== undefined && e.parent_run_id !== null) rec.parent_run_id = e.parent_run_id;
-  rec.payload = e.payload;
-  if (artifactPath !== undefined) rec.artifact_path = artifactPath;
-  return `${JSON.stringify(rec, hasBinary(e.payload) ? jsonReplacer : undefined)}\n`;
+  return recordLineSerializer(p)(e, artifactPath);
 }
 
 /** True when a payload holds bytes somewhere (rare): only then is the slower replacer needed. */
@@ -107,10 +88,13 @@ function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown
 }
 
 /**
- * A record-line serializer for one run partition: the same bytes as
- * {@link eventRecordLine}, with the fields that never change within a run
- * (record kind, partition keys, event type) serialized once per event type.
- * The ingestion hot path uses it.
+ * A record-line serializer for one run partition: the fields that never
+ * change within a run (record kind, partition keys, event type) are
+ * serialized once per event type. The ingestion hot path keeps one per run;
+ * {@link eventRecordLine} is the one-off form. Key order (part of the format):
+ * record_kind, dataset, source, category, day, run_id, event_type, seq,
+ * event_id, ts, contract_version, attempt, [job_id], [parent_run_id],
+ * payload, [artifact_path].
  */
 export function recordLineSerializer(p: RunPartition): (e: AnyEventEnvelope, artifactPath?: string) => string {
   const prefixes = new Map<string, string>();

@@ -214,7 +214,7 @@ describe('mapOrdered', () => {
 });
 
 describe('scale', () => {
-  it('lists 10k runs (claims and manifests) in under 2 s on fs', async () => {
+  it('lists 10k runs from their claims and manifests, unfinalized ones included (speed: bench/list-runs.mjs)', async () => {
     // Built with plain file writes, not putNew: 20k fsyncs would make the fixture, not the reader, the slow part.
     const manifest = (await writeRun(backend, { partition: part('tmpl'), outcome: 'success', events: eventsOf('tmpl', ['item', 'run_complete']) }))!;
     const claimDir = join(dir.path, 'datasets/quarry/runs');
