@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
 import { contractMajor, SUPPORTED_CONTRACT_MAJORS, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
+import { checkStorageFilename } from '../sdk/storage.js';
 import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
 import type { Observation } from './outcome.js';
 import { type IngestionPolicy, PolicyFailureError } from './policies/policy.js';
@@ -317,12 +318,10 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   return res;
 }
 
-/** Why a sidecar filename is refused (SPEC §2), or undefined. */
+/** Why a sidecar filename is refused: the SDK's rule (SPEC §2), plus the suffix kept for metadata. */
 export function checkSidecarFilename(name: string): string | undefined {
-  if (name === '') return 'filename is empty';
-  if (name.includes('/') || name.includes('\\')) return `filename ${JSON.stringify(name)} must not contain / or \\`;
-  if (name.includes('..')) return `filename ${JSON.stringify(name)} must not contain ..`;
-  if (name.includes('\0')) return 'filename contains a NUL byte';
+  const bad = checkStorageFilename(name);
+  if (bad) return `filename ${JSON.stringify(name)} ${bad}`;
   if (name.endsWith('.meta.json')) return `filename ${JSON.stringify(name)} must not end in .meta.json (reserved for metadata)`;
   return undefined;
 }

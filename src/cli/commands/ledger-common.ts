@@ -27,15 +27,24 @@ export const RANGE_FLAGS: readonly FlagSpec[] = [
 const isUrl = (t: string): boolean => /^postgres(ql)?:\/\//i.test(t);
 
 /**
- * The ledger the flags name. @throws UsageError for s3 storage without `--ledger`.
+ * The one rule for where the ledger is: the given path or URL, else
+ * `ledger.sqlite` beside fs storage. `storagePath` is already resolved.
+ * @throws UsageError for s3 storage without a ledger.
  */
+export function ledgerTargetFor(backend: string, storagePath: string, given: string | undefined): string {
+  if (given) return given;
+  if (backend !== 'fs') throw new UsageError('--ledger is required with --storage-backend s3 (a postgres:// URL every machine shares, or a SQLite file)');
+  return join(storagePath, 'ledger.sqlite');
+}
+
+/** The ledger the flags name (paths resolved against `cwd`). @throws UsageError for s3 storage without `--ledger`. */
 export function ledgerTargetFrom(values: ParsedFlags['values'], cwd: string): string {
   const given = stringFlag(values, 'ledger');
-  if (given) return isUrl(given) ? given : resolve(cwd, given);
-  if ((stringFlag(values, 'storage-backend') ?? 'fs') !== 'fs') {
-    throw new UsageError('--ledger is required with --storage-backend s3 (the postgres:// URL the runs were validated into)');
-  }
-  return join(resolve(cwd, stringFlag(values, 'storage-path') ?? './quarry-data'), 'ledger.sqlite');
+  return ledgerTargetFor(
+    stringFlag(values, 'storage-backend') ?? 'fs',
+    resolve(cwd, stringFlag(values, 'storage-path') ?? './quarry-data'),
+    given && !isUrl(given) ? resolve(cwd, given) : given,
+  );
 }
 
 /**

@@ -18,7 +18,7 @@ import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
-import type { RunPlan } from './run.js';
+import { compileStorage, type RunPlan } from './run.js';
 
 export const RETRY_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
@@ -127,13 +127,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   const options = renderOptionsFrom(p.values, io);
 
   const { openStorage, runAndValidate } = await import('./run-execute.js');
-  const storageOpts = {
-    backend: (stringFlag(p.values, 'storage-backend') ?? 'fs') as 'fs' | 's3',
-    path: (stringFlag(p.values, 'storage-backend') ?? 'fs') === 'fs' ? resolve(io.cwd, stringFlag(p.values, 'storage-path') ?? './quarry-data') : stringFlag(p.values, 'storage-path') ?? '',
-    s3PathStyle: p.values['storage-s3-path-style'] === true,
-    ...(stringFlag(p.values, 'storage-region') ? { region: stringFlag(p.values, 'storage-region')! } : {}),
-    ...(stringFlag(p.values, 'storage-endpoint') ? { endpoint: stringFlag(p.values, 'storage-endpoint')! } : {}),
-  };
+  const storageOpts = compileStorage(p.values, io.cwd);
   let ledger: Ledger | undefined;
   let backend;
   try {

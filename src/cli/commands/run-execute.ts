@@ -3,10 +3,9 @@
  * retries), validates each finalized run into the ledger, prints, reports.
  * Loaded only when a run really starts, so `--help` and `--dry-run` stay fast.
  */
-import { join } from 'node:path';
 import { ulid } from 'ulid';
 import type { Ledger } from '../../ledger/ledger.js';
-import { runPrefix } from '../../storage/layout.js';
+import { parseRunPrefix } from '../../storage/layout.js';
 import { openBackend } from '../../storage/open-backend.js';
 import { RunIdExistsError } from '../../storage/run-writer.js';
 import type { StorageBackend } from '../../storage/backend.js';
@@ -17,6 +16,7 @@ import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { UsageError } from '../flags.js';
 import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
+import { ledgerTargetFor } from './ledger-common.js';
 import { writeReport, type RunPlan } from './run.js';
 
 /** Wait before retry n (1-based): 1 s, 2 s, 4 s … capped at 30 s. */
@@ -24,11 +24,9 @@ export function retryBackoffMs(n: number): number {
   return Math.min(30_000, 1000 * 2 ** (n - 1));
 }
 
-/** The ledger a run uses: `--ledger`, else `<storage-path>/ledger.sqlite` for fs. @throws UsageError for s3 without `--ledger`. */
+/** The ledger a run uses (see {@link ledgerTargetFor}). @throws UsageError for s3 without `--ledger`. */
 export function ledgerTarget(plan: Pick<RunPlan, 'ledger' | 'storage'>): string {
-  if (plan.ledger) return plan.ledger;
-  if (plan.storage.backend === 'fs') return join(plan.storage.path, 'ledger.sqlite');
-  throw new UsageError('--ledger is required with --storage-backend s3 (a postgres:// URL, so every machine shares it)');
+  return ledgerTargetFor(plan.storage.backend, plan.storage.path, plan.ledger);
 }
 
 export async function openStorage(plan: Pick<RunPlan, 'storage'>): Promise<StorageBackend> {
@@ -129,7 +127,8 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
 
 async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<NonNullable<RunReport['ledger']>> {
   const { validateRun } = await import('../../ledger/validator.js');
-  const partition = parsePartition(report.storage.partition, report.run_id);
+  const partition = parseRunPrefix(report.storage.partition);
+  if (!partition) throw new Error(`unexpected partition prefix ${report.storage.partition}`);
   try {
     const v = await validateRun(backend, ledger, partition);
     const state = v.partition_state;
@@ -145,14 +144,6 @@ async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, repor
     // The run is finalized and stays so; `quarry validate --pending` can record it later.
     return { location: ledger.location, validation: 'not_run', reasons: [`validation failed to run: ${(err as Error).message}`], partition_status: 'unchanged', authoritative: false };
   }
-}
-
-function parsePartition(prefix: string, runId: string) {
-  const m = /^datasets\/([^/]+)\/partitions\/source=([^/]+)\/category=([^/]+)\/day=([^/]+)\//.exec(prefix);
-  if (!m) throw new Error(`unexpected partition prefix ${prefix}`);
-  const p = { dataset: m[1]!, source: m[2]!, category: m[3]!, day: m[4]!, run_id: runId };
-  if (runPrefix(p) !== prefix) throw new Error(`unexpected partition prefix ${prefix}`);
-  return p;
 }
 
 function ledgerLine(r: RunReport): string {

@@ -86,12 +86,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   const badDataset = checkKeyValue('--storage-dataset', dataset);
   if (badDataset) throw new UsageError(badDataset);
 
-  const backend = v['storage-backend'] as 'fs' | 's3';
-  const storagePath = str(v['storage-path']);
-  if (!storagePath) throw new UsageError('--storage-path is required');
-  if (backend === 's3' && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(storagePath)) {
-    throw new UsageError(`--storage-path ${JSON.stringify(storagePath)}: for s3 give bucket/prefix, e.g. my-bucket/quarry`);
-  }
+  const storage = compileStorage(p.values, cwd);
 
   const policy = compilePolicy(p);
   const executorPath = str(v.executor) ? resolve(cwd, str(v.executor)!) : undefined;
@@ -108,13 +103,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
     category,
     day,
     dataset,
-    storage: {
-      backend,
-      path: backend === 'fs' ? resolve(cwd, storagePath) : storagePath,
-      s3PathStyle: v['storage-s3-path-style'] === true,
-      ...(str(v['storage-region']) ? { region: str(v['storage-region'])! } : {}),
-      ...(str(v['storage-endpoint']) ? { endpoint: str(v['storage-endpoint'])! } : {}),
-    },
+    storage,
     policy,
     dryRun: v['dry-run'] === true,
     quiet: v.quiet === true,
@@ -130,6 +119,26 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   const ledger = str(v.ledger);
   if (ledger) plan.ledger = /^postgres(ql)?:\/\//i.test(ledger) ? ledger : resolve(cwd, ledger);
   return plan;
+}
+
+/**
+ * The `--storage-*` flags as a run's storage plan (fs paths resolved against `cwd`).
+ * Shared by `run` and `retry`. @throws UsageError naming the bad value.
+ */
+export function compileStorage(v: ParsedFlags['values'], cwd: string): RunPlan['storage'] {
+  const backend = (str(v['storage-backend']) ?? 'fs') as 'fs' | 's3';
+  const storagePath = str(v['storage-path']);
+  if (!storagePath) throw new UsageError('--storage-path is required');
+  if (backend === 's3' && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(storagePath)) {
+    throw new UsageError(`--storage-path ${JSON.stringify(storagePath)}: for s3 give bucket/prefix, e.g. my-bucket/quarry`);
+  }
+  return {
+    backend,
+    path: backend === 'fs' ? resolve(cwd, storagePath) : storagePath,
+    s3PathStyle: v['storage-s3-path-style'] === true,
+    ...(str(v['storage-region']) ? { region: str(v['storage-region'])! } : {}),
+    ...(str(v['storage-endpoint']) ? { endpoint: str(v['storage-endpoint'])! } : {}),
+  };
 }
 
 function parseJob(inline: string | undefined, file: string | undefined, cwd: string): unknown {
