@@ -44,10 +44,11 @@ const lockStamp = join(root, 'node_modules', '.package-lock.json');
 const needInstall = !existsSync(lockStamp) || statSync(join(root, 'package-lock.json')).mtimeMs > statSync(lockStamp).mtimeMs;
 if (needInstall) {
   if (!has('make') || !has('g++') || !has('python3')) aptInstall(['build-essential', 'python3'], 'a C++ toolchain (to build better-sqlite3)');
-  // `npm install` with the committed lock (npm 11's `npm ci` rejects a lock that
-  // omits other platforms' optional binaries, which its own install writes).
-  log('installing node modules (npm install, from package-lock.json)');
-  run('npm', ['install', '--no-audit', '--no-fund'], { env });
+  // `npm ci` installs exactly the committed lock and never rewrites it, as any
+  // user's CI does. The lock lists every platform's optional binaries (duckdb,
+  // msgpackr-extract) at versions published for all of them (README.md, "Install").
+  log('installing node modules (npm ci, from package-lock.json)');
+  run('npm', ['ci', '--no-audit', '--no-fund'], { env });
 }
 
 // 2. Chromium from the system, never downloaded (SPEC §1.6).
