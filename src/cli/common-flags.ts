@@ -16,6 +16,6 @@ export const STORAGE_FLAGS: readonly FlagSpec[] = [
 ];
 
 export const OUTPUT_FLAGS: readonly FlagSpec[] = [
-  { name: 'format', type: 'string', arg: 'json|table|yaml', choices: ['json', 'table', 'yaml'], help: 'Output format (default: table on a TTY, json otherwise)', group: 'Output' },
+  { name: 'format', short: 'f', type: 'string', arg: 'json|table|yaml', choices: ['json', 'table', 'yaml'], help: 'Output format (default: table on a TTY, json otherwise)', group: 'Output' },
   { name: 'no-color', type: 'bool', help: 'No colors in table output', group: 'Output' },
 ];

@@ -4,7 +4,8 @@
  * keeps the CLI contract (docs/contracts/cli.md) in step.
  *
  * Accepted forms: `--name value`, `--name=value`, `--bool`, `--bool=true|false`,
- * `--no-bool`; repeatable flags collect every value. Unknown flags are errors.
+ * `--no-bool`, and `-x value` / `-x=value` for a flag with a one-letter form;
+ * repeatable flags collect every value. Unknown flags are errors.
  */
 
 export type FlagType = 'string' | 'int' | 'bool' | 'duration' | 'list';
@@ -22,6 +23,14 @@ export interface FlagSpec {
   planned?: string;
   /** Help group heading. */
   group?: string;
+  /** A one-letter form, `-f value` (SPEC §9: `-f` is `--format` everywhere). */
+  short?: string;
+  /**
+   * A deprecated name kept so older command lines still work: its value goes
+   * to the flag named here. Hidden from `--help`; listed in the contract's
+   * compatibility notes.
+   */
+  aliasOf?: string;
 }
 
 export type FlagValue = string | number | boolean | string[];
@@ -39,15 +48,15 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Parses a duration like `500ms`, `5s`, `2m`, `1h`, `1m30s` (Go style), or plain milliseconds. */
+/** Parses a duration like `500ms`, `5s`, `2m`, `1h`, `1m30s` (Go style), `2d` (days), or plain milliseconds. */
 export function parseDuration(raw: string): number | undefined {
   if (/^\d+$/.test(raw)) return Number(raw);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(raw); m; m = re.exec(raw)) {
     const n = Number(m[1]);
-    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 86_400_000;
     consumed = re.lastIndex;
   }
   return consumed === raw.length && consumed > 0 ? Math.round(total) : undefined;
@@ -75,13 +84,20 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       help = true;
       continue;
     }
-    if (!arg.startsWith('--') || arg === '--') {
+    const short = /^-([A-Za-z])(?:=(.*))?$/s.exec(arg);
+    if (!arg.startsWith('--') && !short) {
       positionals.push(arg);
       continue;
     }
     const eq = arg.indexOf('=');
     let name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     let inline: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (short) {
+      const target = specs.find((s) => s.short === short[1]);
+      if (!target) throw new UsageError(`unknown flag ${arg.slice(0, 2)}${specs.some((s) => s.short) ? ` (short forms: ${specs.filter((s) => s.short).map((s) => `-${s.short} = --${s.name}`).join(', ')})` : ''}`);
+      name = target.name;
+      inline = short[2];
+    }
     let spec = byName.get(name);
     if (!spec && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'bool' && inline === undefined) {
       name = name.slice(3);
@@ -90,6 +106,11 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     if (!spec) throw new UsageError(`unknown flag --${name}${suggest(name, specs)}`);
     if (spec.planned) throw new UsageError(`--${name} is not available in this version of quarry: ${spec.planned}`);
+    if (spec.aliasOf) {
+      // Converted and checked under the alias's name (messages quote what the user typed), stored under the flag's.
+      const target = byName.get(spec.aliasOf);
+      if (target) spec = { ...target, name };
+    }
     let raw: string;
     if (spec.type === 'bool') {
       raw = inline ?? 'true';
@@ -101,8 +122,9 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       raw = next;
       i++;
     }
-    values[name] = convert(spec, raw, values[name], explicit.has(name));
-    explicit.add(name);
+    const key = byName.get(name)?.aliasOf ?? name;
+    values[key] = convert(spec, raw, values[key], explicit.has(key));
+    explicit.add(key);
   }
   return { values, explicit, positionals, help };
 }
@@ -120,7 +142,7 @@ function convert(spec: FlagSpec, raw: string, previous: FlagValue | undefined, s
     }
     case 'duration': {
       const ms = parseDuration(raw);
-      if (ms === undefined) throw new UsageError(`${flag} takes a duration like 500ms, 5s or 1m, got ${JSON.stringify(raw)}`);
+      if (ms === undefined) throw new UsageError(`${flag} takes a duration like 500ms, 5s, 1m or 2d, got ${JSON.stringify(raw)}`);
       return ms;
     }
     case 'list':
@@ -134,7 +156,7 @@ function convert(spec: FlagSpec, raw: string, previous: FlagValue | undefined, s
 }
 
 function suggest(name: string, specs: readonly FlagSpec[]): string {
-  const close = specs.find((s) => !s.planned && (s.name.includes(name) || name.includes(s.name)));
+  const close = specs.find((s) => !s.planned && !s.aliasOf && (s.name.includes(name) || name.includes(s.name)));
   return close ? ` (did you mean --${close.name}?)` : '';
 }
 
@@ -142,14 +164,15 @@ function suggest(name: string, specs: readonly FlagSpec[]): string {
 export function renderFlagHelp(specs: readonly FlagSpec[]): string {
   const lines: string[] = [];
   let group: string | undefined;
-  const rows = [...specs.filter((s) => !s.planned), ...specs.filter((s) => s.planned)];
+  const shown = specs.filter((s) => !s.aliasOf);
+  const rows = [...shown.filter((s) => !s.planned), ...shown.filter((s) => s.planned)];
   for (const s of rows) {
     const g = s.planned ? 'Accepted later (not in this version)' : s.group;
     if (g !== group) {
       group = g;
       if (g) lines.push('', `${g}:`);
     }
-    const left = `  --${s.name}${s.type === 'bool' ? '' : ` ${s.arg ?? (s.type === 'int' ? 'N' : s.type === 'duration' ? 'DURATION' : 'VALUE')}`}`;
+    const left = `  ${s.short ? `-${s.short}, ` : ''}--${s.name}${s.type === 'bool' ? '' : ` ${s.arg ?? (s.type === 'int' ? 'N' : s.type === 'duration' ? 'DURATION' : 'VALUE')}`}`;
     const def = s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : '';
     lines.push(`${left.padEnd(34)} ${s.help}${def}`);
   }

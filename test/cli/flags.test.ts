@@ -90,3 +90,28 @@ describe('compiling a run', () => {
     expect(compilePolicy(parse('--policy', 'streaming', '--flush-interval', '2s', '--flush-mode', 'two_phase'))).toEqual({ name: 'streaming', flushMode: 'two_phase', flushIntervalMs: 2000 });
   });
 });
+
+describe('one-letter forms and deprecated names (SPEC §9)', () => {
+  const specs = [
+    { name: 'format', short: 'f', type: 'string' as const, help: '', choices: ['json', 'table'] },
+    { name: 'from-day', type: 'string' as const, help: '' },
+    { name: 'from', type: 'string' as const, help: '', aliasOf: 'from-day' },
+  ];
+  it('-f is --format, in both spellings, and is checked like it', () => {
+    expect(parseFlags(['-f', 'json'], specs).values.format).toBe('json');
+    expect(parseFlags(['-f=table'], specs).values.format).toBe('table');
+    expect(usage(() => parseFlags(['-f', 'xml'], specs))).toMatch(/--format must be one of json\|table/);
+    expect(usage(() => parseFlags(['-x', '1'], specs))).toMatch(/unknown flag -x \(short forms: -f = --format\)/);
+  });
+  it('a deprecated name fills the flag it stands for and is hidden from help', async () => {
+    const p = parseFlags(['--from', '2026-11-01'], specs);
+    expect(p.values['from-day']).toBe('2026-11-01');
+    expect(p.explicit.has('from-day')).toBe(true);
+    const { renderFlagHelp } = await import('../../src/cli/flags.js');
+    expect(renderFlagHelp(specs)).not.toMatch(/--from\s/);
+    expect(renderFlagHelp(specs)).toMatch(/-f, --format/);
+  });
+  it('2d is two days', () => {
+    expect(parseDuration('2d')).toBe(172_800_000);
+  });
+});

@@ -10,7 +10,8 @@ import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt } from './ledger-common.js';
+import { describeGaps, EXIT_INCOMPLETE, findGaps, REQUIRE_COMPLETE_FLAGS, requireCompleteQuery } from './completeness.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 
 export const EXPORT_FLAGS: readonly FlagSpec[] = [
@@ -20,8 +21,8 @@ export const EXPORT_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
-  { name: 'from-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days from this one (inclusive)', group: 'Filters' },
-  { name: 'to-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days up to this one (inclusive)', group: 'Filters' },
+  ...RANGE_FLAGS,
+  ...REQUIRE_COMPLETE_FLAGS,
   ...OUTPUT_FLAGS,
 ];
 
@@ -32,7 +33,8 @@ warehouse tables (quarry_events, quarry_items, quarry_artifacts, _quarry_loads).
 Idempotent: a partition already loaded at its authoritative run is skipped; a
 reprocessed one has its rows replaced in one transaction; other partitions'
 rows are never touched. Exit 0 on success, 1 when a partition failed to load
-(those loaded before it stay loaded; rerun to continue).`;
+(those loaded before it stay loaded; rerun to continue), 4 when
+--require-complete found a pending or failed day in the range (nothing loaded).`;
 
 export async function exportCommand(argv: readonly string[], io: CliIO): Promise<number> {
   const p = parseFlags(argv, EXPORT_FLAGS);
@@ -42,8 +44,8 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
   }
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const dataset = stringFlag(p.values, 'storage-dataset') ?? 'quarry';
-  // --from/--to are taken by the warehouse target, so the day range is --from-day/--to-day here.
-  const filters = ledgerFilters({ ...p.values, from: p.values['from-day'], to: p.values['to-day'] }, dataset);
+  const filters = ledgerFilters(p.values, dataset);
+  const complete = requireCompleteQuery(p.values, filters);
   const types = p.values.type as string[] | undefined;
   for (const t of types ?? []) if (!(EVENT_TYPES as readonly string[]).includes(t)) throw new UsageError(`--type ${JSON.stringify(t)} must be one of ${EVENT_TYPES.join('|')}`);
   let target = stringFlag(p.values, 'to') ?? 'duckdb:quarry.duckdb';
@@ -63,6 +65,14 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
   try {
     backend = await openReadBackend(p.values, io.cwd);
     ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
+    if (complete) {
+      // Before the warehouse is even opened: an incomplete range loads nothing.
+      const gaps = await findGaps(ledger, complete);
+      if (gaps.length > 0) {
+        io.stderr(`quarry export: --require-complete: ${gaps.length} partition(s) of the range are not complete; nothing was loaded\n${describeGaps(gaps)}`);
+        return EXIT_INCOMPLETE;
+      }
+    }
     const summary = await exportPartitions({
       storage: backend, ledger, target, filters,
       ...(types ? { eventTypes: types } : {}),

@@ -94,6 +94,8 @@ export interface ReadResult {
   table?: TableHints;
   /** Printed on stderr (never mixed into stdout, which stays machine-readable). */
   notice?: string;
+  /** Exit code after rendering (default 0): 4 when `--stale-after` found stale partitions (SPEC §9). */
+  exitCode?: number;
 }
 
 /** Full `--help` text of a read command, from the same flag table the parser uses. */
@@ -129,7 +131,7 @@ export async function runReadCommand(spec: ReadCommandSpec, argv: readonly strin
     const result = await spec.body({ values: parsed.values, positionals: parsed.positionals, dataset, backend: backend ?? closedBackend(), io });
     if (result.notice) io.stderr(`quarry ${spec.name}: ${result.notice}\n`);
     io.stdout(render(result.data, options, result.table));
-    return 0;
+    return result.exitCode ?? 0;
   } catch (err) {
     if (err instanceof ReadCommandError || err instanceof ManifestError || err instanceof ReaderError || err instanceof StorageError) {
       io.stderr(`quarry ${spec.name}: ${err.message}\n`);

@@ -7,9 +7,14 @@
 import { EVENT_TYPES } from '../../protocol/envelope.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 import { STORAGE_FLAGS } from '../common-flags.js';
+import { LedgerError } from '../../ledger/types.js';
+import { StorageError } from '../../storage/backend.js';
+import { ManifestError } from '../../storage/manifest.js';
+import { ReaderError } from '../../storage/reader.js';
+import { describeGaps, EXIT_INCOMPLETE, findGaps, REQUIRE_COMPLETE_FLAGS, requireCompleteQuery } from './completeness.js';
 
 const TYPES = [...EVENT_TYPES, 'metrics'];
 
@@ -18,14 +23,20 @@ export const READ_RECORD_FLAGS: readonly FlagSpec[] = [
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
   ...RANGE_FLAGS,
+  ...OLD_RANGE_ALIASES,
   { name: 'type', type: 'list', arg: 'TYPE', help: `Only these record types (repeatable): ${TYPES.join('|')}`, group: 'Filters' },
+  ...REQUIRE_COMPLETE_FLAGS,
 ];
 
-const USAGE = `Usage: quarry read [filters] [--type item …]
+const USAGE = `Usage: quarry read [filters] [--type item …] [--require-complete]
 
 Streams the vetted records (JSON lines) of every partition the ledger marks
-success, from the run it names. Pending and failed partitions are listed on
-stderr and skipped.`;
+success, from the run it names. Pending and failed partitions are not read
+and not listed: quarry state inspect --expect-all shows them. With
+--require-complete (and --source, --category, --from-day/--to-day), a range
+with any pending or failed day prints nothing, lists those partitions on
+stderr and exits 4. Exit 1 when the ledger or storage cannot be read (records
+already printed stay printed; the line says so).`;
 
 export async function readCommand(argv: readonly string[], io: CliIO): Promise<number> {
   const p = parseFlags(argv, READ_RECORD_FLAGS);
@@ -38,17 +49,26 @@ export async function readCommand(argv: readonly string[], io: CliIO): Promise<n
   for (const t of types ?? []) if (!TYPES.includes(t)) throw new UsageError(`--type ${JSON.stringify(t)} must be one of ${TYPES.join('|')}`);
   const dataset = stringFlag(p.values, 'storage-dataset') ?? 'quarry';
   const filters = ledgerFilters(p.values, dataset);
+  const complete = requireCompleteQuery(p.values, filters);
 
   const { openConsumer } = await import('../../ledger/consumer.js');
   let backend;
   let ledger;
+  let records = 0;
   try {
     backend = await openReadBackend(p.values, io.cwd);
     ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
+    if (complete) {
+      // Checked before anything is read: a consumer never sees part of a range it asked to get whole.
+      const gaps = await findGaps(ledger, complete);
+      if (gaps.length > 0) {
+        io.stderr(`quarry read: --require-complete: ${gaps.length} partition(s) of the range are not complete; nothing was output\n${describeGaps(gaps)}`);
+        return EXIT_INCOMPLETE;
+      }
+    }
     const consumer = openConsumer({ storage: backend, ledger });
     const partitions = await consumer.partitions(filters);
     if (partitions.length === 0) io.stderr('quarry read: no success partition matches; see quarry state inspect\n');
-    let records = 0;
     for (const part of partitions) {
       for await (const rec of consumer.records(part, types ? { eventTypes: types } : {})) {
         await io.stdoutWrite(`${JSON.stringify(rec)}\n`);
@@ -60,6 +80,11 @@ export async function readCommand(argv: readonly string[], io: CliIO): Promise<n
   } catch (err) {
     if (err instanceof ReadCommandError || (err as Error).name === 'PartitionNotReadableError') {
       io.stderr(`quarry read: ${(err as Error).message}\n`);
+      return EXIT_NOT_FOUND;
+    }
+    if (err instanceof StorageError || err instanceof LedgerError || err instanceof ReaderError || err instanceof ManifestError) {
+      const partial = records > 0 ? ` after ${records} record(s): the output is incomplete` : '';
+      io.stderr(`quarry read: ${err.message}${partial}; check the storage and ledger, then read again\n`);
       return EXIT_NOT_FOUND;
     }
     throw err;

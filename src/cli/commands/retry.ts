@@ -16,7 +16,8 @@ import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
+import { daysOf } from './completeness.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
 import { compileStorage, type RunPlan } from './run.js';
 
@@ -25,7 +26,9 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
   ...RANGE_FLAGS,
-  { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'Also run the days of this range that never ran (need --source, --script, --job)', group: 'Retry' },
+  ...OLD_RANGE_ALIASES,
+  { name: 'expect-all', type: 'bool', help: 'Also run the days of --from-day/--to-day that never ran (need --source, --script, --job)', group: 'Retry' },
+  { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'Same as --from-day FROM --to-day TO --expect-all', group: 'Retry' },
   { name: 'script', type: 'string', arg: 'PATH', help: 'Script for pending days (and, if given, for every retry)', group: 'Retry' },
   { name: 'job', type: 'string', arg: 'JSON', help: 'Job template for pending days; {day} is replaced by the day', group: 'Retry' },
   { name: 'reprocess', type: 'bool', help: 'Also re-run success partitions (a new run; the old one stays until the new one validates)', group: 'Retry' },
@@ -36,7 +39,7 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   ...OUTPUT_FLAGS,
 ];
 
-const USAGE = `Usage: quarry retry [filters] [--expect-days FROM..TO --script S --job '{"day":"{day}"}'] [--reprocess] [--dry-run]
+const USAGE = `Usage: quarry retry [filters] [--from-day FROM --to-day TO --expect-all --script S --job '{"day":"{day}"}'] [--reprocess] [--dry-run]
 
 Re-runs failed partitions (and pending days, and with --reprocess success
 ones) as new runs, each validated into the ledger. Exit 0 when every run
@@ -88,9 +91,9 @@ export async function planRetries(ledger: Ledger, filters: PartitionFilters, opt
     });
   }
   if (opts.days) {
-    if (!filters.source) throw new UsageError('--expect-days needs --source (and --category unless it is default): which partitions are expected');
-    if (!opts.script) throw new UsageError('--expect-days needs --script: a day that never ran has no recorded script');
-    if (opts.job === undefined) throw new UsageError('--expect-days needs --job: a template in which {day} is replaced, e.g. --job \'{"date":"{day}"}\'');
+    if (!filters.source) throw new UsageError('--expect-all (or --expect-days) needs --source (and --category unless it is default): which partitions are expected');
+    if (!opts.script) throw new UsageError('--expect-all (or --expect-days) needs --script: a day that never ran has no recorded script');
+    if (opts.job === undefined) throw new UsageError('--expect-all (or --expect-days) needs --job: a template in which {day} is replaced, e.g. --job \'{"date":"{day}"}\'');
     const category = filters.category ?? 'default';
     for (const day of opts.days) {
       const state = await ledger.getPartition({ dataset: filters.dataset!, source: filters.source, category, day });
@@ -110,7 +113,12 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const dataset = stringFlag(p.values, 'storage-dataset') ?? 'quarry';
   const filters = ledgerFilters(p.values, dataset);
-  const days = expectedDays(stringFlag(p.values, 'expect-days'));
+  let days = expectedDays(stringFlag(p.values, 'expect-days'));
+  if (p.values['expect-all'] === true) {
+    if (days) throw new UsageError('use --expect-days FROM..TO or --from-day/--to-day --expect-all, not both');
+    if (!filters.from || !filters.to) throw new UsageError('--expect-all needs --from-day and --to-day: the range of days that are expected');
+    days = daysOf(filters.from, filters.to);
+  }
   const rawScript = stringFlag(p.values, 'script');
   const script = rawScript ? resolve(io.cwd, rawScript) : undefined;
   if (script && !existsSync(script)) throw new UsageError(`--script ${rawScript}: no such file`);

@@ -2,18 +2,22 @@
  * `quarry state inspect` (SPEC §8): the ledger's partition states, read-only.
  * With `--expect-days FROM..TO`, days with no row are listed as `pending`.
  */
-import type { PartitionState } from '../../ledger/types.js';
-import { UsageError } from '../flags.js';
+import type { PartitionFilters, PartitionState } from '../../ledger/types.js';
+import { UsageError, type ParsedFlags } from '../flags.js';
+import { daysOf, describeGaps, EXIT_INCOMPLETE, formatDuration, skipReason, staleGaps, type Gap } from './completeness.js';
 import type { CliIO } from '../io.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, READ_FLAGS, runReadCommand, stringFlag } from './read-common.js';
 
-const USAGE = `Usage: quarry state inspect [filters] [--expect-days FROM..TO]
+const USAGE = `Usage: quarry state inspect [filters] [--from-day FROM --to-day TO --expect-all [--stale-after D]]
 
 Shows, for each logical partition (source, category, day), what the ledger
 says: success at which run, or failed, with attempts and the last error.
-Read-only. Partitions with no validated run are pending; --expect-days lists
-the missing days of a range as pending too.`;
+Read-only. Partitions with no validated run are pending; --expect-all lists
+the missing days of the range as pending too (--expect-days FROM..TO is the
+same). For alerting from cron, --stale-after D exits 4 when a day that ended
+more than D ago is still not success; partitions whose runs were all skipped
+by prepare count as complete unless --include-skipped.`;
 
 /** One row: the ledger's state, or a pending day with no row. */
 export interface StateRow {
@@ -27,11 +31,17 @@ export interface StateRow {
   last_run_id: string | null;
   last_error: string | null;
   updated_at: string | null;
+  /** Why every run of this not-success partition was a `prepare` skip; null otherwise (SPEC §8). */
+  skipped: string | null;
 }
 
 const toRow = (p: PartitionState): StateRow => ({
   dataset: p.dataset, source: p.source, category: p.category, day: p.day, status: p.status,
-  current_run_id: p.current_run_id, attempts: p.attempts, last_run_id: p.last_run_id, last_error: p.last_error, updated_at: p.updated_at,
+  current_run_id: p.current_run_id, attempts: p.attempts, last_run_id: p.last_run_id, last_error: p.last_error, updated_at: p.updated_at, skipped: null,
+});
+
+const asGap = (r: StateRow): Gap => ({
+  source: r.source, category: r.category, day: r.day, status: r.status === 'failed' ? 'failed' : 'pending', ...(r.skipped !== null ? { skipped: r.skipped } : {}), last_error: r.last_error,
 });
 
 /**
@@ -48,7 +58,7 @@ export function withPendingDays(rows: StateRow[], days: string[] | undefined, da
   for (const { source, category } of pairs.values()) {
     for (const day of days) {
       if (!have.has(`${source}\u0000${category}\u0000${day}`)) {
-        out.push({ dataset, source, category, day, status: 'pending', current_run_id: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null });
+        out.push({ dataset, source, category, day, status: 'pending', current_run_id: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null, skipped: null });
       }
     }
   }
@@ -64,28 +74,53 @@ export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise
       LEDGER_FLAG,
       ...PARTITION_FILTER_FLAGS,
       ...RANGE_FLAGS,
+      ...OLD_RANGE_ALIASES,
       { name: 'status', type: 'string', arg: 'success|failed|pending', choices: ['success', 'failed', 'pending'], help: 'Only partitions in this state', group: 'Filters' },
-      { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'List days of this range that have no row as pending', group: 'Filters' },
+      { name: 'expect-all', type: 'bool', help: 'Every day of --from-day/--to-day is expected: days with no row are listed as pending', group: 'Completeness' },
+      { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'Same as --from-day FROM --to-day TO --expect-all', group: 'Completeness' },
+      { name: 'stale-after', type: 'duration', arg: 'DURATION', help: 'With --expect-all: exit 4 when a day that ended more than this ago (e.g. 36h, 2d) is not success', group: 'Completeness' },
+      { name: 'include-skipped', type: 'bool', help: 'Count partitions whose runs were all skipped by prepare as not complete', group: 'Completeness' },
       { name: 'limit', type: 'int', help: 'At most N rows', group: 'Filters' },
     ],
     opensStorage: false,
     body: async ({ values, dataset, io: ctxIo }) => {
       const filters = ledgerFilters(values, dataset);
-      const days = expectedDays(stringFlag(values, 'expect-days'));
+      const days = expectedRange(values, filters);
       const status = stringFlag(values, 'status') as StateRow['status'] | undefined;
-      if (status === 'pending' && !days) throw new UsageError('--status pending needs --expect-days FROM..TO: a pending partition has no ledger row, so only a range of expected days can list it');
+      if (status === 'pending' && !days) throw new UsageError('--status pending needs --from-day/--to-day --expect-all: a pending partition has no ledger row, so only a range of expected days can list it');
+      const staleAfter = values['stale-after'] as number | undefined;
+      if (staleAfter !== undefined && !days) throw new UsageError('--stale-after needs --from-day FROM --to-day TO --expect-all: the days that are expected');
+      const includeSkipped = values['include-skipped'] === true;
       const limit = values.limit as number | undefined;
       if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
       const ledger = await openLedgerAt(ledgerTargetFrom(values, ctxIo.cwd), true);
       try {
         const ledgerRows = (await ledger.listPartitions(days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters)).map(toRow);
         let rows = withPendingDays(ledgerRows, days, dataset, { ...(filters.source ? { source: filters.source } : {}), ...(filters.category ? { category: filters.category } : {}) });
+        for (const r of rows) if (r.status !== 'success') r.skipped = skipReason(await ledger.runsOfPartition(r)) ?? null;
+        const notComplete = rows.filter((r) => r.status !== 'success' && (r.skipped === null || includeSkipped));
+        const stale = staleAfter === undefined ? [] : staleGaps(notComplete, staleAfter, new Date());
         if (status) rows = rows.filter((r) => r.status === status);
         if (limit !== undefined) rows = rows.slice(0, limit);
-        return { data: rows, table: { columns: ['source', 'category', 'day', 'status', 'current_run_id', 'attempts', 'last_error'], empty: '(no partitions match)' } };
+        const table = { columns: ['source', 'category', 'day', 'status', 'skipped', 'current_run_id', 'attempts', 'last_error'], empty: '(no partitions match)' };
+        if (stale.length === 0 || staleAfter === undefined) return { data: rows, table };
+        return {
+          data: rows, table, exitCode: EXIT_INCOMPLETE,
+          notice: `--stale-after: ${stale.length} partition(s) are not success more than ${formatDuration(staleAfter)} after their day ended\n${describeGaps(stale.map(asGap))}`.trimEnd(),
+        };
       } finally {
         await ledger.close();
       }
     },
   }, argv, io);
+}
+
+/** The expected days: `--expect-days FROM..TO`, or `--from-day/--to-day` with `--expect-all`. @throws UsageError */
+function expectedRange(values: Record<string, unknown>, filters: PartitionFilters): string[] | undefined {
+  const alias = expectedDays(stringFlag(values as ParsedFlags['values'], 'expect-days'));
+  if (alias && (values['expect-all'] === true || filters.from || filters.to)) throw new UsageError('use --expect-days FROM..TO or --from-day/--to-day --expect-all, not both');
+  if (alias) return alias;
+  if (values['expect-all'] !== true) return undefined;
+  if (!filters.from || !filters.to) throw new UsageError('--expect-all needs --from-day and --to-day: the range of days that are expected');
+  return daysOf(filters.from, filters.to);
 }
