@@ -17,6 +17,8 @@ import {
   createEmitAPI,
   createMemoryAPI,
   createStorageAPI,
+  EmitFailedError,
+  emitFailedError,
   emitSettled,
   redactProxyEndpoint,
   type JobId,
@@ -173,17 +175,26 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
 
   // Writes the script started without awaiting still count: wait for them before deciding.
   await emitSettled(emit);
+  // An emit that failed unawaited lost its event: the run is no success (SPEC §2).
+  const noteLostEmits = (): void => {
+    const lost = emitFailedError(emit);
+    if (lost !== undefined) failure ??= { error: lost };
+  };
+  noteLostEmits();
   const open = (): boolean => !sink.terminal && !sink.failure;
   if (open() && hooks.beforeTerminal) {
     const signal: TerminalSignal = failure ? { outcome: 'error', error: failure.error } : { outcome: 'completed' };
     await swallow('beforeTerminal', () => hooks.beforeTerminal?.(signal, ctx));
     await emitSettled(emit);
+    noteLostEmits();
   }
   if (open()) {
     try {
       if (failure) {
-        const stack = stackOf(failure.error);
-        await emit.runError({ error_type: 'script_error', message: messageOf(failure.error), ...(stack ? { stack } : {}) });
+        const emitFailed = failure.error instanceof EmitFailedError;
+        const stack = emitFailed ? undefined : stackOf(failure.error);
+        const errorType = emitFailed ? EmitFailedError.ERROR_TYPE : 'script_error';
+        await emit.runError({ error_type: errorType, message: messageOf(failure.error), ...(stack ? { stack } : {}) });
       } else {
         await emit.runComplete();
       }

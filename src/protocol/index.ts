@@ -2,3 +2,4 @@
 export * from './envelope.js';
 export * from './frames.js';
 export * from './codec.js';
+export * from './wire-value.js';

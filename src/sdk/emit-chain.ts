@@ -25,6 +25,8 @@ export class EmitChain {
   #terminal: TerminalEventType | undefined;
   #failure: { cause: unknown } | undefined;
   #nextWriteId = 1;
+  /** Failed calls whose promise nobody had observed (then/catch/await) when they failed. */
+  readonly #unobserved = new Set<EmitFailure>();
 
   constructor(sink: EmitSink, run: RunMeta, clock: ChainClock) {
     this.#sink = sink;
@@ -73,6 +75,38 @@ export class EmitChain {
     });
     this.#tail = result.then(noop, noop);
     return result;
+  }
+
+  /**
+   * Returns `p` as a promise that notes whether the caller observed it: a
+   * rejection nobody handled (an emit the script did not await) is kept in
+   * {@link unobservedFailures} instead of vanishing, so the run can end as
+   * `emit_failed` (SPEC §2). Observing it later (a late `await`, `.catch`)
+   * takes it off the list.
+   */
+  track<T>(method: string, p: Promise<T>): Promise<T> {
+    const entry: EmitFailure = { method, error: undefined };
+    let observed = false;
+    const out = new ObservedPromise<T>((resolve, reject) => {
+      p.then(resolve, (err: unknown) => {
+        entry.error = err;
+        if (!observed) this.#unobserved.add(entry);
+        reject(err);
+      });
+    });
+    out.onObserved = () => {
+      observed = true;
+      this.#unobserved.delete(entry);
+    };
+    // Handled here, through the base `then` so it does not count as observed:
+    // the failure is kept above and reported as the run's outcome, not as a stray rejection.
+    void Promise.prototype.then.call(out, undefined, noop);
+    return out;
+  }
+
+  /** Failed emit calls the script never observed, in failure order. */
+  unobservedFailures(): readonly EmitFailure[] {
+    return [...this.#unobserved];
   }
 
   /** Writes one non-event frame; any failure poisons the chain. Call only inside a task. */
@@ -132,3 +166,30 @@ export class EmitChain {
 }
 
 function noop(): void {}
+
+/** A failed emit or storage call, for {@link EmitChain.unobservedFailures}. */
+export interface EmitFailure {
+  readonly method: string;
+  error: unknown;
+}
+
+/**
+ * A promise that reports the first `then` on it: `await`, `.then`, `.catch`
+ * and `.finally` all go through `then` (a subclass is never adopted as-is by
+ * `await`), so an untouched one is a call the script did not await.
+ */
+class ObservedPromise<T> extends Promise<T> {
+  onObserved: (() => void) | undefined;
+
+  // Derived promises (what then/catch return) are plain promises.
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+
+  override then<R1 = T, R2 = never>(onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
+    const observe = this.onObserved;
+    this.onObserved = undefined;
+    observe?.();
+    return super.then(onFulfilled, onRejected);
+  }
+}

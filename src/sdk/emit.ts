@@ -15,9 +15,11 @@ import {
   type EventType,
   type LogLevel,
   type PayloadByType,
+  toWireValue,
+  WireValueError,
 } from '../protocol/index.js';
-import { EmitChain } from './emit-chain.js';
-import { EmitValidationError, SizeLimitError, type TerminalEventType } from './errors.js';
+import { EmitChain, type EmitFailure } from './emit-chain.js';
+import { EmitFailedError, EmitValidationError, SizeLimitError, type TerminalEventType } from './errors.js';
 import type { ArtifactId, BinaryData, EmitAPI, EmitSink, RunMeta } from './types.js';
 
 /** Options of {@link createEmitAPI}. */
@@ -50,6 +52,21 @@ export function emitSettled(emit: EmitAPI): Promise<void> {
   return chainOf(emit).settled();
 }
 
+/**
+ * Emit calls on `emit` that failed while the script never observed their
+ * promise (no `await`, `then` or `catch`), in failure order. For hosts: the
+ * executor ends a run that has any as `emit_failed` (SPEC §2).
+ */
+export function unobservedEmitFailures(emit: EmitAPI): readonly EmitFailure[] {
+  return chainOf(emit).unobservedFailures();
+}
+
+/** The error a run ends with when {@link unobservedEmitFailures} is not empty, or undefined. */
+export function emitFailedError(emit: EmitAPI): EmitFailedError | undefined {
+  const lost = unobservedEmitFailures(emit);
+  return lost.length === 0 ? undefined : new EmitFailedError(lost.length, lost[0]!);
+}
+
 /** Bytes of a BinaryData value, without copying bytes that already are bytes. */
 export function toBytes(data: BinaryData): Uint8Array {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
@@ -77,37 +94,62 @@ export function createEmitAPI(sink: EmitSink, run: RunMeta, options: EmitOptions
   const newId = options.newId ?? monotonicFactory();
   const chain = new EmitChain(sink, run, { now: options.now ?? (() => new Date()), newId });
 
-  /** Validates, then queues one event. Validation failures never touch the chain. */
+  /**
+   * Takes the payload's wire form now (a script may mutate its object after
+   * an emit it did not await), validates it, then queues the event. `seq` is
+   * assigned at write, so a call that fails leaves no gap. Validation failures
+   * never touch the chain.
+   */
   function emitEvent<T extends EventType>(method: string, type: T, payload: PayloadByType[T]): Promise<void> {
+    let wire: PayloadByType[T];
     try {
-      chain.assertOpen(method);
-      const reason = checkPayload(type, payload);
-      if (reason) throw new EmitValidationError(method, reason);
+      wire = checkedWire(method, type, payload);
     } catch (err) {
-      return Promise.reject(err);
+      return chain.track(method, Promise.reject(err));
     }
-    return chain.enqueue(method, () => chain.writeEvent(method, type, payload));
+    return chain.track(method, chain.enqueue(method, () => chain.writeEvent(method, type, wire)));
   }
 
   function emitTerminal<T extends TerminalEventType>(method: string, type: T, payload: PayloadByType[T]): Promise<void> {
+    let wire: PayloadByType[T];
     try {
-      chain.assertOpen(method);
-      const reason = checkPayload(type, payload);
-      if (reason) throw new EmitValidationError(method, reason);
+      wire = checkedWire(method, type, payload);
     } catch (err) {
-      return Promise.reject(err);
+      return chain.track(method, Promise.reject(err));
     }
     const undo = chain.claimTerminal(type);
-    return chain.enqueue(method, () => chain.writeEvent(method, type, payload)).catch((err: unknown) => {
+    const written = chain.enqueue(method, async () => {
+      // Events lost by calls nobody awaited: the run cannot complete as a success.
+      const lost = type === 'run_complete' ? emitFailedError(emit) : undefined;
+      if (lost === undefined) return chain.writeEvent(method, type, wire);
+      await chain.writeEvent(method, 'run_error', { error_type: EmitFailedError.ERROR_TYPE, message: lost.message });
+      throw lost;
+    });
+    return chain.track(method, written.catch((err: unknown) => {
       // A terminal frame too large to encode wrote nothing: the run stays open so a smaller one can follow.
       if (err instanceof SizeLimitError) undo();
       throw err;
-    });
+    }));
+  }
+
+  /** The call's payload in wire form (SPEC §1.3: a Date becomes its ISO string), checked against §4. */
+  function checkedWire<T extends EventType>(method: string, type: T, payload: PayloadByType[T]): PayloadByType[T] {
+    chain.assertOpen(method);
+    let wire: PayloadByType[T];
+    try {
+      wire = toWireValue(payload) as PayloadByType[T];
+    } catch (err) {
+      if (err instanceof WireValueError) throw new EmitValidationError(method, err.message);
+      throw err;
+    }
+    const reason = checkPayload(type, wire);
+    if (reason) throw new EmitValidationError(method, reason);
+    return wire;
   }
 
   function log(level: LogLevel, message: string, fields: Record<string, unknown> | undefined, method: string): Promise<void> {
     if (!LOG_LEVELS.includes(level)) {
-      return Promise.reject(new EmitValidationError(method, `level must be one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(level)}`));
+      return chain.track(method, Promise.reject(new EmitValidationError(method, `level must be one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(level)}`)));
     }
     return emitEvent(method, 'log', { level, message, ...(fields !== undefined ? { fields } : {}) });
   }
@@ -130,10 +172,10 @@ export function createEmitAPI(sink: EmitSink, run: RunMeta, options: EmitOptions
         if (bytes.byteLength > maxArtifactBytes) throw new SizeLimitError('artifact', bytes.byteLength, maxArtifactBytes, `artifact ${JSON.stringify(o.name)}`);
         artifactId = newId() as ArtifactId;
       } catch (err) {
-        return Promise.reject(err);
+        return chain.track(method, Promise.reject(err));
       }
       const { name, content_type } = o;
-      return chain.enqueue(method, async () => {
+      return chain.track(method, chain.enqueue(method, async () => {
         // Bytes first, commit record last (SPEC §3): an artifact exists only once its event is written.
         let seq = 1;
         for (let off = 0; off < bytes.byteLength || seq === 1; off += chunkBytes, seq++) {
@@ -142,7 +184,7 @@ export function createEmitAPI(sink: EmitSink, run: RunMeta, options: EmitOptions
         }
         await chain.writeEvent(method, 'artifact', { artifact_id: artifactId, name, content_type, size_bytes: bytes.byteLength });
         return artifactId;
-      });
+      }));
     },
 
     checkpoint(o) {

@@ -80,6 +80,27 @@ export class EmitValidationError extends QuarryError {
   }
 }
 
+/**
+ * Emit calls failed and the script never awaited them (SPEC §2): their events
+ * are lost, so the run cannot end as a success. The executor ends it with
+ * `run_error { error_type: 'emit_failed' }`; `runComplete()` called while
+ * such a failure is pending writes that `run_error` instead and rejects with
+ * this error. What to do: await every emit, or catch its rejection.
+ */
+export class EmitFailedError extends QuarryError {
+  override readonly name = 'EmitFailedError';
+  /** The `error_type` of the run_error this failure ends the run with. */
+  static readonly ERROR_TYPE = 'emit_failed';
+  constructor(
+    /** How many unawaited calls failed. */
+    readonly count: number,
+    /** The first one: its method and its error. */
+    readonly first: { readonly method: string; readonly error: unknown },
+  ) {
+    super(`${count} emit call${count === 1 ? '' : 's'} the script did not await failed, so ${count === 1 ? 'its event was' : 'their events were'} not stored; first: ${describe(first.error)}`, { cause: first.error });
+  }
+}
+
 /** What a size limit applies to. */
 export type SizeLimitSubject = 'artifact' | 'file' | 'frame';
 

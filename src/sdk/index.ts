@@ -55,6 +55,7 @@ export type {
 } from './types.js';
 export { HOOK_NAMES } from './types.js';
 export {
+  EmitFailedError,
   EmitValidationError,
   ProxyValidationError,
   QuarryError,
@@ -66,7 +67,8 @@ export {
   type SizeLimitSubject,
   type TerminalEventType,
 } from './errors.js';
-export { createEmitAPI, emitSettled, type EmitOptions } from './emit.js';
+export { createEmitAPI, emitFailedError, emitSettled, unobservedEmitFailures, type EmitOptions } from './emit.js';
+export type { EmitFailure } from './emit-chain.js';
 export { checkStorageFilename, createStorageAPI, sidecarKey, type StorageOptions } from './storage.js';
 export { createBatcher, type Batcher, type BatcherOptions } from './batcher.js';
 export { createStorageBatcher, type PendingStoragePut, type StorageBatcher, type StorageBatcherOptions } from './storage-batcher.js';

@@ -88,6 +88,17 @@ describe('exit codes', () => {
     expect(runResult(run.frames)?.outcome).toMatchObject({ status: 'error', error_type: 'script_error', message: 'the page had no prices' });
   });
 
+  it('1 with run_error emit_failed when an emit the script did not await failed; the other emits keep the values passed', async () => {
+    const run = await runExecutor(fixture('unawaited-emit.ts'), request());
+    expect(run.code).toBe(1);
+    const evs = events(run.frames);
+    expect(evs.map((e) => [e.seq, e.type])).toEqual([[1, 'item'], [2, 'item'], [3, 'run_error']]);
+    expect(evs[1]!.payload).toEqual({ item_type: 'book', data: { title: 'before', when: '2026-11-23T12:00:00.000Z' } });
+    expect(evs[2]!.payload).toMatchObject({ error_type: 'emit_failed' });
+    expect(runResult(run.frames)?.outcome).toMatchObject({ status: 'error', error_type: 'emit_failed' });
+    expect(runResult(run.frames)?.outcome.message).toMatch(/item_type must be a non-empty string/);
+  });
+
   it('2 when the browser cannot start, reported on stderr and in run_result, with no terminal event', async () => {
     const run = await runExecutor(fixture('type-import.ts'), { run_id: 'r', attempt: 1, job: { greeting: 'x' } }, { env: { QUARRY_CHROMIUM_PATH: '/nonexistent/chromium' } });
     expect(run.code).toBe(2);
