@@ -12,6 +12,7 @@ import type { RunRole } from './promotion.js';
 import {
   LedgerError,
   type PartitionFilters,
+  type PendingSkip,
   type PartitionState,
   type RunFilters,
   type RunHistoryInput,
@@ -44,6 +45,17 @@ export interface LedgerReader {
   listRuns(filters?: RunFilters): Promise<RunHistoryRow[]>;
   /** Every run recorded for one logical partition, in recording order. */
   runsOfPartition(partition: LogicalPartition): Promise<RunHistoryRow[]>;
+  /**
+   * The `pending` partitions (no state row) that hold a `prepare`-skipped run,
+   * one entry per partition (its latest skip), ordered by (dataset, source,
+   * category, day). Uses the key filters (`dataset`, `source`, `category`,
+   * `day`, `from`, `to`); `status` and `limit` are refused. This is how
+   * `state inspect`, `retry` and gap detection tell "skipped" from "never ran"
+   * (SPEC §8 skip rule); a partition whose skip was followed by a failure or a
+   * success has a row and is not listed.
+   * @throws LedgerError `invalid_argument` quoting a bad filter value.
+   */
+  pendingSkips(filters?: Omit<PartitionFilters, 'status' | 'limit'>): Promise<PendingSkip[]>;
   /** Which of `runIds` already have a history row (so the validator can skip them). */
   recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>>;
   /** Releases the connection(s). The ledger is unusable afterwards. */

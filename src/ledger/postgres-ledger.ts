@@ -18,13 +18,14 @@ import type { Ledger, RecordedRun } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from './redact.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
-import { HISTORY_COLUMNS, PARTITION_COLUMNS, whereSql } from './sql.js';
+import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
   checkLogicalPartition,
   compilePartitionFilters,
   compileRunFilters,
   LedgerError,
   type PartitionFilters,
+  type PendingSkip,
   type PartitionState,
   type PartitionStatus,
   type RunFilters,
@@ -209,6 +210,13 @@ export class PostgresLedger implements Ledger {
     return rows.map(toHistory);
   }
 
+  /** {@inheritDoc LedgerReader.pendingSkips} */
+  async pendingSkips(filters: Omit<PartitionFilters, 'status' | 'limit'> = {}): Promise<PendingSkip[]> {
+    const q = pendingSkipsQuery(filters, (i) => `$${i}`, 'skipped IS TRUE');
+    const { rows } = await this.#pool.query<PendingSkipRowSql>(q.sql, q.params);
+    return latestSkips(rows);
+  }
+
   /** {@inheritDoc LedgerReader.recordedRunIds} */
   async recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
     if (runIds.length === 0) return new Set();
@@ -237,7 +245,7 @@ export class PostgresLedger implements Ledger {
       }
       const out: RecordedRun[] = [];
       for (const run of runs) out.push(await this.#recordOne(c, run, nowIso, placeholders));
-      // Cannot happen for well-formed input (a recorded standalone run always has its row); never leave a placeholder behind.
+      // Rows created only for locking whose runs keep no row (skips, interruptions on a pending partition): never leave one behind.
       for (const key of placeholders) {
         const [dataset, source, category, day] = JSON.parse(key) as [string, string, string, string];
         await c.query(`DELETE FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [dataset, source, category, day]);
@@ -267,7 +275,6 @@ export class PostgresLedger implements Ledger {
     if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: await partitionNow(c, run) };
 
     const prev = placeholders.has(key) ? undefined : await partitionNow(c, run);
-    placeholders.delete(key);
     let current: AuthorityKey | undefined;
     if (prev?.current_run_id != null) {
       const { rows } = await c.query<{ run_id: string; finalized_at: Date | null }>('SELECT run_id, finalized_at FROM run_history WHERE run_id = $1', [prev.current_run_id]);
@@ -275,6 +282,9 @@ export class PostgresLedger implements Ledger {
       if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at.toISOString() };
     }
     const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    // No row to keep (a skip on a pending partition): the placeholder, if any, is deleted at the end.
+    if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
+    placeholders.delete(key);
     await c.query(
       `UPDATE partition_state SET status = $5, current_run_id = $6, attempts = $7, last_run_id = $8, last_error = $9, updated_at = $10
        WHERE ${PARTITION_KEY_WHERE}`,

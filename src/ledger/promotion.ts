@@ -51,8 +51,17 @@ export function summarizeFailure(run: Pick<RunHistoryInput, 'validation_reasons'
 
 /** The next partition row after recording `run`, and whether `run` became authoritative. */
 export interface PartitionTransition {
-  state: PartitionState;
+  /** The row to store; undefined when the partition has no row and keeps none (it stays `pending`). */
+  state: PartitionState | undefined;
   promoted: boolean;
+}
+
+/**
+ * True for a run that §8 records but lets neither promote nor fail a
+ * partition: a `prepare` skip, or an `interrupted` run.
+ */
+export function isNeutralRun(run: Pick<RunHistoryInput, 'skipped' | 'outcome'>): boolean {
+  return run.skipped === true || run.outcome === 'interrupted';
 }
 
 /**
@@ -60,11 +69,16 @@ export interface PartitionTransition {
  *
  * - valid: the partition is `success`; `run` becomes current unless the
  *   current authoritative run beats it ({@link compareAuthority});
- * - invalid (including skipped and interrupted runs): the partition keeps a
- *   `success` it has (a failed retry never demotes good data), else it is `failed`.
+ * - skipped or interrupted ({@link isNeutralRun}): never promoted and never
+ *   marks the partition `failed`: a partition with no row keeps none (it stays
+ *   `pending`; a skip shows as "pending, skipped"), a row keeps its status,
+ *   authority and `last_error` and only counts the attempt;
+ * - any other invalid run: the partition keeps a `success` it has (a failed
+ *   retry never demotes good data), else it is `failed`.
  *
  * `current` is the authority key of `prev.current_run_id` (undefined when none).
- * `attempts` counts every recorded run; `last_run_id`/`last_error` describe `run`.
+ * `attempts` counts every recorded run of a partition that has a row;
+ * `last_run_id` names `run`.
  */
 export function nextPartitionState(
   prev: PartitionState | undefined,
@@ -89,6 +103,9 @@ export function nextPartitionState(
       return { state: { ...base, status: 'success', current_run_id: incumbent, last_error: null }, promoted: false };
     }
     return { state: { ...base, status: 'success', current_run_id: run.run_id, last_error: null }, promoted: true };
+  }
+  if (isNeutralRun(run)) {
+    return { state: prev === undefined ? undefined : { ...prev, ...base, status: prev.status, current_run_id: prev.current_run_id, last_error: prev.last_error }, promoted: false };
   }
   const keep = prev?.status === 'success' && prev.current_run_id !== null;
   return {

@@ -3,7 +3,7 @@
  * compiled filters, and row decoding helpers. Dialects differ only in
  * placeholders (`?` vs `$n`) and in value types, handled by each backend.
  */
-import type { CompiledFilter } from './types.js';
+import { compilePartitionFilters, LedgerError, skipReason, type CompiledFilter, type PartitionFilters, type PendingSkip, type RunId } from './types.js';
 
 /** run_history columns written on insert, in parameter order. */
 export const HISTORY_COLUMNS = [
@@ -28,16 +28,17 @@ export interface WhereSql {
 
 /**
  * Builds `WHERE a = ? AND …` from a compiled filter. `placeholder(i)` gives
- * the i-th (from 1) parameter marker of the dialect, after `offset` earlier ones.
+ * the i-th (from 1) parameter marker of the dialect, after `offset` earlier ones;
+ * `alias` (e.g. `h.`) qualifies every column.
  */
-export function whereSql(filter: CompiledFilter, placeholder: (i: number) => string, offset = 0): WhereSql {
+export function whereSql(filter: CompiledFilter, placeholder: (i: number) => string, offset = 0, alias = ''): WhereSql {
   const parts: string[] = [];
   const params: Array<string | number> = [];
   for (const c of filter.clauses) {
     // Column names come from compile*Filters, never from input; checked anyway because they are spliced in.
     if (!FILTER_COLUMNS.has(c.column)) throw new Error(`ledger: unexpected filter column ${c.column}`);
     params.push(c.value);
-    parts.push(`${c.column} ${c.op} ${placeholder(offset + params.length)}`);
+    parts.push(`${alias}${c.column} ${c.op} ${placeholder(offset + params.length)}`);
   }
   return { sql: parts.length === 0 ? '' : `WHERE ${parts.join(' AND ')}`, params };
 }
@@ -45,4 +46,40 @@ export function whereSql(filter: CompiledFilter, placeholder: (i: number) => str
 /** Parses a JSON text column that the ledger itself wrote. */
 export function parseJsonColumn(text: string | null): unknown {
   return text === null ? null : (JSON.parse(text) as unknown);
+}
+
+/** The columns {@link pendingSkipsQuery} selects, as either driver returns them. */
+export interface PendingSkipRowSql {
+  dataset: string; source: string; category: string; day: string; run_id: string; message: string | null; finalized_at: string | Date | null;
+}
+
+/**
+ * The query behind `LedgerReader.pendingSkips`: skipped history rows of
+ * partitions that have no state row, in key then recording order.
+ * `isTrue` is the dialect's test of the boolean `skipped` column.
+ * @throws LedgerError `invalid_argument` for a bad filter, or for `status`/`limit`.
+ */
+export function pendingSkipsQuery(filters: Omit<PartitionFilters, 'status' | 'limit'>, placeholder: (i: number) => string, isTrue: string): WhereSql {
+  const given = filters as PartitionFilters;
+  if (given.status !== undefined || given.limit !== undefined) throw new LedgerError('invalid_argument', 'pendingSkips takes key and day filters only (no status, no limit)');
+  const w = whereSql(compilePartitionFilters(filters), placeholder, 0, 'h.');
+  const cond = [`h.${isTrue}`, 'NOT EXISTS (SELECT 1 FROM partition_state p WHERE p.dataset = h.dataset AND p.source = h.source AND p.category = h.category AND p.day = h.day)'];
+  if (w.sql !== '') cond.push(w.sql.slice('WHERE '.length));
+  return {
+    sql: `SELECT h.dataset, h.source, h.category, h.day, h.run_id, h.message, h.finalized_at FROM run_history h WHERE ${cond.join(' AND ')} ORDER BY h.dataset, h.source, h.category, h.day, h.history_id`,
+    params: w.params,
+  };
+}
+
+/** One {@link PendingSkip} per partition (its latest skip) from rows in {@link pendingSkipsQuery}'s order. */
+export function latestSkips(rows: readonly PendingSkipRowSql[]): PendingSkip[] {
+  const out = new Map<string, PendingSkip>();
+  for (const r of rows) {
+    const finalized = r.finalized_at === null ? null : new Date(r.finalized_at).toISOString();
+    out.set(JSON.stringify([r.dataset, r.source, r.category, r.day]), {
+      dataset: r.dataset, source: r.source, category: r.category, day: r.day,
+      run_id: r.run_id as RunId, reason: skipReason(r.message), finalized_at: finalized,
+    });
+  }
+  return [...out.values()];
 }

@@ -16,13 +16,14 @@ import type { RunOutcome } from '../storage/manifest.js';
 import type { Ledger, RecordedRun } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
-import { HISTORY_COLUMNS, PARTITION_COLUMNS, parseJsonColumn, whereSql } from './sql.js';
+import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, parseJsonColumn, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
   checkLogicalPartition,
   compilePartitionFilters,
   compileRunFilters,
   LedgerError,
   type PartitionFilters,
+  type PendingSkip,
   type PartitionState,
   type PartitionStatus,
   type RunFilters,
@@ -219,6 +220,12 @@ export class SqliteLedger implements Ledger {
     return rows.map(toHistory);
   }
 
+  /** {@inheritDoc LedgerReader.pendingSkips} */
+  async pendingSkips(filters: Omit<PartitionFilters, 'status' | 'limit'> = {}): Promise<PendingSkip[]> {
+    const q = pendingSkipsQuery(filters, () => '?', 'skipped = 1');
+    return latestSkips(this.#stmt(q.sql).all(...q.params) as PendingSkipRowSql[]);
+  }
+
   /** {@inheritDoc LedgerReader.recordedRunIds} */
   async recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>> {
     const found = new Set<RunId>();
@@ -260,6 +267,7 @@ export class SqliteLedger implements Ledger {
       if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at };
     }
     const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
     this.#stmt(
       `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES (${PARTITION_COLUMNS.map(() => '?').join(', ')})
        ON CONFLICT (dataset, source, category, day) DO UPDATE SET status = excluded.status, current_run_id = excluded.current_run_id,

@@ -115,6 +115,30 @@ export interface RunHistoryRow extends LogicalPartition {
   validated_at: string;
 }
 
+/**
+ * A `pending` partition (no state row) whose recorded runs include a
+ * `prepare` skip (SPEC §8 skip rule): `state inspect` shows it as
+ * "pending, skipped: <reason>", `retry` leaves it alone and gap detection
+ * (`--require-complete`, `--stale-after`) counts it complete, unless
+ * `--include-skipped`.
+ */
+export interface PendingSkip extends LogicalPartition {
+  /** The latest skipped run of the partition (by recording order). */
+  run_id: RunId;
+  /** The reason `prepare` gave, or null when it gave none. */
+  reason: string | null;
+  /** When the skipped run finalized (ISO 8601 UTC), or null when unknown. */
+  finalized_at: string | null;
+}
+
+/** The skip reason in a skipped run's message (`skipped: <reason>`), or null when it gave none. */
+export function skipReason(message: string | null): string | null {
+  if (message === null) return null;
+  const m = /^skipped(?::\s*(.*))?$/s.exec(message);
+  if (m === null) return message === '' ? null : message;
+  return m[1] === undefined || m[1] === '' ? null : m[1];
+}
+
 /** A history row before the ledger numbers it. */
 export type RunHistoryInput = Omit<RunHistoryRow, 'history_id'>;
 

@@ -126,6 +126,11 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   };
 
   const skipped = sup.terminalSummary?.skipped === true;
+  if (skipped && classified.outcome === 'success') {
+    // The ledger and `state inspect` show why a partition stays pending (SPEC §8 skip rule).
+    const reason = sup.terminalSummary?.reason;
+    classified = { ...classified, message: typeof reason === 'string' && reason !== '' ? `skipped: ${reason}` : 'skipped' };
+  }
   // One set of figures for the stored metrics record and the manifest (writes
   // counted up to, not including, the metrics record itself).
   const metricsFor = (outcome: RunOutcome) =>

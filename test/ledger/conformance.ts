@@ -171,11 +171,35 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
 
     it('a valid run after failures promotes the partition to success and clears last_error', async () => {
       const ds = freshDataset('recover');
-      await ledger.recordRuns([invalidInput(ds, `${ds}-bad`, { outcome: 'interrupted' })], NOW);
+      await ledger.recordRuns([invalidInput(ds, `${ds}-bad`, { outcome: 'script_error' })], NOW);
       await ledger.recordRuns([runInput(ds, `${ds}-ok`, { finalized_at: '2024-06-09T00:00:00.000Z' })], NOW);
       expect(await ledger.getPartition({ dataset: ds, source: 's', category: 'default', day: '2024-06-10' })).toMatchObject({
         status: 'success', current_run_id: `${ds}-ok`, attempts: 2, last_error: null,
       });
+    });
+
+    it('a skipped or interrupted run never marks a partition failed: with no row it stays pending, a skip listed by pendingSkips', async () => {
+      const ds = freshDataset('skip');
+      const skip = (id: string, over: Partial<RunHistoryInput> = {}) =>
+        invalidInput(ds, id, { skipped: true, message: 'skipped: holiday', validation_reasons: [{ code: 'skipped', message: 'skipped by prepare' }], ...over });
+      const [r] = await ledger.recordRuns([skip(`${ds}-s1`), invalidInput(ds, `${ds}-i1`, { outcome: 'interrupted', day: '2024-06-11' })], NOW);
+      expect(r).toMatchObject({ recorded: true, promoted: false, partition: undefined });
+      expect(await ledger.listPartitions({ dataset: ds })).toEqual([]);
+      await ledger.recordRuns([skip(`${ds}-s2`, { message: 'skipped' })], NOW);
+      expect(await ledger.pendingSkips({ dataset: ds })).toEqual([
+        { dataset: ds, source: 's', category: 'default', day: '2024-06-10', run_id: `${ds}-s2`, reason: null, finalized_at: '2024-06-10T01:00:00.000Z' },
+      ]);
+      await ledger.recordRuns([skip(`${ds}-s3`, { day: '2024-06-12', source: 't' })], NOW);
+      expect((await ledger.pendingSkips({ dataset: ds, from: '2024-06-11' })).map((p) => [p.source, p.day, p.reason])).toEqual([['t', '2024-06-12', 'holiday']]);
+      expect(await ledger.pendingSkips({ dataset: ds, source: 'nope' })).toEqual([]);
+      await expect(ledger.pendingSkips({ dataset: ds, status: 'failed' } as never)).rejects.toMatchObject({ code: 'invalid_argument' });
+      // A good run then a skip: the partition stays success at the good run, the skip counts as an attempt.
+      await ledger.recordRuns([runInput(ds, `${ds}-ok`)], NOW);
+      await ledger.recordRuns([skip(`${ds}-s4`, { finalized_at: '2024-06-10T09:00:00.000Z' })], NOW);
+      expect(await ledger.getPartition({ dataset: ds, source: 's', category: 'default', day: '2024-06-10' })).toMatchObject({
+        status: 'success', current_run_id: `${ds}-ok`, attempts: 2, last_run_id: `${ds}-s4`, last_error: null,
+      });
+      expect((await ledger.pendingSkips({ dataset: ds })).map((p) => p.day)).toEqual(['2024-06-12']);
     });
 
     it('recording a run twice writes nothing the second time', async () => {

@@ -133,7 +133,8 @@ describe('validateRun: promotion rules', () => {
     const v = await validateRun(storage, ledger, s.partition, opts);
     expect(v).toMatchObject({ status: 'invalid', promoted: false });
     expect(codes(v)).toEqual(['skipped']);
-    expect(await ledger.getPartition(PART)).toMatchObject({ status: 'failed', current_run_id: null });
+    expect(await ledger.getPartition(PART)).toBeUndefined();
+    expect(await ledger.pendingSkips({ dataset: PART.dataset })).toMatchObject([{ ...PART, run_id: 'skip' }]);
     expect((await ledger.getRun('skip'))?.skipped).toBe(true);
   });
 
@@ -141,7 +142,8 @@ describe('validateRun: promotion rules', () => {
     const good = await writeRunFixture(storage, { run_id: 'good', finalized_at: '2024-06-10T01:00:00.000Z' });
     const intr = await writeRunFixture(storage, { run_id: 'intr', outcome: 'interrupted', finalized_at: '2024-06-10T08:00:00.000Z' });
     await validateRun(storage, ledger, intr.partition, opts);
-    expect(await ledger.getPartition(PART)).toMatchObject({ status: 'failed' });
+    // Interrupted is never promoted and never marks the partition failed (§8): it stays pending.
+    expect(await ledger.getPartition(PART)).toBeUndefined();
     await validateRun(storage, ledger, good.partition, opts);
     expect(await ledger.getPartition(PART)).toMatchObject({ status: 'success', current_run_id: 'good' });
     expect((await ledger.getRun('intr'))?.validation_reasons[0]?.message).toMatch(/interrupted \(never promotable\)/);

@@ -10,7 +10,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ulid } from 'ulid';
-import type { Ledger } from '../../ledger/ledger.js';
+import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
+import type { LogicalPartition } from '../../storage/layout.js';
 import type { PartitionFilters, RunHistoryRow } from '../../ledger/types.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
@@ -31,6 +32,7 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'Same as --from-day FROM --to-day TO --expect-all', group: 'Retry' },
   { name: 'script', type: 'string', arg: 'PATH', help: 'Script for pending days (and, if given, for every retry)', group: 'Retry' },
   { name: 'job', type: 'string', arg: 'JSON', help: 'Job template for pending days; {day} is replaced by the day', group: 'Retry' },
+  { name: 'include-skipped', type: 'bool', help: 'Also re-run pending partitions whose only runs were skipped by prepare', group: 'Retry' },
   { name: 'reprocess', type: 'bool', help: 'Also re-run success partitions (a new run; the old one stays until the new one validates)', group: 'Retry' },
   { name: 'limit', type: 'int', help: 'At most N runs', group: 'Retry' },
   { name: 'dry-run', type: 'bool', help: 'List what would run, run nothing', group: 'Retry' },
@@ -39,10 +41,11 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   ...OUTPUT_FLAGS,
 ];
 
-const USAGE = `Usage: quarry retry [filters] [--from-day FROM --to-day TO --expect-all --script S --job '{"day":"{day}"}'] [--reprocess] [--dry-run]
+const USAGE = `Usage: quarry retry [filters] [--from-day FROM --to-day TO --expect-all --script S --job '{"day":"{day}"}'] [--reprocess] [--include-skipped] [--dry-run]
 
 Re-runs failed partitions (and pending days, and with --reprocess success
-ones) as new runs, each validated into the ledger. Exit 0 when every run
+ones) as new runs, each validated into the ledger. A partition whose only runs
+were skipped by prepare stays pending and is left alone unless --include-skipped. Exit 0 when every run
 succeeded, else the highest exit code of the runs.`;
 
 /** One run retry would start. */
@@ -50,7 +53,7 @@ export interface RetryTarget {
   source: string;
   category: string;
   day: string;
-  reason: 'failed' | 'pending' | 'reprocess';
+  reason: 'failed' | 'pending' | 'skipped' | 'reprocess';
   script: string;
   job: unknown;
   job_id: string | null;
@@ -67,10 +70,15 @@ export function fillTemplate(template: unknown, day: string): unknown {
 }
 
 /** What to run, from the ledger: pure but for ledger reads. @throws UsageError */
-export async function planRetries(ledger: Ledger, filters: PartitionFilters, opts: { days?: string[]; script?: string; job?: unknown; reprocess: boolean; limit?: number }): Promise<RetryTarget[]> {
+export async function planRetries(ledger: LedgerReader, filters: PartitionFilters, opts: { days?: string[]; script?: string; job?: unknown; reprocess: boolean; includeSkipped?: boolean; limit?: number }): Promise<RetryTarget[]> {
   const targets: RetryTarget[] = [];
   const statuses: Array<'failed' | 'success'> = opts.reprocess ? ['failed', 'success'] : ['failed'];
-  const rows = (await Promise.all(statuses.map((status) => ledger.listPartitions({ ...filters, status })))).flat();
+  const rows: Array<LogicalPartition & { status: 'failed' | 'success' | 'skipped'; current_run_id: string | null }> =
+    (await Promise.all(statuses.map((status) => ledger.listPartitions({ ...filters, status })))).flat();
+  // A skip leaves its partition pending; retry leaves it alone unless asked (SPEC §8 skip rule).
+  const skips = await ledger.pendingSkips(filters);
+  const skipped = new Set(skips.map((k) => `${k.source}\u0000${k.category}\u0000${k.day}`));
+  if (opts.includeSkipped) rows.push(...skips.map((k) => ({ ...k, status: 'skipped' as const, current_run_id: null })));
   for (const p of rows.sort((a, b) => (a.source + a.category + a.day < b.source + b.category + b.day ? -1 : 1))) {
     if (opts.days && !opts.days.includes(p.day)) continue;
     const history = await ledger.runsOfPartition(p);
@@ -82,7 +90,7 @@ export async function planRetries(ledger: Ledger, filters: PartitionFilters, opt
       source: p.source,
       category: p.category,
       day: p.day,
-      reason: p.status === 'success' ? 'reprocess' : 'failed',
+      reason: p.status === 'success' ? 'reprocess' : p.status,
       script,
       job: last?.job ?? {},
       job_id: last?.job_id ?? last?.run_id ?? null,
@@ -97,7 +105,7 @@ export async function planRetries(ledger: Ledger, filters: PartitionFilters, opt
     const category = filters.category ?? 'default';
     for (const day of opts.days) {
       const state = await ledger.getPartition({ dataset: filters.dataset!, source: filters.source, category, day });
-      if (state) continue;
+      if (state || skipped.has(`${filters.source}\u0000${category}\u0000${day}`)) continue;
       targets.push({ source: filters.source, category, day, reason: 'pending', script: opts.script, job: fillTemplate(opts.job, day), job_id: null, attempt: 1, parent_run_id: null });
     }
   }
@@ -140,7 +148,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   let backend;
   try {
     ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
-    const targets = await planRetries(ledger, filters, { ...(days ? { days } : {}), ...(script ? { script } : {}), ...(job !== undefined ? { job } : {}), reprocess: p.values.reprocess === true, ...(limit !== undefined ? { limit } : {}) });
+    const targets = await planRetries(ledger, filters, { ...(days ? { days } : {}), ...(script ? { script } : {}), ...(job !== undefined ? { job } : {}), reprocess: p.values.reprocess === true, includeSkipped: p.values['include-skipped'] === true, ...(limit !== undefined ? { limit } : {}) });
     if (p.values['dry-run'] === true || targets.length === 0) {
       io.stdout(render(targets, options, { columns: ['source', 'category', 'day', 'reason', 'attempt', 'parent_run_id', 'script'], empty: '(nothing to retry)' }));
       return 0;

@@ -2,7 +2,7 @@
  * `quarry state inspect` (SPEC §8): the ledger's partition states, read-only.
  * With `--expect-days FROM..TO`, days with no row are listed as `pending`.
  */
-import type { PartitionFilters, PartitionState } from '../../ledger/types.js';
+import type { PartitionFilters, PartitionState, PendingSkip } from '../../ledger/types.js';
 import { UsageError, type ParsedFlags } from '../flags.js';
 import { daysOf, describeGaps, EXIT_INCOMPLETE, formatDuration, skipReason, staleGaps, type Gap } from './completeness.js';
 import type { CliIO } from '../io.js';
@@ -13,7 +13,9 @@ const USAGE = `Usage: quarry state inspect [filters] [--from-day FROM --to-day T
 
 Shows, for each logical partition (source, category, day), what the ledger
 says: success at which run, or failed, with attempts and the last error.
-Read-only. Partitions with no validated run are pending; --expect-all lists
+Read-only. Partitions with no validated run are pending; one whose only runs
+were skipped by prepare is always listed, as "pending, skipped: <reason>"
+(retry leaves it alone unless --include-skipped). --expect-all lists
 the missing days of the range as pending too (--expect-days FROM..TO is the
 same). For alerting from cron, --stale-after D exits 4 when a day that ended
 more than D ago is still not success; partitions whose runs were all skipped
@@ -26,6 +28,8 @@ export interface StateRow {
   category: string;
   day: string;
   status: 'success' | 'failed' | 'pending';
+  /** The status as the table shows it: `status`, or "pending, skipped: <reason>" when every run was a skip (SPEC §8). */
+  state: string;
   current_run_id: string | null;
   attempts: number;
   last_run_id: string | null;
@@ -36,9 +40,18 @@ export interface StateRow {
 }
 
 const toRow = (p: PartitionState): StateRow => ({
-  dataset: p.dataset, source: p.source, category: p.category, day: p.day, status: p.status,
+  dataset: p.dataset, source: p.source, category: p.category, day: p.day, status: p.status, state: p.status,
   current_run_id: p.current_run_id, attempts: p.attempts, last_run_id: p.last_run_id, last_error: p.last_error, updated_at: p.updated_at, skipped: null,
 });
+
+/** A pending partition (no row) whose only recorded runs were skipped by `prepare`. */
+const skippedRow = (k: PendingSkip): StateRow => ({
+  dataset: k.dataset, source: k.source, category: k.category, day: k.day, status: 'pending', state: 'pending',
+  current_run_id: null, attempts: 0, last_run_id: k.run_id, last_error: null, updated_at: null, skipped: k.reason === null ? 'skipped' : `skipped: ${k.reason}`,
+});
+
+/** "pending, skipped: <reason>" for a partition whose runs were all skips, else the status. */
+const stateOf = (r: StateRow): string => (r.skipped === null ? r.status : `${r.status}, ${r.skipped.startsWith('skipped') ? r.skipped : `skipped: ${r.skipped}`}`);
 
 const asGap = (r: StateRow): Gap => ({
   source: r.source, category: r.category, day: r.day, status: r.status === 'failed' ? 'failed' : 'pending', ...(r.skipped !== null ? { skipped: r.skipped } : {}), last_error: r.last_error,
@@ -58,11 +71,16 @@ export function withPendingDays(rows: StateRow[], days: string[] | undefined, da
   for (const { source, category } of pairs.values()) {
     for (const day of days) {
       if (!have.has(`${source}\u0000${category}\u0000${day}`)) {
-        out.push({ dataset, source, category, day, status: 'pending', current_run_id: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null, skipped: null });
+        out.push({ dataset, source, category, day, status: 'pending', state: 'pending', current_run_id: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null, skipped: null });
       }
     }
   }
-  return out.sort((a, b) => (a.source + a.category + a.day < b.source + b.category + b.day ? -1 : 1));
+  return sortRows(out);
+}
+
+function sortRows(rows: StateRow[]): StateRow[] {
+  const key = (r: StateRow): string => `${r.source}\u0000${r.category}\u0000${r.day}`;
+  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise<number> {
@@ -95,14 +113,19 @@ export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise
       if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
       const ledger = await openLedgerAt(ledgerTargetFrom(values, ctxIo.cwd), true);
       try {
-        const ledgerRows = (await ledger.listPartitions(days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters)).map(toRow);
+        const range = days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters;
+        // Skipped-only partitions have no row (they stay pending) but are always shown, with why.
+        const ledgerRows = sortRows([...(await ledger.listPartitions(range)).map(toRow), ...(await ledger.pendingSkips(range)).map(skippedRow)]);
         let rows = withPendingDays(ledgerRows, days, dataset, { ...(filters.source ? { source: filters.source } : {}), ...(filters.category ? { category: filters.category } : {}) });
-        for (const r of rows) if (r.status !== 'success') r.skipped = skipReason(await ledger.runsOfPartition(r)) ?? null;
+        for (const r of rows) {
+          if (r.status !== 'success') r.skipped = skipReason(await ledger.runsOfPartition(r)) ?? null;
+          r.state = stateOf(r);
+        }
         const notComplete = rows.filter((r) => r.status !== 'success' && (r.skipped === null || includeSkipped));
         const stale = staleAfter === undefined ? [] : staleGaps(notComplete, staleAfter, new Date());
         if (status) rows = rows.filter((r) => r.status === status);
         if (limit !== undefined) rows = rows.slice(0, limit);
-        const table = { columns: ['source', 'category', 'day', 'status', 'skipped', 'current_run_id', 'attempts', 'last_error'], empty: '(no partitions match)' };
+        const table = { columns: ['source', 'category', 'day', 'state', 'current_run_id', 'attempts', 'last_error'], empty: '(no partitions match)' };
         if (stale.length === 0 || staleAfter === undefined) return { data: rows, table };
         return {
           data: rows, table, exitCode: EXIT_INCOMPLETE,
