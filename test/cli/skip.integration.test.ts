@@ -35,7 +35,7 @@ describe('a prepare skip', () => {
       ['2026-11-20', 'pending', 'pending, skipped: holiday'],
       ['2026-11-22', 'success', 'success'],
     ]);
-    expect(rows[0]).toMatchObject({ skipped_run_id: 'sk-1', skip_reason: 'holiday', current_run_id: null });
+    expect(rows[0]).toMatchObject({ last_run_id: 'sk-1', skipped: 'skipped: holiday', current_run_id: null });
 
     const table = await quarry(['state', 'inspect', '--storage-path', storage, '--format', 'table']);
     expect(table.stdout).toMatch(/2026-11-20\s+pending, skipped: holiday/);
