@@ -1,7 +1,8 @@
 /**
  * Loads a user script (SPEC §2): `.ts`/`.mts`/`.cts` through tsx's `tsImport`
  * (no build step), `.js`/`.mjs`/`.cjs` through `import()`. Checks the shape:
- * the default export is a function and every hook export present is a function.
+ * the default export is a function, every hook export present is a function,
+ * and `options` (SPEC §13) is an object of known keys and types.
  * Never starts a browser, so `--validate` can use it alone.
  */
 import { stat } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import * as nodeModule from 'node:module';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HOOK_NAMES, type QuarryHooks, type QuarryScript } from '../sdk/index.js';
+import { describeValue, parseScriptOptions, type ResolvedScriptOptions } from './script-options.js';
 
 /** The script cannot be used; the executor exits 3. */
 export class ScriptLoadError extends Error {
@@ -28,6 +30,8 @@ export interface LoadedScript {
   readonly path: string;
   readonly run: QuarryScript;
   readonly hooks: QuarryHooks;
+  /** The `options` export with defaults filled in. */
+  readonly options: ResolvedScriptOptions;
 }
 
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
@@ -73,12 +77,6 @@ function exportsOf(ns: Record<string, unknown>): Record<string, unknown> {
   return ns;
 }
 
-function describeValue(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
 /**
  * Imports and checks a script.
  * @throws ScriptLoadError when the file is missing, has an unsupported
@@ -122,5 +120,7 @@ export async function loadScript(scriptPath: string): Promise<LoadedScript> {
     if (typeof h !== 'function') throw new ScriptLoadError(path, `the "${name}" export must be a function (it is a hook), got ${describeValue(h)}`);
     hooks[name] = h;
   }
-  return Object.freeze({ path, run: run as QuarryScript, hooks: Object.freeze(hooks) as QuarryHooks });
+  const parsed = parseScriptOptions(exp.options);
+  if (typeof parsed === 'string') throw new ScriptLoadError(path, parsed);
+  return Object.freeze({ path, run: run as QuarryScript, hooks: Object.freeze(hooks) as QuarryHooks, options: parsed });
 }

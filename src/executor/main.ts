@@ -85,7 +85,7 @@ async function runOnce(scriptPath: string): Promise<number> {
   try {
     script = await loadScript(scriptPath);
   } catch (err) {
-    log(`cannot load script: ${messageOf(err)}`);
+    // One line: finish() logs the crash message, which names the script and what to fix.
     await finish({ status: 'crash', message: `cannot load script: ${messageOf(err)}` });
     return 3;
   }

@@ -2,7 +2,7 @@
  * One run, start to terminal event (SPEC §2 hooks and terminal rules):
  *
  *   prepare(job, run)          before any browser; skip → run_complete {skipped, reason}; throw → crash
- *   browser, context, page     cannot start → crash
+ *   browser, context, page     cannot start → crash; none for a script with options.browser === false (SPEC §13)
  *   beforeRun → script → afterRun      a throw enters the error path
  *   onError(error)             error path only; throws swallowed
  *   beforeTerminal(signal)     only while emit is open; throws swallowed
@@ -15,12 +15,14 @@
 import type { ProxyEndpoint, RunRequest, RunResultFrame } from '../protocol/index.js';
 import {
   createEmitAPI,
+  createHttpClient,
   createMemoryAPI,
   createStorageAPI,
   EmitFailedError,
   emitFailedError,
   emitSettled,
   redactProxyEndpoint,
+  type HttpContext,
   type JobId,
   type PrepareResult,
   type QuarryContext,
@@ -137,23 +139,21 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
     if (decision.job !== undefined) job = decision.job;
   }
 
-  let rb: RunBrowser;
-  try {
-    rb = await deps.browsers.openRun(request.proxy);
-  } catch (err) {
-    return { status: 'crash', message: `browser failed to start: ${messageOf(err)}` };
+  // A script with options.browser === false never gets a browser (SPEC §13): the source is lazy, so nothing is launched.
+  let rb: RunBrowser | undefined;
+  if (script.options.browser) {
+    try {
+      rb = await deps.browsers.openRun(request.proxy);
+    } catch (err) {
+      return { status: 'crash', message: `browser failed to start: ${messageOf(err)}` };
+    }
   }
 
-  const ctx: QuarryContext = Object.freeze({
-    job,
-    run,
-    page: rb.page,
-    browser: rb.browser,
-    browserContext: rb.browserContext,
-    emit,
-    storage,
-    memory: createMemoryAPI({ page: rb.page }),
-  });
+  const http = createHttpClient(request.proxy ? { proxy: request.proxy } : {});
+  const base: HttpContext = { job, run, emit, storage, memory: createMemoryAPI(rb ? { page: rb.page } : {}), http };
+  // Hooks are typed with QuarryContext; a no-browser script declared (options.browser: false) that it reads
+  // none of page/browser/browserContext, and its HttpContext annotation makes touching them a compile error.
+  const ctx = Object.freeze(rb ? { ...base, page: rb.page, browser: rb.browser, browserContext: rb.browserContext } : base) as QuarryContext;
 
   const swallow = async (name: string, fn: () => unknown): Promise<void> => {
     try {
@@ -205,6 +205,6 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
 
   if (hooks.cleanup) await swallow('cleanup', () => hooks.cleanup?.(ctx));
   await emitSettled(emit);
-  await rb.close();
+  await Promise.all([rb?.close(), http.close()]);
   return outcomeFromSink(sink);
 }

@@ -9,8 +9,20 @@
  * }
  * ```
  *
- * Depends on the wire protocol only. `createEmitAPI`, `createStorageAPI` and
- * `createMemoryAPI` are for hosts (the executor, tests); a script gets ready
+ * A script that needs no browser (SPEC §13) exports `options` and takes an `HttpContext`:
+ *
+ * ```ts
+ * import type { HttpContext, ScriptOptions } from 'quarry/sdk';
+ * export const options: ScriptOptions = { browser: false };
+ * export default async function run(ctx: HttpContext<{ url: string }>) {
+ *   const html = await ctx.http.getText(ctx.job.url);
+ *   await ctx.emit.item({ item_type: 'page', data: { bytes: html.length } });
+ * }
+ * ```
+ *
+ * Depends on the wire protocol, and on undici for `ctx.http` (imported on the
+ * first request). `createEmitAPI`, `createStorageAPI`, `createMemoryAPI` and
+ * `createHttpClient` are for hosts (the executor, tests); a script gets ready
  * instances on its context.
  */
 export type {
@@ -32,6 +44,8 @@ export type {
   EmitRunErrorOptions,
   EmitSink,
   EventId,
+  HttpContext,
+  HttpScript,
   JobId,
   MemoryAPI,
   MemoryPressureLevel,
@@ -48,6 +62,7 @@ export type {
   QuarryScriptModule,
   RunId,
   RunMeta,
+  ScriptOptions,
   StorageAPI,
   StoragePutOptions,
   StoragePutResult,
@@ -94,4 +109,20 @@ export {
   type ProxyProtocol,
   type ProxyValidationResult,
 } from './proxy.js';
+export type { HttpClient, HttpCookie, HttpCookieJar, HttpGetOptions, HttpPostOptions, HttpRequestOptions, HttpResponse } from './http-types.js';
+export { createHttpClient, type HttpClientOptions, type RunHttpClient } from './http-client.js';
+export { CookieJar } from './http-cookies.js';
+export {
+  HttpBodyParseError,
+  HttpError,
+  HttpNetworkError,
+  HttpOptionsError,
+  HttpRedirectLimitError,
+  HttpResponseTooLargeError,
+  HttpStatusError,
+  HttpTimeoutError,
+  redactUrl,
+  type HttpErrorContext,
+} from './http-errors.js';
+export { backoffDelay, HTTP_DEFAULTS, isRetryableStatus, parseRetryAfter } from './http-retry.js';
 export { CONTRACT_VERSION, type LogLevel } from '../protocol/index.js';

@@ -10,6 +10,7 @@ import type {
   FileWriteFrame,
   LogLevel,
 } from '../protocol/index.js';
+import type { HttpClient } from './http-types.js';
 
 declare const brand: unique symbol;
 /** A string that is known to be a particular kind of id. */
@@ -163,10 +164,34 @@ export interface QuarryContext<Job = unknown> {
   readonly emit: EmitAPI;
   readonly storage: StorageAPI;
   readonly memory: MemoryAPI;
+  /**
+   * An HTTP client for this run (SPEC §13): the run's proxy, a cookie jar that
+   * lives as long as the run, timeouts, retries. Its cookies are its own, not
+   * the browser's.
+   */
+  readonly http: HttpClient;
+}
+
+/**
+ * The context of a script that exports `options = { browser: false }` (SPEC §13):
+ * {@link QuarryContext} without `page`, `browser` and `browserContext`, so a
+ * script annotated with it cannot touch a browser that was never launched.
+ */
+export type HttpContext<Job = unknown> = Omit<QuarryContext<Job>, 'page' | 'browser' | 'browserContext'>;
+
+/**
+ * Per-script options, the `options` named export (SPEC §13). An object so later
+ * options can join it; the executor refuses unknown keys at load time.
+ */
+export interface ScriptOptions {
+  /** `false`: the script needs no browser; none is launched and its context is an {@link HttpContext}. Default `true`. */
+  readonly browser?: boolean;
 }
 
 /** A script's default export. */
 export type QuarryScript<Job = unknown> = (ctx: QuarryContext<Job>) => Promise<void> | void;
+/** The default export of a script with `options = { browser: false }`. */
+export type HttpScript<Job = unknown> = (ctx: HttpContext<Job>) => Promise<void> | void;
 
 /** What `prepare` decides: run (optionally with a rewritten job) or skip the run. */
 export type PrepareResult<Job = unknown> =
@@ -205,7 +230,7 @@ export interface QuarryHooks<Job = unknown> {
 export const HOOK_NAMES = ['prepare', 'beforeRun', 'afterRun', 'onError', 'beforeTerminal', 'cleanup'] as const satisfies readonly (keyof QuarryHooks)[];
 
 /** A script module as the executor loads it. */
-export type QuarryScriptModule<Job = unknown> = QuarryHooks<Job> & { readonly default: QuarryScript<Job> };
+export type QuarryScriptModule<Job = unknown> = QuarryHooks<Job> & { readonly default: QuarryScript<Job>; readonly options?: ScriptOptions };
 
 /** Frames the SDK writes: events, artifact chunks and sidecar files. */
 export type OutboundFrame = AnyEventEnvelope | ArtifactChunkFrame | FileWriteFrame;

@@ -4,18 +4,19 @@ import { FrameWriter } from '../../src/executor/frame-writer.js';
 import type { LoadedScript } from '../../src/executor/loader.js';
 import { executeRun, exitCodeFor, runResultFrame } from '../../src/executor/run.js';
 import { RunSink } from '../../src/executor/run-sink.js';
+import { DEFAULT_SCRIPT_OPTIONS } from '../../src/executor/script-options.js';
 import type { RunRequest } from '../../src/protocol/index.js';
 import type { QuarryContext, QuarryHooks, QuarryScript } from '../../src/sdk/index.js';
 import { fakeBrowserSource, FrameCollector } from '../_harness/executor-fakes.js';
 
 const request: RunRequest = { run_id: 'r1', attempt: 1, job: { n: 1 } };
 
-async function run(scriptFn: QuarryScript, hooks: QuarryHooks = {}, opts: { failAfter?: number; browserFails?: Error } = {}) {
+async function run(scriptFn: QuarryScript, hooks: QuarryHooks = {}, opts: { failAfter?: number; browserFails?: Error; noBrowser?: boolean } = {}) {
   const trace: string[] = [];
   const out = new FrameCollector(opts.failAfter !== undefined ? { failAfter: opts.failAfter } : {});
   const sink = new RunSink(new FrameWriter(out), new AckInbox());
   const logs: string[] = [];
-  const script: LoadedScript = { path: '/x.ts', run: scriptFn, hooks };
+  const script: LoadedScript = { path: '/x.ts', run: scriptFn, hooks, options: opts.noBrowser ? { browser: false } : DEFAULT_SCRIPT_OPTIONS };
   const outcome = await executeRun(request, { script, sink, browsers: fakeBrowserSource(trace, opts.browserFails ? { failWith: opts.browserFails } : {}), log: (l) => logs.push(l) });
   return { outcome, frames: out.frames, trace, logs };
 }
@@ -33,6 +34,7 @@ describe('executeRun', () => {
       browsers: fakeBrowserSource(trace),
       script: {
         path: '/x.ts',
+        options: DEFAULT_SCRIPT_OPTIONS,
         run: t('script'),
         hooks: {
           prepare: () => (trace.push('prepare'), { action: 'continue' }),
@@ -54,6 +56,30 @@ describe('executeRun', () => {
     expect(Object.isFrozen(seen)).toBe(true);
     expect(seen).toMatchObject({ job: { n: 1 }, run: { run_id: 'r1', attempt: 1 }, page: { fake: 'page' }, browserContext: { fake: 'context' } });
     expect(Object.isFrozen(seen!.run)).toBe(true);
+  });
+
+  it('opens no browser for a script with options.browser false, and its context has http but no page, browser or context', async () => {
+    let seen: Record<string, unknown> | undefined;
+    const { outcome, trace } = await run(
+      (ctx) => {
+        seen = ctx as unknown as Record<string, unknown>;
+      },
+      { beforeRun: () => undefined },
+      { noBrowser: true },
+    );
+    expect(outcome.status).toBe('completed');
+    expect(trace).not.toContain('browser');
+    expect(Object.keys(seen!).sort()).toEqual(['emit', 'http', 'job', 'memory', 'run', 'storage']);
+    expect(Object.isFrozen(seen)).toBe(true);
+  });
+
+  it('gives a browser script ctx.http beside its page', async () => {
+    let seen: QuarryContext | undefined;
+    await run((ctx) => {
+      seen = ctx;
+    });
+    expect(typeof seen?.http.get).toBe('function');
+    expect(seen?.page).toEqual({ fake: 'page' });
   });
 
   it('waits for a runComplete the script did not await and does not emit a second terminal', async () => {
