@@ -229,16 +229,23 @@ export class RunWriter {
   }
 
   /**
-   * Writes a sidecar file and its `.meta.json` (SPEC §2 storage.put).
+   * Writes a sidecar file and its `.meta.json` (SPEC §2 storage.put), and
+   * lists both in the manifest only once both are durable; when either write
+   * fails neither is listed (a published file without its meta stays unlisted,
+   * so no consumer reads it).
    * @returns the storage key of the file.
+   * @throws StorageError from either write.
    */
   async putFile(filename: string, contentType: string, data: Uint8Array): Promise<string> {
     const key = this.keyOf(sidecarName(filename));
     const info = await this.#put(key, data);
-    this.#objects.push({ path: sidecarName(filename), kind: 'file', bytes: info.bytes, sha256: info.sha256 });
     const meta = `${JSON.stringify({ filename, content_type: contentType, bytes: info.bytes, sha256: info.sha256 })}\n`;
     const metaInfo = await this.#put(this.keyOf(sidecarMetaName(filename)), meta);
-    this.#objects.push({ path: sidecarMetaName(filename), kind: 'file_meta', bytes: metaInfo.bytes, sha256: metaInfo.sha256 });
+    // Listed together, once both are durable: a file whose description failed is never listed (SPEC §7).
+    this.#objects.push(
+      { path: sidecarName(filename), kind: 'file', bytes: info.bytes, sha256: info.sha256 },
+      { path: sidecarMetaName(filename), kind: 'file_meta', bytes: metaInfo.bytes, sha256: metaInfo.sha256 },
+    );
     return key;
   }
 
