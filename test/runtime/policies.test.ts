@@ -148,6 +148,56 @@ describe('streaming', () => {
   });
 });
 
+/** A streaming policy with an interval whose ticks the test fires, over a backend taking `delayMs` per write. */
+async function slowIntervalPolicy(delayMs: number, runId: string) {
+  const writer = await writerFor(new FaultyBackend(fs, { delayMs }), runId);
+  let fire: (() => void) | undefined;
+  const policy = createPolicy({ name: 'streaming', flushIntervalMs: 1, flushMode: 'at_least_once' }, writer, () => undefined, {
+    sleep: async () => undefined,
+    setInterval: (fn: () => void) => {
+      fire = fn;
+      return {};
+    },
+    clearInterval: () => undefined,
+  });
+  return { writer, policy, tick: () => fire!() };
+}
+
+describe('streaming interval on a backend slower than the interval', () => {
+  it('queues no batch per tick: at most one flush in flight and one batch filling, the rest waits for the flush', async () => {
+    const { writer, policy, tick } = await slowIntervalPolicy(30, 'slow-interval');
+    const events = stream('slow-interval', 200, 0);
+    for (const e of events) {
+      await policy.ingest(e);
+      // The interval fires far more often than a write completes (1 tick per event, 30 ms per write).
+      tick();
+    }
+    const segmentsBeforeClose = writer.objects.filter((o) => o.kind === 'records').length;
+    await policy.close();
+    const segments = writer.objects.filter((o) => o.kind === 'records');
+    // Unbounded, every tick queued its own one-event batch: ~200 flushes held in memory, then written.
+    expect(policy.counters().flush_triggers?.interval ?? 0).toBeLessThanOrEqual(3);
+    expect(segments.length).toBeLessThanOrEqual(4 * 4);
+    expect(segmentsBeforeClose).toBeLessThanOrEqual(segments.length);
+    expect(policy.counters().events_persisted).toBe(events.length);
+    expect((await listedRecords(fs, writer)).map((r) => r.seq)).toEqual(events.map((e) => e.seq));
+  });
+
+  it('flushes the batch whose interval came due during a flush as soon as that flush ends', async () => {
+    const { policy, tick } = await slowIntervalPolicy(40, 'due-interval');
+    const [a, b, ...rest] = stream('due-interval', 2, 0);
+    await policy.ingest(a!);
+    tick(); // flush of [a] starts
+    await policy.ingest(b!);
+    tick(); // due: a flush is in flight
+    await new Promise((r) => setTimeout(r, 300));
+    expect(policy.counters().flush_triggers?.interval).toBe(2);
+    expect(policy.counters().events_persisted).toBe(2);
+    for (const e of rest) await policy.ingest(e);
+    await policy.close();
+  });
+});
+
 describe('failed flushes', () => {
   const modes: FlushMode[] = ['at_least_once', 'chunks_first', 'two_phase'];
   // 30 items + 30 logs + 3 checkpoints + enqueue + run_complete = 65 events; one flush of 3-5 segments.

@@ -179,12 +179,16 @@ function write(writer: RunWriter, p: Piece): Promise<ManifestObject> {
 export class FlushQueue {
   #tail: Promise<void> = Promise.resolve();
   #failure: unknown;
+  /** Batches pushed whose flush has not ended (in flight or waiting). */
+  #pending = 0;
 
   constructor(
     private readonly writer: RunWriter,
     private readonly mode: FlushMode,
     private readonly sleep: (ms: number) => Promise<void>,
     private readonly onListed: (records: number) => void,
+    /** Called each time the last pending flush ends (the queue is idle again). */
+    private readonly onIdle: () => void = () => undefined,
   ) {}
 
   /** The first flush failure, if any. */
@@ -192,14 +196,21 @@ export class FlushQueue {
     return this.#failure;
   }
 
+  /** Batches taken and not yet flushed: a trigger that does not wait (the interval) must not add to them. */
+  get pending(): number {
+    return this.#pending;
+  }
+
   push(batch: Batch): Promise<void> {
     const before = this.#tail;
+    this.#pending++;
     this.#tail = before.then(async () => {
-      if (this.#failure !== undefined) return;
       try {
-        await flushBatch(this.writer, batch, this.mode, this.sleep, this.onListed);
+        if (this.#failure === undefined) await flushBatch(this.writer, batch, this.mode, this.sleep, this.onListed);
       } catch (err) {
         this.#failure = err;
+      } finally {
+        if (--this.#pending === 0) this.onIdle();
       }
     });
     return before.then(() => this.#throwIfFailed());

@@ -4,8 +4,8 @@
 import type { PolicyName } from '../../storage/manifest.js';
 import type { RunWriter } from '../../storage/run-writer.js';
 import type { IngestionPolicy } from './policy.js';
-import { BufferedPolicy, type PolicyDeps } from './buffered.js';
-import { StreamingPolicy } from './streaming.js';
+import { BufferedPolicy } from './buffered.js';
+import { StreamingPolicy, type StreamingDeps } from './streaming.js';
 import { StrictPolicy } from './strict.js';
 
 export type FlushMode = 'at_least_once' | 'chunks_first' | 'two_phase';
@@ -24,8 +24,8 @@ const realDeps = (warn: (m: string) => void) => ({
   clearInterval: (h: unknown) => clearInterval(h as NodeJS.Timeout),
 });
 
-/** Builds the policy for one run. `warn` receives one-line operator notices (drop totals). */
-export function createPolicy(cfg: PolicyConfig, writer: RunWriter, warn: (message: string) => void = () => undefined, deps?: Partial<PolicyDeps>): IngestionPolicy {
+/** Builds the policy for one run. `warn` receives one-line operator notices (drop totals); `deps` replace the real clock and timers. */
+export function createPolicy(cfg: PolicyConfig, writer: RunWriter, warn: (message: string) => void = () => undefined, deps?: Partial<StreamingDeps>): IngestionPolicy {
   const d = { ...realDeps(warn), ...deps };
   switch (cfg.name) {
     case 'strict':

@@ -4,7 +4,8 @@
  * when its bounded buffer reaches capacity. Flushes run one after another, in
  * order; while one is in flight the next batch fills, and an ingest that
  * finds the next batch full waits, so a slow backend blocks the executor
- * through the pipe instead of growing memory.
+ * through the pipe instead of growing memory. The interval trigger never
+ * queues behind a pending flush: at most two batches are ever held.
  */
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import type { FlushTrigger, PolicyCounters } from '../../storage/manifest.js';
@@ -41,6 +42,8 @@ export class StreamingPolicy implements IngestionPolicy {
   readonly #queue: FlushQueue;
   #timer: unknown;
   #closed = false;
+  /** The interval came while a flush was pending: flush once the queue is idle. */
+  #intervalDue = false;
 
   constructor(writer: RunWriter, opts: StreamingOptions, deps: StreamingDeps) {
     if (!(opts.flushCount && opts.flushCount > 0) && !(opts.flushIntervalMs && opts.flushIntervalMs > 0)) {
@@ -51,13 +54,19 @@ export class StreamingPolicy implements IngestionPolicy {
     this.#deps = deps;
     this.#stats = new PolicyStats('streaming', { ...opts });
     this.#capacity = opts.flushCount ?? STREAMING_DEFAULT_CAPACITY_EVENTS;
-    this.#queue = new FlushQueue(writer, opts.flushMode, deps.sleep, (n) => {
-      this.#stats.persisted += n;
-    });
+    this.#queue = new FlushQueue(
+      writer,
+      opts.flushMode,
+      deps.sleep,
+      (n) => {
+        this.#stats.persisted += n;
+      },
+      () => {
+        if (this.#intervalDue) this.#onInterval();
+      },
+    );
     if (opts.flushIntervalMs) {
-      const t = deps.setInterval(() => {
-        if (this.#batch.events > 0) void this.#flush('interval').catch(() => undefined);
-      }, opts.flushIntervalMs);
+      const t = deps.setInterval(() => this.#onInterval(), opts.flushIntervalMs);
       t.unref?.();
       this.#timer = t;
     }
@@ -81,6 +90,23 @@ export class StreamingPolicy implements IngestionPolicy {
 
   counters(): PolicyCounters {
     return this.#stats.snapshot(true);
+  }
+
+  /**
+   * The interval trigger does not wait for its flush (nothing awaits a
+   * timer), so it flushes only when no flush is pending: otherwise every tick
+   * on a backend slower than the interval would queue one more batch, without
+   * bound. A tick during a flush is kept and served when the queue is idle;
+   * meanwhile the batch fills up to its capacity, whose flush does wait.
+   */
+  #onInterval(): void {
+    if (this.#closed || this.#batch.events === 0) return;
+    if (this.#queue.pending > 0) {
+      this.#intervalDue = true;
+      return;
+    }
+    this.#intervalDue = false;
+    void this.#flush('interval').catch(() => undefined);
   }
 
   /** Queues the current batch (one flush in flight while the next fills); `termination` waits for all. */
