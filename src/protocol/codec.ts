@@ -8,6 +8,12 @@ import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frames.js';
 
 export type FrameErrorKind = 'truncated' | 'oversize' | 'malformed';
 
+/**
+ * Deepest nesting of maps and arrays a decoded frame may hold. Deeper values
+ * would decode but overflow the stack later, when a record line is serialized.
+ */
+export const MAX_FRAME_NESTING = 512;
+
 /** A fatal stream error: the run ends, nothing is resynchronised (SPEC §3). */
 export class FrameError extends Error {
   override readonly name = 'FrameError';
@@ -46,9 +52,57 @@ export function encodeFrame(value: unknown): Buffer {
   return out;
 }
 
-/** Decodes one msgpack payload; throws if it is malformed or has trailing bytes. */
+/**
+ * Why a decoded value is not plain msgpack data (SPEC §1.3), or undefined when
+ * it is: nil, booleans, numbers, strings, binary, arrays and maps, at most
+ * {@link MAX_FRAME_NESTING} deep. msgpack's own timestamp (extension -1) is
+ * accepted as a Date, which stores as its ISO string; msgpackr's private
+ * extensions (bigint, Error, Set, RegExp, typed arrays, shared references,
+ * undefined) are refused: nothing downstream can store them, and references
+ * can build cycles.
+ */
+function unplain(v: unknown, depth: number): string | undefined {
+  switch (typeof v) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return undefined;
+    case 'object':
+      break;
+    default:
+      return `a ${typeof v} value (msgpack extension types are not part of the protocol)`;
+  }
+  if (v === null || v instanceof Uint8Array || v instanceof Date) return undefined;
+  if (depth >= MAX_FRAME_NESTING) return `maps and arrays nested deeper than ${MAX_FRAME_NESTING}`;
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const bad = unplain(x, depth + 1);
+      if (bad) return bad;
+    }
+    return undefined;
+  }
+  if (Object.getPrototypeOf(v) !== Object.prototype) return `a ${(v as object).constructor?.name ?? 'non-plain'} object (msgpack extension types are not part of the protocol)`;
+  for (const k in v) {
+    const bad = unplain((v as Record<string, unknown>)[k], depth + 1);
+    if (bad) return bad;
+  }
+  return undefined;
+}
+
+/** Unpacks one payload and checks it is plain data. @throws Error (msgpackr's, or ours) when it is not. */
+function unpackPlain(buf: Buffer | Uint8Array, range?: { start: number; end: number }): unknown {
+  const v: unknown = range ? unpackr.unpack(buf as Buffer, range) : unpackr.unpack(buf);
+  const bad = unplain(v, 0);
+  if (bad) throw new Error(`it holds ${bad}`);
+  return v;
+}
+
+/**
+ * Decodes one msgpack payload.
+ * @throws Error if it is malformed, has trailing bytes or is not plain data (see {@link FrameDecoder}).
+ */
 export function decodePayload(payload: Uint8Array): unknown {
-  return unpackr.unpack(payload);
+  return unpackPlain(payload);
 }
 
 /**
@@ -89,7 +143,9 @@ export class FrameDecoder {
    * Adds bytes and returns every frame now complete, in order. When a bad
    * frame follows good ones in the same bytes, the good ones are returned
    * first and the error is thrown by the next {@link push} or {@link end}.
-   * @throws FrameError on an oversize length or a payload that is not msgpack.
+   * @throws FrameError on an oversize length, or `malformed` for a payload that
+   * is not msgpack or not plain data: an extension type other than msgpack's
+   * timestamp, or maps/arrays nested deeper than {@link MAX_FRAME_NESTING}.
    */
   push(chunk: Buffer): unknown[] {
     if (this.#failed) throw this.#failed;
@@ -118,11 +174,11 @@ export class FrameDecoder {
       try {
         if (first.length - this.#headOff >= total) {
           // The common case: the frame lies inside one read; decode it in place, no copy, no view.
-          out.push(unpackr.unpack(first, { start: this.#headOff + FRAME_HEADER_BYTES, end: this.#headOff + total }));
+          out.push(unpackPlain(first, { start: this.#headOff + FRAME_HEADER_BYTES, end: this.#headOff + total }));
           this.#advance(total);
         } else {
           const frame = this.#take(total);
-          out.push(unpackr.unpack(frame.subarray(FRAME_HEADER_BYTES)));
+          out.push(unpackPlain(frame.subarray(FRAME_HEADER_BYTES)));
         }
       } catch (err) {
         throw this.#fail('malformed', `payload of ${len} bytes is not valid msgpack (${(err as Error).message})`);

@@ -175,3 +175,39 @@ export function checkEnvelope(v: Record<string, unknown>): string | undefined {
   if (!optStr(v.job_id) || !optStr(v.parent_run_id)) return 'job_id/parent_run_id must be strings';
   return checkPayload(v.type, v.payload);
 }
+
+/** What the runtime knows of its run when the next event arrives. */
+export interface RunExpectation {
+  run_id: string;
+  attempt: number;
+  /** seq of the last accepted event; null before the first. */
+  lastSeq: number | null;
+  /** The contract_version last accepted in this run, if any (a known one is not re-parsed). */
+  contractVersion: string | undefined;
+}
+
+/** Why an event does not belong in its run: `version` ends the run as `version_mismatch`, `stream` as a stream error. */
+export interface EventRefusal {
+  kind: 'stream' | 'version';
+  message: string;
+}
+
+/**
+ * The runtime's checks of an envelope against its run (SPEC §4): `run_id` and
+ * `attempt` match, the contract major is one this runtime speaks, `seq` is
+ * exactly the previous + 1. Pure: the caller keeps the state.
+ * @returns the refusal, or undefined when the event is the run's next one.
+ */
+export function checkEventInRun(e: AnyEventEnvelope, run: RunExpectation): EventRefusal | undefined {
+  if (e.run_id !== run.run_id) return { kind: 'stream', message: `event seq ${e.seq} has run_id ${e.run_id}, expected ${run.run_id}` };
+  if (e.attempt !== run.attempt) return { kind: 'stream', message: `event seq ${e.seq} has attempt ${e.attempt}, expected ${run.attempt}` };
+  if (e.contract_version !== run.contractVersion) {
+    const major = contractMajor(e.contract_version);
+    if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
+      return { kind: 'version', message: `event seq ${e.seq} speaks contract_version ${e.contract_version}; this runtime speaks ${SUPPORTED_CONTRACT_MAJORS.map((m) => `${m}.x`).join(', ')}` };
+    }
+  }
+  const expected = (run.lastSeq ?? 0) + 1;
+  if (e.seq !== expected) return { kind: 'stream', message: `seq gap: got event seq ${e.seq}, expected ${expected}` };
+  return undefined;
+}

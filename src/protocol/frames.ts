@@ -99,6 +99,18 @@ export class FrameShapeError extends Error {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const optStr = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
+const PROXY_PROTOCOLS: ReadonlySet<unknown> = new Set(['http', 'https', 'socks5']);
+
+/** Why a reported proxy endpoint is not one, or undefined: the runtime copies these fields into its report. */
+function proxyProblem(p: unknown): string | undefined {
+  if (!isObj(p)) return 'not a map';
+  if (!PROXY_PROTOCOLS.has(p.protocol)) return 'protocol must be http|https|socks5';
+  if (typeof p.host !== 'string') return 'host must be a string';
+  if (typeof p.port !== 'number' || !Number.isInteger(p.port) || p.port < 0 || p.port > 65535) return 'port must be an integer 0..65535';
+  if (!optStr(p.username)) return 'username must be a string';
+  return undefined;
+}
 
 /**
  * Narrows a decoded msgpack value to an executor frame, or throws
@@ -126,6 +138,11 @@ export function toExecutorFrame(v: unknown): ExecutorFrame {
   if (t === 'run_result') {
     const o = v.outcome;
     if (!isObj(o) || (o.status !== 'completed' && o.status !== 'error' && o.status !== 'crash')) throw new FrameShapeError('run_result.outcome.status must be completed|error|crash');
+    for (const k of ['message', 'error_type', 'stack'] as const) {
+      if (!optStr(o[k])) throw new FrameShapeError(`run_result.outcome.${k} must be a string`);
+    }
+    const reason = v.proxy_used === undefined || v.proxy_used === null ? undefined : proxyProblem(v.proxy_used);
+    if (reason) throw new FrameShapeError(`run_result.proxy_used: ${reason}`);
     return v as unknown as RunResultFrame;
   }
   if (isEventType(t)) {

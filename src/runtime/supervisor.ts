@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
-import { contractMajor, SUPPORTED_CONTRACT_MAJORS, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
+import { checkEventInRun, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
 import { checkStorageFilename } from '../sdk/storage.js';
 import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
@@ -149,17 +149,9 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   /** Checks and ingests one event; returns a promise only when the policy makes us wait (the hot path stays synchronous). */
   const onEventFrame = (e: AnyEventEnvelope): Promise<void> | undefined => {
     if (terminal) throw new Stop('stream', `event seq ${e.seq} (${e.type}) after the terminal event`);
-    if (e.run_id !== request.run_id) throw new Stop('stream', `event seq ${e.seq} has run_id ${e.run_id}, expected ${request.run_id}`);
-    if (e.attempt !== request.attempt) throw new Stop('stream', `event seq ${e.seq} has attempt ${e.attempt}, expected ${request.attempt}`);
-    if (e.contract_version !== knownContract) {
-      const major = contractMajor(e.contract_version);
-      if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
-        throw new Stop('version', `event seq ${e.seq} speaks contract_version ${e.contract_version}; this runtime speaks ${SUPPORTED_CONTRACT_MAJORS.map((m) => `${m}.x`).join(', ')}`);
-      }
-      knownContract = e.contract_version;
-    }
-    const expected = (res.lastSeq ?? 0) + 1;
-    if (e.seq !== expected) throw new Stop('stream', `seq gap: got event seq ${e.seq}, expected ${expected}`);
+    const refused = checkEventInRun(e, { run_id: request.run_id, attempt: request.attempt, lastSeq: res.lastSeq, contractVersion: knownContract });
+    if (refused) throw new Stop(refused.kind, refused.message);
+    knownContract = e.contract_version;
     if (e.type === 'artifact') {
       const st = writer.artifactState(e.payload.artifact_id);
       if (!st?.complete) throw new Stop('stream', `artifact ${e.payload.artifact_id} committed before its last chunk arrived`);

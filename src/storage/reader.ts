@@ -239,6 +239,9 @@ async function* objectRecords(backend: StorageBackend, keys: readonly string[], 
       } catch (err) {
         throw new ReaderError(`${backend.location}/${key} line ${n}: not valid JSON (${(err as Error).message})`, key, { cause: err });
       }
+      if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) {
+        throw new ReaderError(`${backend.location}/${key} line ${n}: not a JSON object (a record is one object per line)`, key);
+      }
       if (checkSeq) {
         const seq = (rec as { seq?: unknown }).seq;
         if (typeof seq !== 'number' || seq <= last) {

@@ -1,0 +1,7 @@
+/** Every fuzz target by name (`npm run fuzz -- --target <name>`). */
+import { framesTarget } from './frames-target.js';
+import type { FuzzTarget } from './harness.js';
+
+export const TARGETS: Record<string, FuzzTarget<never>> = {
+  frames: framesTarget as FuzzTarget<never>,
+};
