@@ -6,11 +6,13 @@
  * A {@link BrowserSource} outlives runs, so one process can serve successive
  * runs with one browser (run slots); {@link openRunBrowser} is per run.
  */
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
 import type { ProxyEndpoint } from '../protocol/index.js';
+import { CHROMIUM_PROFILE_PREFIX, ownerTag } from '../runtime/owner-tag.js';
 import { proxyServerUrl } from '../sdk/index.js';
 
 /** Flags Chromium needs to run headless as root in a container, without phoning home. */
@@ -38,6 +40,8 @@ export interface BrowserHandle {
   readonly launchProxy?: ProxyEndpoint;
   /** Closes a launched browser and deletes its profile, or disconnects from a remote one. Never rejects. */
   close(): Promise<void>;
+  /** Right now, synchronously: SIGKILLs a launched browser and deletes its profile (the runtime is gone). Never throws. */
+  killNow(): void;
 }
 
 export interface LaunchOptions {
@@ -53,6 +57,21 @@ export interface LaunchOptions {
   readonly shareable?: boolean;
 }
 
+/** Profiles created by this process and not yet removed, including one whose browser is still starting. */
+const liveProfiles = new Set<string>();
+
+/** Removes every live profile synchronously (the process is about to exit). Never throws; a later run sweeps what stays. */
+function removeLiveProfilesNow(): void {
+  for (const p of liveProfiles) {
+    try {
+      rmSync(p, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+      liveProfiles.delete(p);
+    } catch {
+      // A browser still writing into it: left for the sweep.
+    }
+  }
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<'timeout'>((resolve) => {
@@ -66,7 +85,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
  * @throws Error naming the executable when it cannot start; the profile is removed.
  */
 export async function launchBrowser(options: LaunchOptions): Promise<BrowserHandle> {
-  const profile = await mkdtemp(join(tmpdir(), 'quarry-chromium-'));
+  // The owner's pid and host in the name let a later `quarry run` sweep a profile left by a SIGKILL.
+  const profile = await mkdtemp(join(tmpdir(), `${CHROMIUM_PROFILE_PREFIX}${ownerTag()}-`));
+  liveProfiles.add(profile);
   const args = [...CHROMIUM_FLAGS, ...(options.proxy ? [`--proxy-server=${proxyServerUrl(options.proxy)}`] : []), ...(options.extraArgs ?? [])];
   let browser: Browser;
   try {
@@ -85,6 +106,7 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
     });
   } catch (err) {
     await rm(profile, { recursive: true, force: true, maxRetries: 3 });
+    liveProfiles.delete(profile);
     throw new Error(`cannot start Chromium at ${options.executablePath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, { cause: err });
   }
   let closed: Promise<void> | undefined;
@@ -96,8 +118,17 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
         const r = await withTimeout(browser.close().catch(() => undefined), CLOSE_TIMEOUT_MS);
         if (r === 'timeout') browser.process()?.kill('SIGKILL');
         await rm(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }).catch(() => undefined);
+        liveProfiles.delete(profile);
       })();
       return closed;
+    },
+    killNow() {
+      try {
+        browser.process()?.kill('SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      removeLiveProfilesNow();
     },
   };
 }
@@ -119,6 +150,9 @@ export async function connectBrowser(browserWSEndpoint: string): Promise<Browser
     close() {
       closed ??= withTimeout(browser.disconnect().catch(() => undefined), CLOSE_TIMEOUT_MS).then(() => undefined);
       return closed;
+    },
+    killNow() {
+      // Not ours to kill: the connection ends with the process.
     },
   };
 }
@@ -169,6 +203,8 @@ export interface BrowserSource {
   openRun(proxy?: ProxyEndpoint): Promise<RunBrowser>;
   /** Closes (or disconnects) the browser if it was started. Never rejects. */
   close(): Promise<void>;
+  /** Kills a launched browser now, synchronously (see {@link BrowserHandle.killNow}). Never throws. */
+  killNow(): void;
 }
 
 export interface BrowserSourceOptions {
@@ -182,12 +218,20 @@ export interface BrowserSourceOptions {
 /** A source that launches (or connects) on the first `openRun` and keeps the browser for later runs. */
 export function createBrowserSource(options: BrowserSourceOptions): BrowserSource {
   let handle: Promise<BrowserHandle> | undefined;
+  let started: BrowserHandle | undefined;
   return {
     async openRun(proxy) {
-      handle ??= options.browserWSEndpoint
-        ? connectBrowser(options.browserWSEndpoint)
-        : launchBrowser({ executablePath: options.executablePath, ...(options.launchProxy ? { proxy: options.launchProxy } : {}) });
+      handle ??= (
+        options.browserWSEndpoint
+          ? connectBrowser(options.browserWSEndpoint)
+          : launchBrowser({ executablePath: options.executablePath, ...(options.launchProxy ? { proxy: options.launchProxy } : {}) })
+      ).then((h) => (started = h));
       return openRunBrowser(await handle, proxy);
+    },
+    killNow() {
+      started?.killNow();
+      // A browser still starting has a profile but no handle yet: it dies with our pipe.
+      removeLiveProfilesNow();
     },
     async close() {
       if (!handle) return;

@@ -15,6 +15,7 @@ import { AckInbox } from './ack-inbox.js';
 import { createBrowserSource, DEFAULT_CHROMIUM_PATH, type BrowserSource } from './browser.js';
 import { FrameWriter } from './frame-writer.js';
 import { readRequestLine } from './input.js';
+import { watchRuntime } from './lifeline.js';
 import { loadScript, type LoadedScript } from './loader.js';
 import { parseRunRequest } from './request.js';
 import { executeRun, exitCodeFor, runResultFrame, type RunOutcome } from './run.js';
@@ -22,9 +23,15 @@ import { RunSink } from './run-sink.js';
 
 const USAGE = 'usage: node dist/executor/main.js <script>  (run request as one JSON line on stdin)\n       node dist/executor/main.js --validate <script>';
 
+/** Set once stderr broke (EPIPE: the runtime is gone); writing on would only raise more errors. */
+let stderrBroken = false;
 const log = (line: string): void => {
+  if (stderrBroken || process.stderr.destroyed) return;
   process.stderr.write(`[quarry-executor] ${line}\n`);
 };
+
+/** How long an interrupted executor gets to close its browser before it kills it and exits anyway. */
+const SIGNAL_EXIT_DEADLINE_MS = 2_000;
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -64,8 +71,26 @@ async function validate(path: string): Promise<number> {
 }
 
 async function runOnce(scriptPath: string): Promise<number> {
-  const writer = new FrameWriter(openFrameOutput());
+  const output = openFrameOutput();
+  const writer = new FrameWriter(output);
   const inbox = new AckInbox(log);
+  const held: { browsers?: BrowserSource } = {};
+  // A runtime killed without a word (SIGKILL, OOM) takes us and the browser along at once:
+  // nobody is left to report to, so nothing is flushed (SPEC §5).
+  process.stderr.on('error', () => {
+    stderrBroken = true;
+  });
+  watchRuntime({
+    stdin: process.stdin,
+    // Our runtime names itself and holds stdin open until we exit; others may close it early.
+    stdinHeldOpen: process.env.QUARRY_RUNTIME_PID !== undefined,
+    outputs: [output, process.stderr],
+    onGone: (why) => {
+      log(`stopping: ${why}`);
+      held.browsers?.killNow();
+      process.exit(2);
+    },
+  });
   let request;
   try {
     request = parseRunRequest(await readRequestLine(process.stdin, inbox));
@@ -96,11 +121,22 @@ async function runOnce(scriptPath: string): Promise<number> {
     ...(request.proxy ? { launchProxy: request.proxy } : {}),
   });
 
-  // Interrupted by the runtime: close the browser and delete its profile, then die of the same signal.
+  held.browsers = browsers;
+
+  // Interrupted: close the browser and delete its profile, then die of the same signal. A close
+  // that hangs (a wedged browser, an orphan whose pipes are gone) is cut short by a hard deadline.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       log(`${sig} received: closing the browser`);
-      void browsers.close().finally(() => process.kill(process.pid, sig));
+      const die = (): void => {
+        process.removeAllListeners(sig);
+        process.kill(process.pid, sig);
+      };
+      setTimeout(() => {
+        browsers.killNow();
+        die();
+      }, SIGNAL_EXIT_DEADLINE_MS);
+      void browsers.close().finally(die);
     });
   }
   // A stray rejection in a script (an emit nobody awaited) must not kill the run.

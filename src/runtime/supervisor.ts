@@ -96,7 +96,9 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   }
   let child: ChildProcess;
   try {
-    child = spawn(opts.command, [...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    // QUARRY_RUNTIME_PID promises the executor that stdin stays open until it exits, so its end means we died.
+    const env = { ...(opts.env ?? process.env), QUARRY_RUNTIME_PID: String(process.pid) };
+    child = spawn(opts.command, [...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], env });
   } catch (err) {
     obs.launchError = (err as Error).message;
     return res;

@@ -13,6 +13,7 @@ import { constants as fsc } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertValidKey, StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from './backend.js';
+import { ownerTag } from '../runtime/owner-tag.js';
 
 /** Folder under the root that holds unpublished temporary files; never listed, never a key. */
 export const FS_TMP_DIR = '.quarry-tmp';
@@ -126,7 +127,8 @@ export class FsBackend implements StorageBackend {
   }
 
   #tmpPath(): string {
-    return join(this.#tmpDir, `${process.pid}-${randomUUID()}.tmp`);
+    // `<pid>@<host>-…`: a run killed mid-write leaves a file the next `quarry run` can sweep (SPEC §5).
+    return join(this.#tmpDir, `${ownerTag()}-${randomUUID()}.tmp`);
   }
 
   async putNew(key: string, data: Uint8Array | string): Promise<ObjectInfo> {

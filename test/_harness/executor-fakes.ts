@@ -25,6 +25,7 @@ export function fakeBrowserSource(trace: string[], opts: { failWith?: Error } = 
       });
     },
     close: () => Promise.resolve(),
+    killNow: () => undefined,
   };
   return source;
 }

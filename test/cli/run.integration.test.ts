@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsBackend } from '../../src/storage/fs-backend.js';
+import { FS_TMP_DIR, FsBackend } from '../../src/storage/fs-backend.js';
+import { ownerTag } from '../../src/runtime/owner-tag.js';
 import { parseManifest, type RunManifest } from '../../src/storage/manifest.js';
 import { readArtifact, streamRecords } from '../../src/storage/reader.js';
 import type { EventRecord, StoredRecord } from '../../src/storage/records.js';
@@ -123,24 +124,34 @@ describe('quarry run with a real browser', () => {
 
   it('an executor killed with SIGKILL mid-run gives exit 2 and a manifest saying executor_crash', async () => {
     let child: import('node:child_process').ChildProcess | undefined;
-    const killer = new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (!child?.pid) return;
+    // Kill only once events are on disk: the open item segment of this quarry run (its temp file is
+    // named by the run's pid) holds bytes on two polls in a row, which a short-lived put's temp file
+    // does not. A fixed wait failed under load with nothing persisted yet.
+    let seen = new Set<string>();
+    const persisted = async (pid: number): Promise<boolean> => {
+      const dir = join(tmp.path, FS_TMP_DIR);
+      const now = new Set<string>();
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (name.startsWith(`${ownerTag(pid)}-`) && (await stat(join(dir, name)).catch(() => undefined))?.size) now.add(name);
+      }
+      const again = [...now].some((n) => seen.has(n));
+      seen = now;
+      return again;
+    };
+    const killer = (async () => {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (!child?.pid || !(await persisted(child.pid))) continue;
         let pids = '';
         try {
           pids = execFileSync('pgrep', ['-P', String(child.pid), '-f', 'executor/main.js']).toString().trim();
         } catch {
-          return;
+          continue;
         }
-        if (!pids) return;
-        // Wait until the script is emitting before killing.
-        setTimeout(() => {
-          for (const pid of pids.split('\n')) process.kill(Number(pid), 'SIGKILL');
-          resolve();
-        }, 2500);
-        clearInterval(poll);
-      }, 50);
-    });
+        for (const pid of pids.split('\n')) process.kill(Number(pid), 'SIGKILL');
+        return;
+      }
+    })();
     const done = run('killed', 'slow.ts', [], {}, (c) => (child = c));
     await killer;
     const { res, manifest } = await done;

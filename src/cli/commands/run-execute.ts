@@ -11,6 +11,7 @@ import { RunIdExistsError } from '../../storage/run-writer.js';
 import type { StorageBackend } from '../../storage/backend.js';
 import { StorageError } from '../../storage/backend.js';
 import { runOnce } from '../../runtime/run.js';
+import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { UsageError } from '../flags.js';
@@ -55,6 +56,8 @@ export async function openRunLedger(target: string): Promise<Ledger> {
 export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
   const target = ledgerTarget(plan);
   const backend = await openStorage(plan);
+  // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
+  await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
   let ledger: Ledger | undefined;
   try {
     ledger = await openRunLedger(target);
