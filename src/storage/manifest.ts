@@ -125,6 +125,8 @@ export interface RunClaim extends RunPartition {
   root_run_id: string;
   depth: number;
   script_path: string;
+  /** Random, per claiming writer: makes the claim's bytes its own (a create that finds its own bytes is a success). */
+  claim_token?: string;
 }
 
 /** Raised for a manifest that cannot be parsed or lacks a required field. */

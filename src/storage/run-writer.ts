@@ -6,10 +6,12 @@
  * nothing already stored is ever replaced; an object whose write failed is
  * never listed in the manifest.
  */
+import { randomUUID } from 'node:crypto';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
 import type { ObjectInfo, ObjectWriter, StorageBackend } from './backend.js';
 import { StorageError } from './backend.js';
 import { artifactName, manifestKey, runClaimKey, runPrefix, segmentName, sidecarMetaName, sidecarName, type RunPartition } from './layout.js';
+import { putNewOrOwn } from './create-own.js';
 import { serializeManifest, type ManifestObject, type RunClaim, type RunManifest } from './manifest.js';
 import { recordLineSerializer } from './records.js';
 
@@ -75,11 +77,16 @@ export class RunWriter {
 
   /**
    * Claims the run_id in the dataset and returns a writer for its partition.
+   * The claim gets a random `claim_token` (unless given), so a create
+   * reported failed that did store this claim is recognised as ours.
    * @throws RunIdExistsError when the run_id was used before (in any partition of the dataset).
    */
   static async claim(backend: StorageBackend, claim: RunClaim): Promise<RunWriter> {
+    // The token makes this writer's claim bytes its own: a create reported failed
+    // that did take effect is recognised, and another writer's identical claim never is.
+    const ours: RunClaim = { ...claim, claim_token: claim.claim_token ?? randomUUID() };
     try {
-      await backend.putNew(runClaimKey(claim.dataset, claim.run_id), serializeManifest(claim));
+      await putNewOrOwn(backend, runClaimKey(claim.dataset, claim.run_id), serializeManifest(ours));
     } catch (err) {
       if (err instanceof StorageError && err.code === 'exists') throw new RunIdExistsError(claim.run_id, claim.dataset);
       throw err;
@@ -257,18 +264,21 @@ export class RunWriter {
   }
 
   /**
-   * Writes `_manifest.json`, the commit record. After this the partition is finalized.
-   * @throws StorageError (e.g. `exists`) — the manifest is never replaced.
+   * Writes `_manifest.json`, the commit record. After this the partition is
+   * finalized. A write reported failed after which the key holds exactly this
+   * manifest succeeded (see `create-own.ts`).
+   * @throws StorageError (e.g. `exists` with other bytes) — the manifest is never replaced.
    */
   async finalize(manifest: RunManifest): Promise<void> {
     if (this.#finalized) throw new Error(`run ${this.partition.run_id} is already finalized`);
-    await this.#put(manifestKey(this.partition), serializeManifest(manifest));
+    // Only this run (it holds the claim) writes this manifest, so finding these exact bytes means our create took effect.
+    await this.#put(manifestKey(this.partition), serializeManifest(manifest), putNewOrOwn);
     this.#finalized = true;
   }
 
-  async #put(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
+  async #put(key: string, data: Uint8Array | string, put: typeof putNewOrOwn = (b, k, d) => b.putNew(k, d)): Promise<ObjectInfo> {
     try {
-      const info = await this.#backend.putNew(key, data);
+      const info = await put(this.#backend, key, data);
       this.writes.success++;
       return info;
     } catch (err) {

@@ -6,7 +6,8 @@
  *
  * A "write" is a `putNew` call or an `ObjectWriter.commit()` call; `openNew`
  * and `ObjectWriter.write()` are not counted (they publish nothing). A failed
- * write publishes nothing: the inner writer is aborted.
+ * write publishes nothing (the inner writer is aborted), unless the fault is
+ * `after`: then the write is done and reported failed.
  */
 import { StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from '../../src/storage/backend.js';
 
@@ -19,6 +20,11 @@ export interface FaultPlan {
   mode?: 'once' | 'from';
   /** Only writes whose key this accepts count toward N and can fail (default: all). */
   match?: (key: string) => boolean;
+  /**
+   * The failing write takes effect first and the failure is reported after it:
+   * an S3 response lost on the way back, an fs error after `link()`. The object is published.
+   */
+  after?: boolean;
 }
 
 export interface FaultyBackendOptions {
@@ -107,6 +113,11 @@ export class FaultyBackend implements StorageBackend {
   async #counted(key: string, bytes: number, operation: string, write: () => Promise<ObjectInfo>, onInjected?: () => Promise<void>): Promise<ObjectInfo> {
     await this.#delay();
     const injected = this.#injected(key, operation);
+    if (injected !== undefined && this.#fault?.after === true) {
+      await write();
+      this.#record(key, bytes, false, injected.code);
+      throw injected;
+    }
     if (injected !== undefined) {
       await onInjected?.();
       this.#record(key, bytes, false, injected.code);

@@ -19,6 +19,11 @@
  *   `InvalidAccessKeyId`, as S3 does, for requests signed with the access key
  *   {@link UNKNOWN_ACCESS_KEY_ID}, so bad-credential paths can be tested end to end.
  *
+ * - lost responses: {@link S3TestServer.dropResponse} forwards the next
+ *   matching request to s3rver (so it takes effect) and then closes the
+ *   client's connection without answering, as a network that loses a
+ *   response does; the client's retry then meets the object it created.
+ *
  * Path-style addressing only (`forcePathStyle: true`).
  */
 
@@ -45,6 +50,12 @@ export interface S3TestServer {
   /** Every request the proxy saw, in arrival order, with the status it answered. */
   readonly requests: ProxiedRequest[];
   createBucket(name: string): Promise<void>;
+  /**
+   * Arms a one-shot fault: the next request for which `match` is true is
+   * carried out by s3rver, but its response never reaches the client (the
+   * connection is destroyed). Resolves the returned promise once it happened.
+   */
+  dropResponse(match: (method: string, url: string) => boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -188,12 +199,21 @@ function headExists(upstreamPort: number, objectPath: string): Promise<boolean> 
   });
 }
 
-function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number): Promise<void> {
+function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number, drop = false): Promise<void> {
   return new Promise((resolve) => {
     const headers = { ...req.headers };
     // Hop-by-hop and unsigned (SigV4 never signs `expect`): the proxy already answered 100 Continue itself.
     delete headers.expect;
     const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers }, (upRes) => {
+      if (drop) {
+        // The store did the work; the client never hears of it.
+        upRes.resume();
+        upRes.on('end', () => {
+          res.socket?.destroy();
+          resolve();
+        });
+        return;
+      }
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
       upRes.pipe(res);
       upRes.on('end', () => resolve());
@@ -223,6 +243,12 @@ export async function startS3Server(): Promise<S3TestServer> {
 
   const locks = new KeyLocks();
   const requests: ProxiedRequest[] = [];
+  const drops: Array<{ match: (method: string, url: string) => boolean; done: () => void }> = [];
+  /** Takes the armed drop that matches this request, if any. */
+  const takeDrop = (req: http.IncomingMessage): (() => void) | undefined => {
+    const i = drops.findIndex((d) => d.match(req.method ?? '', req.url ?? ''));
+    return i === -1 ? undefined : drops.splice(i, 1)[0]!.done;
+  };
   const proxy = http.createServer((req, res) => {
     const entry: ProxiedRequest = { method: req.method ?? '', url: req.url ?? '' };
     if (typeof req.headers['if-none-match'] === 'string') entry.ifNoneMatch = req.headers['if-none-match'];
@@ -235,9 +261,10 @@ export async function startS3Server(): Promise<S3TestServer> {
       res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>');
       return;
     }
+    const dropped = takeDrop(req);
     void (async () => {
       const objectPath = conditionalCreatePath(req);
-      if (objectPath === undefined) return forward(req, res, upstreamPort);
+      if (objectPath === undefined) return forward(req, res, upstreamPort, dropped !== undefined).then(dropped);
       const release = await locks.acquire(objectPath);
       try {
         if (await headExists(upstreamPort, objectPath)) {
@@ -252,7 +279,8 @@ export async function startS3Server(): Promise<S3TestServer> {
           res.end(PRECONDITION_FAILED_XML(key));
           return;
         }
-        await forward(req, res, upstreamPort);
+        await forward(req, res, upstreamPort, dropped !== undefined);
+        dropped?.();
       } finally {
         release();
       }
@@ -284,6 +312,9 @@ export async function startS3Server(): Promise<S3TestServer> {
       } finally {
         client.destroy();
       }
+    },
+    dropResponse(match) {
+      return new Promise<void>((resolve) => drops.push({ match, done: resolve }));
     },
     async stop() {
       proxy.closeAllConnections();

@@ -34,3 +34,17 @@ describe('sidecar files (storage.put)', () => {
     expect(writer.objects.map((o) => [o.path, o.kind])).toEqual([['files/other.html', 'file'], ['files/other.html.meta.json', 'file_meta']]);
   });
 });
+
+describe('a create that finds its own bytes is a success, and only then', () => {
+  it('finalize fails with exists when the manifest key holds other bytes', async () => {
+    const writer = await RunWriter.claim(fs, claim('other-bytes'));
+    await fs.putNew(writer.keyOf('_manifest.json'), '{"someone":"else"}\n');
+    await expect(writer.finalize({ run_id: 'other-bytes' } as Parameters<RunWriter['finalize']>[0])).rejects.toMatchObject({ code: 'exists' });
+  });
+
+  it('two claims of one run_id with otherwise identical fields never both succeed', async () => {
+    await RunWriter.claim(fs, claim('twin'));
+    // The second claimant is told `exists`; its bytes differ by the claim token, so they are not its own.
+    await expect(RunWriter.claim(fs, claim('twin'))).rejects.toThrow(/already exists/);
+  });
+});
