@@ -2,7 +2,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBackend } from '../../src/storage/fs-backend.js';
 import { parseManifest } from '../../src/storage/manifest.js';
@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 function run(script: string, job: unknown, runId: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return quarry(['run', '--script', join(fixtures, script), '--source', 'nb', '--day', '2026-11-23', '--run-id', runId, '--job', JSON.stringify(job), '--storage-path', join(tmp.path, 'data'), ...extra], { env });
+  return quarry(['run', '--script', resolve(fixtures, script), '--source', 'nb', '--day', '2026-11-23', '--run-id', runId, '--job', JSON.stringify(job), '--storage-path', join(tmp.path, 'data'), ...extra], { env });
 }
 
 /** The item payloads a run stored, read from its partition (not through the ledger: several runs share one partition here). */
@@ -73,10 +73,18 @@ describe('a script with options = { browser: false }', () => {
     expect(await items('nb-flag')).toEqual([{ status: 200, title: 'Books, page 1 of 3', has_page: false }]);
   });
 
-  it('runs without ever starting the Chromium named by QUARRY_CHROMIUM_PATH', async () => {
-    const res = await run('fetch-title.ts', { url: site.url }, 'nb-env', ['--ledger', join(tmp.path, 'env.sqlite')], { QUARRY_CHROMIUM_PATH: fakeChromium });
+  it('runs the cheerio example over every page of the fixture site without ever starting the Chromium named by QUARRY_CHROMIUM_PATH', async () => {
+    const example = join(REPO_ROOT, 'examples/books-http.ts');
+    const dry = await quarry(['run', '--dry-run', '--script', example, '--source', 'nb']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const res = await run(example, { url: site.url }, 'nb-env', ['--ledger', join(tmp.path, 'env.sqlite')], { QUARRY_CHROMIUM_PATH: fakeChromium });
     expect(res.code, res.stderr).toBe(0);
     expect(existsSync(invocations)).toBe(false);
+    const books = await items('nb-env');
+    expect(books).toHaveLength(24);
+    expect(new Set(books.map((b) => b.id)).size).toBe(24);
+    expect(books[0]).toEqual({ id: 'b001', title: 'A Field Guide to Ferns', price_cents: 899, in_stock: true, rating: 1, page: 1 });
+    expect(books.map((b) => b.page)).toEqual([...Array(8).fill(1), ...Array(8).fill(2), ...Array(8).fill(3)]);
   });
 
   it('while a script without the option still launches that Chromium (so the fake above would have been noticed)', async () => {
@@ -97,23 +105,16 @@ describe('a script with options = { browser: false }', () => {
 });
 
 describe('a bad options export', () => {
-  const CASES = [
-    ['bad-option-value.ts', /the "options" export's browser must be true or false, got "no"/],
-    ['bad-option-key.ts', /the "options" export has an unknown key "brwser"; known keys: browser/],
-    ['bad-option-type.ts', /the "options" export must be an object such as \{ browser: false \}, got a boolean/],
-  ] as const;
-
-  for (const [script, message] of CASES) {
-    it(`${script}: --dry-run refuses it with one line naming the script and the fix`, async () => {
-      const res = await quarry(['run', '--dry-run', '--script', join(fixtures, script), '--source', 'nb', '--storage-path', join(tmp.path, 'dry')]);
-      expect(res.code).toBe(2);
-      const lines = res.stderr.trim().split('\n');
-      expect(lines, res.stderr).toHaveLength(1);
-      expect(lines[0]).toMatch(message);
-      expect(lines[0]).toContain(script);
-      expect(existsSync(join(tmp.path, 'dry'))).toBe(false);
-    });
-  }
+  it('--dry-run refuses a non-boolean browser with one line naming the script and the fix (every bad shape: script-options.test.ts)', async () => {
+    const script = 'bad-option-value.ts';
+    const res = await quarry(['run', '--dry-run', '--script', join(fixtures, script), '--source', 'nb', '--storage-path', join(tmp.path, 'dry')]);
+    expect(res.code).toBe(2);
+    const lines = res.stderr.trim().split('\n');
+    expect(lines, res.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/the "options" export's browser must be true or false, got "no"/);
+    expect(lines[0]).toContain(script);
+    expect(existsSync(join(tmp.path, 'dry'))).toBe(false);
+  });
 
   it('a real run of it is a load error: one line on stderr, no browser started', async () => {
     const launches = (): number => (existsSync(invocations) ? readFileSync(invocations, 'utf8').split('\n').filter((l) => l !== '').length : 0);
