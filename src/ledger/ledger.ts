@@ -8,6 +8,7 @@
  * (src/ledger/validator.ts) calls {@link Ledger.recordRuns}.
  */
 import type { LogicalPartition } from '../storage/layout.js';
+import type { RunBindingInput } from './binding.js';
 import type { RunRole } from './promotion.js';
 import {
   LedgerError,
@@ -90,6 +91,23 @@ export interface Ledger extends LedgerReader {
    * @throws LedgerError `run_id_conflict` when a run id is already recorded for another partition.
    */
   recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]>;
+
+  /**
+   * Before a run claims storage (SPEC §8 "Binding and writers"), in ONE
+   * transaction: binds `dataset` to `storage` on its first use, and reserves
+   * `run_id` for the dataset. Nothing is written when it throws. Reserving an
+   * id again for the same dataset is allowed (the storage claim fences runs
+   * of one dataset). This and the validator's write are the only ledger writes.
+   * @throws LedgerError `binding_conflict` when the dataset is bound to another location (naming both);
+   *   `run_id_conflict` when the run id is recorded, or reserved for another dataset.
+   */
+  bindRun(input: RunBindingInput, now: Date): Promise<RunBinding>;
+}
+
+/** What {@link Ledger.bindRun} found. */
+export interface RunBinding {
+  /** The dataset was bound to the storage by this call (its first use in this ledger). */
+  bound_now: boolean;
 }
 
 /** Options for {@link openLedger}. */

@@ -133,9 +133,42 @@ const V1_POSTGRES = [
     FOR EACH ROW EXECUTE FUNCTION quarry_run_history_append_only()`,
 ];
 
+/**
+ * Version 2 (SPEC §8 "Binding and writers"): each dataset is bound to one
+ * storage location per ledger, and every run id a writer is about to use is
+ * reserved, so a run id reused in another dataset is refused before it runs.
+ * Written only by `bindRun`, before a run claims storage; never by the validator.
+ */
+const V2_SQLITE = [
+  `CREATE TABLE dataset_binding (
+    dataset TEXT PRIMARY KEY,
+    storage TEXT NOT NULL,
+    bound_at TEXT NOT NULL
+  ) WITHOUT ROWID`,
+  `CREATE TABLE run_reservation (
+    run_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    reserved_at TEXT NOT NULL
+  ) WITHOUT ROWID`,
+];
+
+const V2_POSTGRES = [
+  `CREATE TABLE dataset_binding (
+    dataset text COLLATE "C" PRIMARY KEY,
+    storage text NOT NULL,
+    bound_at timestamptz NOT NULL
+  )`,
+  `CREATE TABLE run_reservation (
+    run_id text COLLATE "C" PRIMARY KEY,
+    dataset text COLLATE "C" NOT NULL,
+    reserved_at timestamptz NOT NULL
+  )`,
+];
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'partition_state and run_history', statements: { sqlite: V1_SQLITE, postgres: V1_POSTGRES } },
+  { version: 2, name: 'dataset_binding and run_reservation', statements: { sqlite: V2_SQLITE, postgres: V2_POSTGRES } },
 ];
 
 /** The schema version this code reads and writes. */

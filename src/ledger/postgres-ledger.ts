@@ -14,7 +14,8 @@
 import type { Pool, PoolClient } from 'pg';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
-import type { Ledger, RecordedRun } from './ledger.js';
+import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
+import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from './redact.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
@@ -151,17 +152,25 @@ export class PostgresLedger implements Ledger {
   async #transaction<T>(fn: (c: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect();
+      // A connection cut mid-transaction (server restart, pg_terminate_backend) is also emitted as an
+      // 'error' event on the checked-out client; unheard, it would kill the process. The query rejects too.
+      const onError = (): void => undefined;
+      client.on('error', onError);
+      let broken = false;
       try {
         await client.query('BEGIN');
         const out = await fn(client);
         await client.query('COMMIT');
         return out;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
         const code = (err as { code?: unknown }).code;
+        broken = typeof code !== 'string' || code.startsWith('57P') || code.startsWith('08');
+        if (!broken) await client.query('ROLLBACK').catch(() => undefined);
         if (typeof code !== 'string' || !RETRYABLE.has(code) || attempt >= this.#conflictRetries) throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        // A broken connection is destroyed, not returned to the pool.
+        client.release(broken);
       }
       await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 50) * attempt));
     }
@@ -251,6 +260,25 @@ export class PostgresLedger implements Ledger {
         await c.query(`DELETE FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [dataset, source, category, day]);
       }
       return out;
+    });
+  }
+
+  /** {@inheritDoc Ledger.bindRun} */
+  async bindRun(input: RunBindingInput, now: Date): Promise<RunBinding> {
+    return this.#transaction(async (c) => {
+      // Insert-then-read: under READ COMMITTED a racing first use waits for the other's commit, then reads its row.
+      const ins = await c.query('INSERT INTO dataset_binding (dataset, storage, bound_at) VALUES ($1, $2, $3) ON CONFLICT (dataset) DO NOTHING RETURNING 1', [input.dataset, input.storage, now]);
+      if (ins.rowCount !== 1) {
+        const { rows } = await c.query<{ storage: string }>('SELECT storage FROM dataset_binding WHERE dataset = $1', [input.dataset]);
+        if (rows[0] !== undefined && rows[0].storage !== input.storage) throw bindingConflict(input.dataset, rows[0].storage, input.storage);
+      }
+      const rec = await c.query<LogicalPartition>('SELECT dataset, source, category, day FROM run_history WHERE run_id = $1', [input.run_id]);
+      const r = rec.rows[0];
+      if (r !== undefined) throw runIdTaken(input.run_id, `a recorded run of ${r.dataset}/${r.source}/${r.category}/${r.day}`);
+      await c.query('INSERT INTO run_reservation (run_id, dataset, reserved_at) VALUES ($1, $2, $3) ON CONFLICT (run_id) DO NOTHING', [input.run_id, input.dataset, now]);
+      const { rows } = await c.query<{ dataset: string }>('SELECT dataset FROM run_reservation WHERE run_id = $1', [input.run_id]);
+      if (rows[0] !== undefined && rows[0].dataset !== input.dataset) throw runIdTaken(input.run_id, `a run of dataset ${JSON.stringify(rows[0].dataset)}`);
+      return { bound_now: ins.rowCount === 1 };
     });
   }
 

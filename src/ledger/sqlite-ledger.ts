@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
-import type { Ledger, RecordedRun } from './ledger.js';
+import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
+import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, parseJsonColumn, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
@@ -244,6 +245,23 @@ export class SqliteLedger implements Ledger {
     const nowIso = now.toISOString();
     const tx = this.#db.transaction((batch: readonly RunHistoryInput[]) => batch.map((run) => this.#recordOne(run, nowIso)));
     return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate(runs));
+  }
+
+  /** {@inheritDoc Ledger.bindRun} */
+  async bindRun(input: RunBindingInput, now: Date): Promise<RunBinding> {
+    const nowIso = now.toISOString();
+    const tx = this.#db.transaction((): RunBinding => {
+      const bound = this.#stmt('SELECT storage FROM dataset_binding WHERE dataset = ?').get(input.dataset) as { storage: string } | undefined;
+      if (bound !== undefined && bound.storage !== input.storage) throw bindingConflict(input.dataset, bound.storage, input.storage);
+      const rec = this.#stmt('SELECT dataset, source, category, day FROM run_history WHERE run_id = ?').get(input.run_id) as LogicalPartition | undefined;
+      if (rec !== undefined) throw runIdTaken(input.run_id, `a recorded run of ${rec.dataset}/${rec.source}/${rec.category}/${rec.day}`);
+      const res = this.#stmt('SELECT dataset FROM run_reservation WHERE run_id = ?').get(input.run_id) as { dataset: string } | undefined;
+      if (res !== undefined && res.dataset !== input.dataset) throw runIdTaken(input.run_id, `a run of dataset ${JSON.stringify(res.dataset)}`);
+      if (res === undefined) this.#stmt('INSERT INTO run_reservation (run_id, dataset, reserved_at) VALUES (?, ?, ?)').run(input.run_id, input.dataset, nowIso);
+      if (bound === undefined) this.#stmt('INSERT INTO dataset_binding (dataset, storage, bound_at) VALUES (?, ?, ?)').run(input.dataset, input.storage, nowIso);
+      return { bound_now: bound === undefined };
+    });
+    return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
   }
 
   #recordOne(run: RunHistoryInput, nowIso: string): RecordedRun {

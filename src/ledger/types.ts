@@ -30,7 +30,7 @@ export const VALIDATION_STATUSES: readonly ValidationStatus[] = ['valid', 'inval
 export class LedgerError extends Error {
   override readonly name = 'LedgerError';
   constructor(
-    readonly code: 'invalid_argument' | 'run_id_conflict' | 'unavailable' | 'schema',
+    readonly code: 'invalid_argument' | 'run_id_conflict' | 'binding_conflict' | 'unavailable' | 'schema' | 'read_only',
     message: string,
     options?: { cause?: unknown },
   ) {

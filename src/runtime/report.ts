@@ -3,6 +3,7 @@
  * original's; `skipped`, `items`, `storage`, `ledger` are additive.
  */
 import type { ProxyEndpointRedacted } from '../protocol/frames.js';
+import type { RunAuthority } from './authority.js';
 import type { FlushTrigger, PolicyName, RunMetrics, RunOutcome } from '../storage/manifest.js';
 
 export interface RunReport {
@@ -35,6 +36,8 @@ export interface RunReport {
   storage: { backend: string; location: string; partition: string; finalized: boolean };
   /** What the validator decided, when a ledger was used. */
   ledger?: { location: string; validation: 'valid' | 'invalid' | 'not_run'; reasons: string[]; partition_status: string; authoritative_run_id?: string; authoritative: boolean };
+  /** Whether the run's data became authoritative, why, and what to run next (SPEC §8); set when a ledger was used. */
+  authority?: RunAuthority;
 }
 
 /** The one-line summary `quarry run` prints (SPEC §5). */

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -193,14 +194,21 @@ describe('a quarry run killed with SIGKILL', () => {
 
     const killed = await quarry(runArgs(c, 'dead', 'hang'), {
       onSpawn: (child) => {
-        setTimeout(() => {
-          try {
-            execFileSync('pkill', ['-KILL', '-P', String(child.pid)]);
-          } catch {
-            // no child yet: the test then fails on the missing claim below
-          }
-          child.kill('SIGKILL');
-        }, 1500);
+        // Kill once the run is under way: its claim exists (the ledger is opened and bound before it).
+        const claim = join(c.storage, 'datasets/quarry/runs/dead.json');
+        const started = Date.now();
+        const poll = setInterval(() => {
+          if (!existsSync(claim) && Date.now() - started < 30_000) return;
+          clearInterval(poll);
+          setTimeout(() => {
+            try {
+              execFileSync('pkill', ['-KILL', '-P', String(child.pid)]);
+            } catch {
+              // no child yet: the test then fails on the missing claim below
+            }
+            child.kill('SIGKILL');
+          }, 300);
+        }, 25);
       },
     });
     expect(killed.signal).toBe('SIGKILL');

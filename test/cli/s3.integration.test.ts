@@ -85,6 +85,13 @@ describe('quarry run on S3', () => {
   it('a taken run id is refused on S3 as on fs (the claim is a conditional create)', async () => {
     const again = await quarry(runArgs('on-s3', [...s3Flags(), '--ledger', join(tmp.path, 's3-ledger.sqlite')]), { env });
     expect(again.code).toBe(2);
+    // The ledger refuses it first: the id is recorded (SPEC §8 "Binding and writers").
+    expect(again.stderr).toMatch(/refused before the run started: run id "on-s3" is already used by a recorded run/);
+  });
+
+  it('with a fresh ledger the S3 claim itself refuses a taken run id (conditional create)', async () => {
+    const again = await quarry(runArgs('on-s3', [...s3Flags(), '--ledger', join(tmp.path, 's3-ledger-fresh.sqlite')]), { env });
+    expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/run_id on-s3 already exists/);
   });
 

@@ -98,7 +98,7 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
       const again = await h.open();
       await again.close();
       const rows = (await h.raw('SELECT version FROM quarry_schema_migrations ORDER BY version')) as Array<{ version: number }>;
-      expect(rows.map((r) => Number(r.version))).toEqual([1]);
+      expect(rows.map((r) => Number(r.version))).toEqual([1, 2]);
     });
 
     it('a ledger migrated by a newer Quarry is refused with a schema error', async () => {
@@ -200,6 +200,53 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
         status: 'success', current_run_id: `${ds}-ok`, attempts: 2, last_run_id: `${ds}-s4`, last_error: null,
       });
       expect((await ledger.pendingSkips({ dataset: ds })).map((p) => p.day)).toEqual(['2024-06-12']);
+    });
+
+    it('bindRun binds a dataset to its storage on first use and refuses another location, naming both, writing nothing', async () => {
+      const ds = freshDataset('bind');
+      expect(await ledger.bindRun({ dataset: ds, storage: 'fs:/data/a', run_id: `${ds}-r1` }, NOW)).toEqual({ bound_now: true });
+      expect(await ledger.bindRun({ dataset: ds, storage: 'fs:/data/a', run_id: `${ds}-r2` }, NOW)).toEqual({ bound_now: false });
+      const err = await ledger.bindRun({ dataset: ds, storage: 's3://minio:9000/bucket/p', run_id: `${ds}-r3` }, NOW).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'LedgerError', code: 'binding_conflict' });
+      expect((err as Error).message).toContain('fs:/data/a');
+      expect((err as Error).message).toContain('s3://minio:9000/bucket/p');
+      // The refused run id was not reserved: the right storage may still use it.
+      expect(await ledger.bindRun({ dataset: ds, storage: 'fs:/data/a', run_id: `${ds}-r3` }, NOW)).toEqual({ bound_now: false });
+      // Another dataset binds on its own.
+      const other = freshDataset('bind2');
+      expect(await ledger.bindRun({ dataset: other, storage: 's3://minio:9000/bucket/p', run_id: `${other}-r1` }, NOW)).toEqual({ bound_now: true });
+    });
+
+    it('bindRun refuses a run id recorded anywhere in the ledger or reserved by another dataset, and writes nothing', async () => {
+      const ds = freshDataset('rid');
+      const other = freshDataset('rid2');
+      await ledger.recordRuns([runInput(ds, `${ds}-done`)], NOW);
+      await expect(ledger.bindRun({ dataset: other, storage: 'fs:/x', run_id: `${ds}-done` }, NOW)).rejects.toMatchObject({ code: 'run_id_conflict' });
+      await expect(ledger.bindRun({ dataset: ds, storage: 'fs:/y', run_id: `${ds}-done` }, NOW)).rejects.toMatchObject({ code: 'run_id_conflict' });
+      await ledger.bindRun({ dataset: ds, storage: 'fs:/y', run_id: `${ds}-reused` }, NOW);
+      // The same dataset may reserve it again (its storage claim fences the second run); another may not.
+      await ledger.bindRun({ dataset: ds, storage: 'fs:/y', run_id: `${ds}-reused` }, NOW);
+      const err = await ledger.bindRun({ dataset: other, storage: 'fs:/z', run_id: `${ds}-reused` }, NOW).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'run_id_conflict' });
+      expect((err as Error).message).toContain(ds);
+      // The refused call bound nothing: `other` can still bind anywhere.
+      expect(await ledger.bindRun({ dataset: other, storage: 'fs:/w', run_id: `${other}-1` }, NOW)).toEqual({ bound_now: true });
+    });
+
+    it('concurrent first uses of a dataset from separate connections bind exactly one location', async () => {
+      const ds = freshDataset('race');
+      const ledgers = await Promise.all([h.open(), h.open(), h.open(), h.open()]);
+      try {
+        const results = await Promise.allSettled(ledgers.map((l, i) => l.bindRun({ dataset: ds, storage: `fs:/loc-${i % 2}`, run_id: `${ds}-${i}` }, NOW)));
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(won.length).toBeGreaterThanOrEqual(1);
+        expect(won.filter((r) => (r as PromiseFulfilledResult<{ bound_now: boolean }>).value.bound_now)).toHaveLength(1);
+        for (const l of lost) expect(l.reason).toMatchObject({ code: 'binding_conflict' });
+        expect(won.length + lost.length).toBe(4);
+      } finally {
+        await Promise.all(ledgers.map((l) => l.close()));
+      }
     });
 
     it('recording a run twice writes nothing the second time', async () => {

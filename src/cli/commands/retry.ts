@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ulid } from 'ulid';
-import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
+import { isPostgresUrl, type Ledger, type LedgerReader } from '../../ledger/ledger.js';
 import type { LogicalPartition } from '../../storage/layout.js';
 import type { PartitionFilters, RunHistoryRow } from '../../ledger/types.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
@@ -142,12 +142,15 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   const limit = p.values.limit as number | undefined;
   const options = renderOptionsFrom(p.values, io);
 
-  const { openStorage, runAndValidate } = await import('./run-execute.js');
+  const { openRunLedger, openStorage, runAndValidate, LedgerUnreachableError } = await import('./run-execute.js');
   const storageOpts = compileStorage(p.values, io.cwd);
   let ledger: Ledger | undefined;
   let backend;
   try {
-    ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
+    const target = ledgerTargetFrom(p.values, io.cwd);
+    // A retry writes: it opens the ledger as a writer (SPEC §8 "Binding and writers"), but never creates one.
+    if (!isPostgresUrl(target) && !existsSync(target)) await openLedgerAt(target, true);
+    ledger = await openRunLedger(target);
     const targets = await planRetries(ledger, filters, { ...(days ? { days } : {}), ...(script ? { script } : {}), ...(job !== undefined ? { job } : {}), reprocess: p.values.reprocess === true, includeSkipped: p.values['include-skipped'] === true, ...(limit !== undefined ? { limit } : {}) });
     if (p.values['dry-run'] === true || targets.length === 0) {
       io.stdout(render(targets, options, { columns: ['source', 'category', 'day', 'reason', 'attempt', 'parent_run_id', 'script'], empty: '(nothing to retry)' }));
@@ -171,7 +174,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
         ...(stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH ? { chromiumPath: (stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH)! } : {}),
       };
       const report = await runAndValidate(plan, ulid(), backend, ledger, io);
-      if (report.outcome === 'success') succeeded++;
+      if (report.exit_code === 0) succeeded++;
       worst = Math.max(worst, report.exit_code);
     }
     io.stderr(`quarry retry: ${succeeded} of ${targets.length} run(s) succeeded\n`);
@@ -180,6 +183,10 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
     if (err instanceof ReadCommandError) {
       io.stderr(`quarry retry: ${err.message}\n`);
       return EXIT_NOT_FOUND;
+    }
+    if (err instanceof LedgerUnreachableError) {
+      io.stderr(`quarry retry: ${err.message}\n`);
+      return 3;
     }
     throw err;
   } finally {

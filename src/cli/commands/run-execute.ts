@@ -4,7 +4,11 @@
  * Loaded only when a run really starts, so `--help` and `--dry-run` stay fast.
  */
 import { ulid } from 'ulid';
-import type { Ledger } from '../../ledger/ledger.js';
+import { storageIdentity } from '../../ledger/binding.js';
+import { isPostgresUrl, type Ledger } from '../../ledger/ledger.js';
+import { redactUrl } from '../../ledger/redact.js';
+import { LedgerError } from '../../ledger/types.js';
+import { decideAuthority, EXIT_NOT_AUTHORITATIVE, type ValidationResult } from '../../runtime/authority.js';
 import { parseRunPrefix } from '../../storage/layout.js';
 import { openBackend } from '../../storage/open-backend.js';
 import { RunIdExistsError } from '../../storage/run-writer.js';
@@ -44,23 +48,67 @@ export async function openStorage(plan: Pick<RunPlan, 'storage'>): Promise<Stora
   }
 }
 
+/**
+ * The ledger could not be reached (opened, bound, or written): the one line
+ * `quarry run`/`retry` print before exiting 3 (SPEC §8). The message names the
+ * ledger without its password.
+ */
+export class LedgerUnreachableError extends Error {
+  override readonly name = 'LedgerUnreachableError';
+}
+
+const where = (target: string): string => (isPostgresUrl(target) ? redactUrl(target) : target);
+
+/**
+ * Opens the ledger as a writer (creating and migrating it if needed), BEFORE
+ * anything is claimed (SPEC §8 "Binding and writers").
+ * @throws LedgerUnreachableError when it cannot be opened; UsageError when a newer Quarry migrated it.
+ */
 export async function openRunLedger(target: string): Promise<Ledger> {
   const { openLedger } = await import('../../ledger/ledger.js');
   try {
     return await openLedger(target);
   } catch (err) {
-    throw new UsageError(`cannot open the ledger: ${(err as Error).message}`);
+    if (err instanceof LedgerError && err.code === 'schema') throw new UsageError(err.message);
+    throw new LedgerUnreachableError(`cannot reach the ledger ${where(target)}: ${oneLine(err)}; nothing was run or written: make the ledger reachable (or give --ledger) and run again`);
   }
+}
+
+/**
+ * Binds the dataset to this storage and reserves the run id, before the claim.
+ * @throws UsageError naming both locations (or the run id's other use); LedgerUnreachableError.
+ */
+export async function bindRun(plan: Pick<RunPlan, 'dataset' | 'storage'>, runId: string, ledger: Ledger): Promise<void> {
+  const storage = storageIdentity({ backend: plan.storage.backend, path: plan.storage.path, ...(plan.storage.endpoint ? { endpoint: plan.storage.endpoint } : {}) });
+  try {
+    await ledger.bindRun({ dataset: plan.dataset, storage, run_id: runId }, new Date());
+  } catch (err) {
+    if (err instanceof LedgerError && (err.code === 'binding_conflict' || err.code === 'run_id_conflict' || err.code === 'invalid_argument')) {
+      throw new UsageError(`refused before the run started: ${err.message}`);
+    }
+    throw new LedgerUnreachableError(`cannot reach the ledger ${ledger.location}: ${oneLine(err)}; nothing was run or written: make the ledger reachable and run again`);
+  }
+}
+
+function oneLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
+/** Whether `--retries` starts another attempt: a failed outcome, or a success whose data validation rejected (SPEC §8). */
+export function shouldRetry(report: RunReport): boolean {
+  if (report.outcome === 'interrupted') return false;
+  return report.outcome !== 'success' || report.authority?.reason === 'rejected';
 }
 
 export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
   const target = ledgerTarget(plan);
-  const backend = await openStorage(plan);
-  // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
-  await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
   let ledger: Ledger | undefined;
+  let backend: StorageBackend | undefined;
   try {
     ledger = await openRunLedger(target);
+    backend = await openStorage(plan);
+    // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
+    await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
     const retries = plan.retries;
     // Attempts of one invocation share a job id so the ledger and `inspect job` group them.
     const jobId = plan.jobId ?? (retries > 0 ? ulid() : undefined);
@@ -70,10 +118,10 @@ export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
     let report: RunReport | undefined;
     for (let n = 0; ; n++) {
       report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io);
-      const retryable = report.outcome !== 'success' && report.outcome !== 'interrupted' && !io.signal.aborted;
-      if (!retryable || n >= retries) break;
+      if (!shouldRetry(report) || io.signal.aborted || n >= retries) break;
       const wait = retryBackoffMs(n + 1);
-      if (!plan.quiet) io.stderr(`quarry run: attempt ${attempt} ended ${report.outcome}; retrying in ${wait / 1000}s as a new run (attempt ${attempt + 1}, parent ${report.run_id})\n`);
+      const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
+      if (!plan.quiet) io.stderr(`quarry run: attempt ${attempt} ended ${ended}; retrying in ${wait / 1000}s as a new run (attempt ${attempt + 1}, parent ${report.run_id})\n`);
       await sleep(wait, io.signal);
       if (io.signal.aborted) break;
       parentRunId = report.run_id;
@@ -81,13 +129,25 @@ export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
       runId = ulid();
     }
     return report.exit_code;
+  } catch (err) {
+    if (err instanceof LedgerUnreachableError) {
+      io.stderr(`quarry run: ${err.message}\n`);
+      return EXIT_NOT_AUTHORITATIVE;
+    }
+    throw err;
   } finally {
     await ledger?.close();
-    await backend.close();
+    await backend?.close();
   }
 }
 
+/**
+ * Binds, runs, validates and reports one run. The report's `exit_code` and
+ * `authority` say whether its data became authoritative (SPEC §8).
+ * @throws UsageError when the binding or the claim refuses the run; LedgerUnreachableError before the claim.
+ */
 export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO): Promise<RunReport> {
+  await bindRun(plan, runId, ledger);
   let report: RunReport;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
   try {
@@ -115,8 +175,18 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   } finally {
     progress?.stop();
   }
-  if (report.storage.finalized) report.ledger = await validateIntoLedger(backend, ledger, report);
-  else report.ledger = { location: ledger.location, validation: 'not_run', reasons: ['the run has no manifest, so it was not validated'], partition_status: 'unchanged', authoritative: false };
+  let result: ValidationResult;
+  if (report.storage.finalized) {
+    const v = await validateIntoLedger(backend, ledger, report);
+    report.ledger = v.ledger;
+    result = v.result;
+  } else {
+    report.ledger = { location: ledger.location, validation: 'not_run', reasons: ['the run has no manifest, so it was not validated'], partition_status: 'unchanged', authoritative: false };
+    result = { kind: 'not_finalized' };
+  }
+  const decided = decideAuthority(report, result, nextCommands(plan, runId, ledger));
+  report.authority = decided.authority;
+  report.exit_code = decided.exit_code;
 
   if (!plan.quiet) {
     io.stdout(`${summaryLine(report)}\n`);
@@ -124,11 +194,34 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
     if (report.outcome !== 'success') io.stdout(`message: ${report.message}\n`);
     io.stdout(`${ledgerLine(report)}\n`);
   }
+  // The one line that says why a success exits 3 and what to run next; printed even with --quiet.
+  if (report.outcome === 'success' && report.exit_code === EXIT_NOT_AUTHORITATIVE) io.stderr(`quarry run: ${notAuthoritativeLine(report)}\n`);
   if (plan.report) writeReport(plan.report, JSON.stringify(report, null, 2), io);
   return report;
 }
 
-async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<NonNullable<RunReport['ledger']>> {
+/** The commands a not-authoritative run suggests, with this run's storage and ledger flags. */
+function nextCommands(plan: RunPlan, runId: string, ledger: Ledger): { validate: string; inspect: string } {
+  const flags = [
+    ...(plan.storage.backend === 's3' ? ['--storage-backend s3'] : []),
+    `--storage-path ${plan.storage.path}`,
+    ...(plan.storage.endpoint ? [`--storage-endpoint ${plan.storage.endpoint}`] : []),
+    ...(plan.dataset !== 'quarry' ? [`--storage-dataset ${plan.dataset}`] : []),
+    ...(plan.ledger ? [`--ledger ${ledger.location}`] : []),
+  ].join(' ');
+  return { validate: `quarry validate --run ${runId} ${flags}`, inspect: `quarry inspect run ${runId} ${flags}` };
+}
+
+function notAuthoritativeLine(r: RunReport): string {
+  const a = r.authority!;
+  if (a.reason === 'ledger_unreachable') {
+    return `run ${r.run_id} finished and its data is stored, but the ledger could not record it (${r.ledger?.reasons[0] ?? 'unreachable'}), so it is not authoritative yet; next: ${a.next}`;
+  }
+  const why = r.ledger?.reasons.slice(0, 3).join('; ') ?? 'no manifest';
+  return `run ${r.run_id} finished but validation rejected its data (${why}), so it is not authoritative; next: ${a.next} to see why, then run it again`;
+}
+
+async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<{ ledger: NonNullable<RunReport['ledger']>; result: ValidationResult }> {
   const { validateRun } = await import('../../ledger/validator.js');
   const partition = parseRunPrefix(report.storage.partition);
   if (!partition) throw new Error(`unexpected partition prefix ${report.storage.partition}`);
@@ -136,16 +229,22 @@ async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, repor
     const v = await validateRun(backend, ledger, partition);
     const state = v.partition_state;
     return {
-      location: ledger.location,
-      validation: v.status,
-      reasons: v.reasons.map((r) => (r.object ? `${r.code}: ${r.message} (${r.object})` : `${r.code}: ${r.message}`)),
-      partition_status: state?.status ?? 'pending',
-      ...(state?.current_run_id ? { authoritative_run_id: state.current_run_id } : {}),
-      authoritative: state?.current_run_id === report.run_id,
+      ledger: {
+        location: ledger.location,
+        validation: v.status,
+        reasons: v.reasons.map((r) => (r.object ? `${r.code}: ${r.message} (${r.object})` : `${r.code}: ${r.message}`)),
+        partition_status: state?.status ?? 'pending',
+        ...(state?.current_run_id ? { authoritative_run_id: state.current_run_id } : {}),
+        authoritative: state?.current_run_id === report.run_id,
+      },
+      result: { kind: 'recorded', valid: v.status === 'valid', skipped: v.reasons.some((r) => r.code === 'skipped'), current_run_id: state?.current_run_id ?? null },
     };
   } catch (err) {
-    // The run is finalized and stays so; `quarry validate --pending` can record it later.
-    return { location: ledger.location, validation: 'not_run', reasons: [`validation failed to run: ${(err as Error).message}`], partition_status: 'unchanged', authoritative: false };
+    // The run is finalized and stays so; `quarry validate` can record it later.
+    return {
+      ledger: { location: ledger.location, validation: 'not_run', reasons: [`validation failed to run: ${oneLine(err)}`], partition_status: 'unchanged', authoritative: false },
+      result: { kind: 'unreachable' },
+    };
   }
 }
 
@@ -154,6 +253,8 @@ function ledgerLine(r: RunReport): string {
   if (!l) return 'ledger: not used';
   const where = r.storage.partition.replace(/^datasets\/[^/]+\/partitions\//, '').replace(/\/run_id=[^/]+\/$/, '');
   if (l.authoritative) return `ledger: this run is authoritative for ${where} (status success)`;
+  if (r.authority?.reason === 'skipped') return `ledger: skipped by prepare: recorded, never promoted; partition ${where} is ${l.partition_status}`;
+  if (r.authority?.reason === 'superseded') return `ledger: valid, superseded by ${l.authoritative_run_id ?? 'a later run'} (a valid run finalized later); partition ${where} is success`;
   const current = l.authoritative_run_id ? `; authoritative run stays ${l.authoritative_run_id}` : '';
   const why = l.reasons.length > 0 ? ` (${l.reasons.slice(0, 3).join('; ')})` : '';
   return `ledger: not authoritative: validation ${l.validation}${why}; partition ${where} is ${l.partition_status}${current}`;
