@@ -18,3 +18,7 @@ export { validateRun, validatePending } from './ledger/validator.js';
 export { openConsumer, PartitionNotReadableError, type Consumer } from './ledger/consumer.js';
 export { exportPartitions, ExportError, type ExportSummary } from './ledger/export.js';
 export { CONTRACT_VERSION } from './protocol/envelope.js';
+export { runTree, type TreeConfig, type TreeReport } from './scheduler/tree.js';
+export type { Frontier, FrontierCounters, TreeOptions, ItemRecord, Lease } from './scheduler/frontier.js';
+export { SqliteFrontier } from './scheduler/sqlite-frontier.js';
+export { resolveStateDir } from './scheduler/state-dir.js';
