@@ -50,7 +50,7 @@ function peakFromLog(log: string): number {
 
 describe('runTree', () => {
   it('crawls listing → details → assets: each key once, retries, missing targets, overrides, lineage, parallel exact', async () => {
-    const { cfg, log, close } = await config({ job: { pages: 8, missing: true, override: true, listing_ms: 3000 } });
+    const { cfg, log, close } = await config({ job: { pages: 8, missing: true, override: true, wait_for_child: true, hold: 3 } });
     try {
       const r = await runTree(cfg);
       expect(r.interrupted).toBe(false);
@@ -110,7 +110,8 @@ describe('runTree', () => {
 
   it('an interrupted tree ends its runs as interrupted and leaves their items queued in the frontier', async () => {
     const ac = new AbortController();
-    const { cfg, close } = await config({ job: { pages: 8, listing_ms: 100 }, signal: ac.signal, parallel: 2 });
+    // Details hold their slot (hold 99 is never reached) so one is in flight when the root ends and the tree is aborted.
+    const { cfg, close } = await config({ job: { pages: 8, hold: 99 }, signal: ac.signal, parallel: 2 });
     try {
       const r = await runTree({ ...cfg, onRun: () => ac.abort() });
       expect(r.interrupted).toBe(true);
