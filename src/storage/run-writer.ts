@@ -116,7 +116,11 @@ export class RunWriter {
     return this.#line(e, e.type === 'artifact' ? artifactName(e.payload.artifact_id) : undefined);
   }
 
-  /** Appends lines to the open segment of `eventType` (opened on first use). Not durable until {@link sealSegments}. */
+  /**
+   * Appends lines to the open segment of `eventType` (opened on first use). Not durable until {@link sealSegments}.
+   * @throws StorageError when the append fails; the segment is then aborted and never published
+   *   (its earlier lines are lost with it: the caller fails the run).
+   */
   async append(eventType: string, text: string, records: number, firstSeq: number, lastSeq: number): Promise<void> {
     let seg = this.#open.get(eventType);
     if (!seg) {
@@ -124,7 +128,15 @@ export class RunWriter {
       seg = { writer: await this.#backend.openNew(this.keyOf(name)), records: 0, firstSeq, lastSeq };
       this.#open.set(eventType, seg);
     }
-    await seg.writer.write(Buffer.from(text, 'utf8'));
+    try {
+      await seg.writer.write(Buffer.from(text, 'utf8'));
+    } catch (err) {
+      // The segment may hold part of this text: discard it now (handle, temp file, multipart upload), never publish it.
+      this.#open.delete(eventType);
+      this.writes.failure++;
+      await seg.writer.abort().catch(() => undefined);
+      throw err;
+    }
     seg.records += records;
     seg.lastSeq = lastSeq;
   }

@@ -25,6 +25,12 @@ export interface FaultPlan {
    * an S3 response lost on the way back, an fs error after `link()`. The object is published.
    */
   after?: boolean;
+  /**
+   * What counts as a write for this plan: `publish` (default) a `putNew` or a
+   * `commit`; `append` an `ObjectWriter.write()` (a strict segment's append),
+   * which then fails without reaching the inner writer.
+   */
+  on?: 'publish' | 'append';
 }
 
 export interface FaultyBackendOptions {
@@ -86,10 +92,13 @@ export class FaultyBackend implements StorageBackend {
     return [...this.writes].filter(([, s]) => s.attempts > 1).map(([k]) => k);
   }
 
+  /** Appends (`ObjectWriter.write()`) seen, and the ones failed on purpose. */
+  readonly appends = { calls: 0, failed: 0 };
+
   /** Decides, before the inner write, whether this write fails. */
-  #injected(key: string, operation: string): StorageError | undefined {
+  #injected(key: string, operation: string, kind: 'publish' | 'append' = 'publish'): StorageError | undefined {
     const f = this.#fault;
-    if (f === undefined || (f.match !== undefined && !f.match(key))) return undefined;
+    if (f === undefined || (f.on ?? 'publish') !== kind || (f.match !== undefined && !f.match(key))) return undefined;
     const n = ++this.#matching;
     const hit = (f.mode ?? 'once') === 'once' ? n === f.failAt : n >= f.failAt;
     return hit ? new StorageError(f.code ?? 'io', operation, key, `injected fault on write ${n}`) : undefined;
@@ -145,7 +154,13 @@ export class FaultyBackend implements StorageBackend {
       get bytes() {
         return w.bytes;
       },
-      write: (chunk) => w.write(chunk),
+      write: (chunk) => {
+        this.appends.calls++;
+        const injected = this.#injected(key, 'write', 'append');
+        if (injected === undefined) return w.write(chunk);
+        this.appends.failed++;
+        return Promise.reject(injected);
+      },
       commit: () => this.#counted(key, w.bytes, 'commit', () => w.commit(), () => w.abort()),
       abort: () => w.abort(),
     };

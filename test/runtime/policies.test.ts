@@ -1,9 +1,11 @@
+import { readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../../src/protocol/envelope.js';
 import { createPolicy, type FlushMode, type PolicyConfig } from '../../src/runtime/policies/index.js';
 import { PolicyFailureError } from '../../src/runtime/policies/policy.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
-import { FsBackend } from '../../src/storage/fs-backend.js';
+import { FS_TMP_DIR, FsBackend } from '../../src/storage/fs-backend.js';
 import { RunWriter } from '../../src/storage/run-writer.js';
 import { FaultyBackend } from '../_harness/faulty-backend.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
@@ -195,6 +197,57 @@ describe('streaming interval on a backend slower than the interval', () => {
     expect(policy.counters().events_persisted).toBe(2);
     for (const e of rest) await policy.ingest(e);
     await policy.close();
+  });
+});
+
+describe('strict, a write failing part-way through a pipe read', () => {
+  /** Two pipe reads of item + log each; returns the events. */
+  async function twoReads(policy: ReturnType<typeof createPolicy>, runId: string) {
+    const events = stream(runId, 2, 1).slice(0, 4); // item 1, log 2, item 3, log 4
+    const reads = [events.slice(0, 2), events.slice(2, 4)];
+    let failure: unknown;
+    for (const read of reads) {
+      for (const e of read) await policy.ingest(e);
+      try {
+        await policy.beforeNextRead!();
+      } catch (err) {
+        failure = err;
+        break;
+      }
+    }
+    return { events, failure };
+  }
+
+  it('never re-appends on close the lines already written before the failure (no duplicate record)', async () => {
+    // Appends: item(read 1), log(read 1), item(read 2), log(read 2) fails once.
+    const faulty = new FaultyBackend(fs, { fault: { on: 'append', failAt: 4 } });
+    const writer = await writerFor(faulty, 'strict-dup');
+    const policy = createPolicy({ name: 'strict' }, writer);
+    const { failure } = await twoReads(policy, 'strict-dup');
+    expect(failure).toBeInstanceOf(PolicyFailureError);
+    await policy.close().catch(() => undefined);
+    const seqs = (await listedRecords(fs, writer)).map((r) => r.seq);
+    expect(new Set(seqs).size).toBe(seqs.length);
+    // The items are listed once; the log segment, whose append failed, is discarded with its earlier line.
+    expect(seqs).toEqual([1, 3]);
+    expect(policy.counters().events_persisted).toBe(2);
+  });
+
+  it('leaves no temporary file and no open file handle when the writes keep failing', async () => {
+    const faulty = new FaultyBackend(fs, { fault: { on: 'append', failAt: 3, mode: 'from' } });
+    const writer = await writerFor(faulty, 'strict-leak');
+    const policy = createPolicy({ name: 'strict' }, writer);
+    const { failure } = await twoReads(policy, 'strict-leak');
+    expect(failure).toBeInstanceOf(PolicyFailureError);
+    await expect(policy.close()).rejects.toBeInstanceOf(PolicyFailureError);
+    const tmpDir = join(tmp.path, FS_TMP_DIR);
+    expect(await readdir(tmpDir)).toEqual([]);
+    const fds = await readdir('/proc/self/fd');
+    const open = (await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((l) => l.startsWith(tmpDir));
+    expect(open).toEqual([]);
+    // The log segment was sealed and listed; the item segment, whose append failed, was discarded.
+    expect((await listedRecords(fs, writer)).map((r) => r.seq)).toEqual([2]);
+    expect(policy.counters().events_persisted).toBe(1);
   });
 });
 

@@ -25,6 +25,10 @@ export class StrictPolicy implements IngestionPolicy {
   readonly #stats = new PolicyStats('strict', {});
   readonly #pending = new Map<string, Pending>();
   #closed = false;
+  /** The first failed write: the run is a policy_failure and nothing more is written. */
+  #failure: PolicyFailureError | undefined;
+  /** Records appended to each type's open segment: a failed append discards them all. */
+  readonly #appendedByType = new Map<string, number>();
 
   constructor(writer: RunWriter) {
     this.#writer = writer;
@@ -43,29 +47,54 @@ export class StrictPolicy implements IngestionPolicy {
     if (event.type === 'artifact') p.artifactIds.push(event.payload.artifact_id);
   }
 
-  /** Writes what this pipe read brought, before the supervisor reads again. */
+  /**
+   * Writes what this pipe read brought, before the supervisor reads again.
+   * Each type's lines leave the pending set as their append starts, so a
+   * failure part-way through a read never makes a later call append lines
+   * already written. After a failure nothing more is written.
+   */
   async beforeNextRead(): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
     for (const [eventType, p] of this.#pending) {
+      this.#pending.delete(eventType);
       try {
         await this.#writer.append(eventType, p.lines.join(''), p.lines.length, p.firstSeq, p.lastSeq);
       } catch (err) {
-        throw new PolicyFailureError(`strict policy: ${describeStorageFailure(err)}`, { cause: err });
+        // The failed type's segment was discarded with its earlier lines, and the rest of this
+        // read is not stored: the run ends with policy_failure, none of them counted as persisted.
+        this.#stats.persisted -= this.#appendedByType.get(eventType) ?? 0;
+        this.#appendedByType.delete(eventType);
+        this.#pending.clear();
+        this.#failure = new PolicyFailureError(`strict policy: ${describeStorageFailure(err)}`, { cause: err });
+        throw this.#failure;
       }
       this.#stats.persisted += p.lines.length;
+      this.#appendedByType.set(eventType, (this.#appendedByType.get(eventType) ?? 0) + p.lines.length);
       for (const id of p.artifactIds) this.#writer.listArtifact(id);
     }
-    this.#pending.clear();
   }
 
+  /**
+   * Writes what is pending (unless a write already failed), then seals every
+   * open segment whatever happened, so no file handle, temporary file or
+   * multipart upload outlives the run. Segments whose appends all succeeded
+   * are published and listed; the first failure is rethrown.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.beforeNextRead();
+    let failure: unknown;
+    try {
+      await this.beforeNextRead();
+    } catch (err) {
+      failure = err;
+    }
     try {
       await this.#writer.sealSegments();
     } catch (err) {
-      throw new PolicyFailureError(`strict policy: sealing segments failed: ${describeStorageFailure(err)}`, { cause: err });
+      failure ??= new PolicyFailureError(`strict policy: sealing segments failed: ${describeStorageFailure(err)}`, { cause: err });
     }
+    if (failure !== undefined) throw failure;
   }
 
   counters(): PolicyCounters {
