@@ -166,7 +166,7 @@ describe('PostgreSQL connection cut mid-validation', () => {
       const pid = await waitFor('the validator waiting on the lock', async () => {
         // pg_stat_activity is a snapshot per transaction: clear it, the lock's transaction is still open.
         await admin.query('SELECT pg_stat_clear_snapshot()');
-        const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+        const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'relation' AND query LIKE '%partition_state%' AND pid <> pg_backend_pid()");
         return rows[0]?.pid;
       });
       await admin.query('SELECT pg_terminate_backend($1)', [pid]);
