@@ -73,6 +73,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
   },
   ledger: { kind: 'flag', flag: 'ledger' },
   retries: { kind: 'flag', flag: 'retries', check: notNegative },
+  run_timeout: { kind: 'flag', flag: 'run-timeout' },
   executor: { kind: 'flag', flag: 'executor' },
   browser_ws_endpoint: { kind: 'flag', flag: 'browser-ws-endpoint' },
   chromium_path: { kind: 'flag', flag: 'chromium-path' },

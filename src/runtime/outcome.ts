@@ -31,6 +31,8 @@ export interface Observation {
   policyFailure?: string;
   /** An envelope with a contract major this runtime does not speak. */
   versionMismatch?: string;
+  /** `--run-timeout` (ms) passed and the executor was stopped. */
+  timedOutMs?: number;
   /** A fatal stream or protocol error (bad frame, seq gap, wrong run_id …). */
   streamError?: string;
   /** The executor could not be spawned. */
@@ -48,6 +50,8 @@ export interface Classified {
   outcome: RunOutcome;
   message: string;
   exitCode: number;
+  /** For `script_error`: the run_error's `error_type`, or `timeout`. */
+  errorType?: string;
 }
 
 /** Classifies a run. The executor's exit code is authoritative over `run_result` (SPEC §3). */
@@ -57,16 +61,19 @@ export function classify(o: Observation): Classified {
   }
   if (o.policyFailure !== undefined) return done('policy_failure', o.policyFailure);
   if (o.versionMismatch !== undefined) return done('version_mismatch', o.versionMismatch);
+  if (o.timedOutMs !== undefined) {
+    return { ...done('script_error', `timeout: the run took longer than --run-timeout ${formatMs(o.timedOutMs)} (hooks included) and was stopped`), errorType: 'timeout' };
+  }
   if (o.launchError !== undefined) return done('executor_crash', `executor could not start: ${o.launchError}`);
   if (o.streamError !== undefined) return done('executor_crash', o.streamError);
   if (o.exitSignal) return done('executor_crash', `executor killed by ${o.exitSignal}`);
   switch (o.exitCode) {
     case EXECUTOR_EXIT.completed:
       if (o.terminal?.type === 'run_complete') return done('success', 'run completed');
-      if (o.terminal?.type === 'run_error') return done('script_error', scriptMessage(o));
+      if (o.terminal?.type === 'run_error') return scriptError(o);
       return done('executor_crash', 'executor exited 0 without a terminal event');
     case EXECUTOR_EXIT.scriptError:
-      return done('script_error', scriptMessage(o));
+      return scriptError(o);
     case EXECUTOR_EXIT.crash:
       return done('executor_crash', `executor crashed${detail(o.resultMessage ?? o.terminal?.message)}`);
     case EXECUTOR_EXIT.invalidInput:
@@ -74,6 +81,21 @@ export function classify(o: Observation): Classified {
     default:
       return done('executor_crash', `executor exited with unexpected code ${String(o.exitCode)}`);
   }
+}
+
+function scriptError(o: Observation): Classified {
+  const c = done('script_error', scriptMessage(o));
+  return o.terminal?.type === 'run_error' ? { ...c, errorType: o.terminal.errorType ?? 'script_error' } : c;
+}
+
+/** 90000 → "1m30s", 500 → "500ms": the way the flag is written. */
+function formatMs(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  const rest = Math.round(s - m * 60);
+  return rest ? `${m}m${rest}s` : `${m}m`;
 }
 
 function scriptMessage(o: Observation): string {

@@ -13,6 +13,8 @@ export interface RunReport {
   parent_run_id?: string;
   outcome: RunOutcome;
   message: string;
+  /** For `script_error`: the run_error's `error_type`, or `timeout` (`--run-timeout`). */
+  error_type?: string;
   exit_code: number;
   duration_ms: number;
   event_count: number;

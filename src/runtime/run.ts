@@ -44,6 +44,8 @@ export interface RunConfig {
   onStderr?: (chunk: Buffer) => void;
   onEvent?: (event: AnyEventEnvelope) => void;
   maxArtifactBytes?: number;
+  /** `--run-timeout`: past it the executor is stopped and the run ends `script_error`, error_type `timeout`. */
+  timeoutMs?: number;
   /** Clock, for tests. */
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
@@ -103,6 +105,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
     ...(cfg.onEvent ? { onEvent: cfg.onEvent } : {}),
     ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
+    ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
   });
 
   const counters = policy.counters();
@@ -196,6 +199,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
     outcome: classified.outcome,
     message: classified.message,
+    ...(classified.errorType !== undefined ? { error_type: classified.errorType } : {}),
     exit_code: classified.exitCode,
     duration_ms: finalizedAt.getTime() - started.getTime(),
     event_count: sup.eventCount,

@@ -40,6 +40,8 @@ export interface SuperviseOptions {
   /** Every valid event, before the policy sees it (progress, fan-out: the scheduler sees dropped events too). */
   onEvent?: (event: AnyEventEnvelope) => void;
   maxArtifactBytes?: number;
+  /** Past this many ms after spawn the executor is stopped (SIGTERM, then SIGKILL) and the run has timed out. */
+  timeoutMs?: number;
 }
 
 export interface SuperviseResult {
@@ -134,6 +136,19 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   };
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  // --run-timeout (SPEC §5): hooks included, so it counts from spawn to exit. SIGTERM lets the
+  // executor close its browser and delete its profile; SIGKILL follows if it does not.
+  const runTimer =
+    opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          obs.timedOutMs = opts.timeoutMs;
+          child.kill('SIGTERM');
+          killTimer ??= setTimeout(() => child.kill('SIGKILL'), EXECUTOR_STOP_GRACE_MS);
+          killTimer.unref();
+        }, opts.timeoutMs);
+  runTimer?.unref();
 
   child.stdin!.write(`${JSON.stringify(request)}\n`);
 
@@ -298,6 +313,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   lingering.unref();
   await exited;
   clearTimeout(lingering);
+  if (runTimer) clearTimeout(runTimer);
   if (killTimer) clearTimeout(killTimer);
   opts.signal?.removeEventListener('abort', onAbort);
   child.stdin!.destroy();

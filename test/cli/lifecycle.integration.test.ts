@@ -5,7 +5,7 @@
  * never a live concurrent run's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FS_TMP_DIR } from '../../src/storage/fs-backend.js';
@@ -134,6 +134,36 @@ describe('leftovers of killed runs', () => {
       expect(await exists(legacy)).toBe(true);
     } finally {
       await profiles.remove();
+    }
+  });
+});
+
+describe('--run-timeout', () => {
+  it('a run whose cleanup hook hangs past --run-timeout ends script_error, error_type timeout, its browser closed', async () => {
+    const { tag, env } = newTag();
+    tags.push(tag);
+    const report = join(tmp.path, 'timeout-report.json');
+    const started = Date.now();
+    const res = await quarry(['run', '--script', fixture('hang-in-cleanup.ts'), '--source', 'lc', '--storage-path', join(tmp.path, 'timeout'), '--run-timeout', '20s', '--report', report], { env });
+    expect(res.code, res.stderr).toBe(1);
+    // It did get to the hanging hook, and it was the deadline that ended it, not the hook.
+    expect(res.stderr).toContain('CLEANUP HANGS');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(20_000);
+    expect(res.stdout).toMatch(/outcome=script_error/);
+    expect(res.stdout).toMatch(/message: timeout: the run took longer than --run-timeout 20s/);
+    const rep = JSON.parse(await readFile(report, 'utf8')) as Record<string, unknown>;
+    expect(rep).toMatchObject({ outcome: 'script_error', error_type: 'timeout', exit_code: 1, items: 1 });
+    expect(rep.storage).toMatchObject({ finalized: true });
+    const { left } = await waitUntilGone(tag, 5_000);
+    expect(left).toEqual([]);
+  });
+
+  it('refuses a zero or malformed --run-timeout before anything runs', async () => {
+    for (const bad of ['0s', 'soon']) {
+      const res = await quarry(['run', '--script', fixture('quick.ts'), '--source', 'lc', '--storage-path', join(tmp.path, 'bad-timeout'), '--run-timeout', bad]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/--run-timeout/);
+      expect(res.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 });

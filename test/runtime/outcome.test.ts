@@ -29,4 +29,14 @@ describe('outcome classification (the exit code is authoritative)', () => {
     expect(classify({ ...base, interrupted: 'SIGINT', policyFailure: 'x' })).toMatchObject({ outcome: 'interrupted', exitCode: 130 });
     expect(classify({ ...base, interrupted: 'SIGTERM' })).toMatchObject({ outcome: 'interrupted', exitCode: 143 });
   });
+  it('a run past --run-timeout is a script_error with error_type timeout, even if it completed and was then killed', () => {
+    const c = classify({ ...base, exitCode: null, exitSignal: 'SIGTERM', terminal: { type: 'run_complete' }, timedOutMs: 90_000 });
+    expect(c).toMatchObject({ outcome: 'script_error', exitCode: 1, errorType: 'timeout' });
+    expect(c.message).toMatch(/^timeout: .*--run-timeout 1m30s/);
+    // A policy failure still says what happened to the data.
+    expect(classify({ ...base, timedOutMs: 1000, policyFailure: 'disk full' }).outcome).toBe('policy_failure');
+  });
+  it('a script error carries the run_error error_type', () => {
+    expect(classify({ ...base, exitCode: 1, terminal: { type: 'run_error', message: 'm', errorType: 'blocked' } }).errorType).toBe('blocked');
+  });
 });

@@ -164,6 +164,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       ...(plan.executorPath ? { executorPath: plan.executorPath } : {}),
       ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
+      ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
       ...(progress ? { onEvent: (e: AnyEventEnvelope) => progress.onEvent(e) } : {}),

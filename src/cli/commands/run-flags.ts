@@ -21,6 +21,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'parent-run-id', type: 'string', arg: 'ID', help: 'Run this one retries or was spawned by', group: 'Run' },
   { name: 'job', type: 'string', arg: 'JSON', help: 'Job payload as inline JSON', group: 'Run' },
   { name: 'job-json', type: 'string', arg: 'FILE', help: 'Path to a JSON file holding the job payload', group: 'Run' },
+  { name: 'run-timeout', type: 'duration', help: 'End a run (hooks included) still going after this long: script_error, error_type timeout (e.g. 10m)', group: 'Run' },
   { name: 'source', type: 'string', arg: 'NAME', help: 'Source partition key (required)', group: 'Partition' },
   { name: 'category', type: 'string', arg: 'NAME', default: 'default', help: 'Category partition key', group: 'Partition' },
   { name: 'day', type: 'string', arg: 'YYYY-MM-DD', help: 'Logical day partition key (default: the run start day, UTC)', group: 'Partition' },

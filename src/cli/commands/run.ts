@@ -44,6 +44,8 @@ export interface RunPlan {
   quiet: boolean;
   ledger?: string;
   retries: number;
+  /** `--run-timeout` in milliseconds. */
+  runTimeoutMs?: number;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -94,6 +96,8 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   const chromiumPath = str(v['chromium-path']) ?? str(env.QUARRY_CHROMIUM_PATH);
   const retries = v.retries as number;
   if (retries < 0) throw new UsageError(`--retries must be 0 or more, got ${retries}`);
+  const runTimeout = v['run-timeout'] as number | undefined;
+  if (runTimeout !== undefined && runTimeout <= 0) throw new UsageError(`--run-timeout must be more than 0, e.g. 10m, got ${runTimeout}ms`);
 
   const plan: RunPlan = {
     scriptPath,
@@ -115,6 +119,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (executorPath) plan.executorPath = executorPath;
   if (str(v['browser-ws-endpoint'])) plan.browserWsEndpoint = str(v['browser-ws-endpoint'])!;
   if (chromiumPath) plan.chromiumPath = chromiumPath;
+  if (runTimeout !== undefined) plan.runTimeoutMs = runTimeout;
   if (str(v.report)) plan.report = str(v.report)!;
   const ledger = str(v.ledger);
   if (ledger) plan.ledger = /^postgres(ql)?:\/\//i.test(ledger) ? ledger : resolve(cwd, ledger);
