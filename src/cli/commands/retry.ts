@@ -7,7 +7,8 @@
  * Nothing stored is touched: every retry writes its own run partition, and
  * the validator decides whether it becomes authoritative.
  */
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ulid } from 'ulid';
 import { isPostgresUrl, type Ledger, type LedgerReader } from '../../ledger/ledger.js';
@@ -57,6 +58,8 @@ export interface RetryTarget {
   script: string;
   job: unknown;
   job_id: string | null;
+  /** SHA-256 the last run recorded for `script`, checked before re-running it; null when `--script` was given (or none was recorded). */
+  script_sha256: string | null;
   attempt: number;
   parent_run_id: string | null;
 }
@@ -93,7 +96,9 @@ export async function planRetries(ledger: LedgerReader, filters: PartitionFilter
       reason: p.status === 'success' ? 'reprocess' : p.status,
       script,
       job: last?.job ?? {},
-      job_id: last?.job_id ?? last?.run_id ?? null,
+      // §5: a retry keeps the job id of the run it retries, or none when that run had none.
+      job_id: last?.job_id ?? null,
+      script_sha256: opts.script === undefined ? (last?.script_sha256 ?? null) : null,
       attempt: Math.max(0, ...history.map((h) => h.attempt ?? 0)) + 1,
       parent_run_id: parent,
     });
@@ -106,7 +111,7 @@ export async function planRetries(ledger: LedgerReader, filters: PartitionFilter
     for (const day of opts.days) {
       const state = await ledger.getPartition({ dataset: filters.dataset!, source: filters.source, category, day });
       if (state || skipped.has(`${filters.source}\u0000${category}\u0000${day}`)) continue;
-      targets.push({ source: filters.source, category, day, reason: 'pending', script: opts.script, job: fillTemplate(opts.job, day), job_id: null, attempt: 1, parent_run_id: null });
+      targets.push({ source: filters.source, category, day, reason: 'pending', script: opts.script, job: fillTemplate(opts.job, day), job_id: null, script_sha256: null, attempt: 1, parent_run_id: null });
     }
   }
   return opts.limit !== undefined ? targets.slice(0, opts.limit) : targets;
@@ -140,6 +145,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
     }
   }
   const limit = p.values.limit as number | undefined;
+  if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
   const options = renderOptionsFrom(p.values, io);
 
   const { openRunLedger, openStorage, runAndValidate, LedgerUnreachableError } = await import('./run-execute.js');
@@ -165,6 +171,14 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
         io.stderr(`quarry retry: ${t.source}/${t.category}/${t.day}: recorded script ${t.script} no longer exists; give --script\n`);
         worst = Math.max(worst, 2);
         continue;
+      }
+      if (t.script_sha256 !== null) {
+        const now = createHash('sha256').update(readFileSync(t.script)).digest('hex');
+        if (now !== t.script_sha256) {
+          io.stderr(`quarry retry: ${t.source}/${t.category}/${t.day}: recorded script ${t.script} changed since its last run (SHA-256 then ${t.script_sha256}, now ${now}); not re-run: give --script to run the current file\n`);
+          worst = Math.max(worst, 2);
+          continue;
+        }
       }
       const plan: RunPlan = {
         scriptPath: t.script, attempt: t.attempt, job: t.job, source: t.source, category: t.category, day: t.day, dataset,
