@@ -207,8 +207,17 @@ export function applyRunConfig(parsed: ParsedFlags, config: RunConfigFile): Pars
     if ((flag === 'job' || flag === 'job-json') && jobOnCli) continue;
     values[flag] = value;
   }
+  // The file's own name and options are checked together when it is parsed; options
+  // with no name at all (and none on the command line) would silently run strict.
+  const options = POLICY_OPTION_FLAGS.filter((f) => config.values[f] !== undefined && !parsed.explicit.has(f));
+  if (options.length > 0 && config.values.policy === undefined && !parsed.explicit.has('policy')) {
+    throw new ConfigError(`config ${config.file}: policy.${options[0]!.replace(/-/g, '_')} is set but policy.name is not, so the run would be strict and ignore it; add policy.name: buffered or streaming (or --policy)`);
+  }
   return { ...parsed, values };
 }
+
+/** The policy options that only mean something with a named buffered or streaming policy. */
+const POLICY_OPTION_FLAGS = ['buffer-events', 'buffer-bytes', 'flush-count', 'flush-interval', 'flush-mode'] as const;
 
 type Fail = (message: string, offset?: number) => never;
 

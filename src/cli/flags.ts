@@ -48,6 +48,18 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/**
+ * A command cannot go on, for a reason that is not the command line's: printed
+ * as one line `quarry <command>: <message>` and the process exits with `exitCode`
+ * (e.g. 3 when a run's claim hits a full disk, SPEC §7).
+ */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure';
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
 /** Parses a duration like `500ms`, `5s`, `2m`, `1h`, `1m30s` (Go style), `2d` (days), or plain milliseconds. */
 export function parseDuration(raw: string): number | undefined {
   if (/^\d+$/.test(raw)) return Number(raw);

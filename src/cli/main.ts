@@ -6,7 +6,8 @@
  */
 import type { CliIO } from './io.js';
 import { COMMANDS, findCommand, topLevelHelp } from './registry.js';
-import { UsageError } from './flags.js';
+import { CommandFailure, UsageError } from './flags.js';
+import { redactUrlsIn } from '../protocol/redact.js';
 
 /** Exit code for a bug in quarry itself (not the script, not the input). */
 const EXIT_INTERNAL = 70;
@@ -58,11 +59,16 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await found.command.run(found.rest, io, process.stdin);
   } catch (err) {
+    // Messages may quote what the user typed (a job, a URL): no credentials in them survive.
     if (err instanceof UsageError) {
-      io.stderr(`quarry ${name}: ${err.message}\n`);
+      io.stderr(`quarry ${name}: ${redactUrlsIn(err.message)}\n`);
       return 2;
     }
-    io.stderr(`quarry ${name}: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    if (err instanceof CommandFailure) {
+      io.stderr(`quarry ${name}: ${redactUrlsIn(err.message)}\n`);
+      return err.exitCode;
+    }
+    io.stderr(`quarry ${name}: internal error: ${redactUrlsIn((err as Error).stack ?? String(err))}\n`);
     return EXIT_INTERNAL;
   }
 }

@@ -7,6 +7,7 @@
  *
  * Pure: returns strings; the caller writes them.
  */
+import { redactJson } from '../protocol/redact.js';
 import { stringify as yamlStringify } from 'yaml';
 import type { FlagValue } from './flags.js';
 import { UsageError } from './flags.js';
@@ -59,13 +60,16 @@ export function renderOptionsFrom(values: Readonly<Record<string, FlagValue | un
 
 /** Renders `data` in the chosen format; the text always ends with a newline. */
 export function render(data: unknown, options: RenderOptions, hints: TableHints = {}): string {
+  // Every read command prints through here: a job payload, a message or a last_error that
+  // holds a URL with credentials is shown redacted, whatever the command (SPEC §8).
+  const shown = redactJson(data);
   switch (options.format) {
     case 'json':
-      return renderJson(data);
+      return renderJson(shown);
     case 'yaml':
-      return renderYaml(data);
+      return renderYaml(shown);
     case 'table':
-      return renderTable(data, options.color, hints);
+      return renderTable(shown, options.color, hints);
   }
 }
 

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
 import type { ProxyEndpoint } from '../protocol/index.js';
+import { redactUrl, redactUrlsIn } from '../protocol/redact.js';
 import { CHROMIUM_PROFILE_PREFIX, ownerTag } from '../runtime/owner-tag.js';
 import { proxyServerUrl } from '../sdk/index.js';
 
@@ -142,7 +143,9 @@ export async function connectBrowser(browserWSEndpoint: string): Promise<Browser
   try {
     browser = await puppeteer.connect({ browserWSEndpoint });
   } catch (err) {
-    throw new Error(`cannot connect to the browser at ${browserWSEndpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    // Puppeteer may reject with a WebSocket ErrorEvent, not an Error; its text can echo the endpoint, token included.
+    const why = err instanceof Error ? err.message : (err as { message?: unknown; error?: { message?: unknown } } | undefined)?.error?.message ?? (err as { message?: unknown } | undefined)?.message;
+    throw new Error(`cannot connect to the browser at ${redactUrl(browserWSEndpoint)}: ${redactUrlsIn(typeof why === 'string' && why !== '' ? why : 'connection failed')}`);
   }
   let closed: Promise<void> | undefined;
   return {

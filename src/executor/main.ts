@@ -8,6 +8,7 @@
  * Exit codes: 0 completed, 1 script error, 2 crash, 3 invalid input.
  * Stdout carries frames only: every other write to it goes to stderr.
  */
+import { redactUrlsIn } from '../protocol/redact.js';
 import { createWriteStream, fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
@@ -142,7 +143,7 @@ async function runOnce(scriptPath: string): Promise<number> {
   // A stray rejection in a script (an emit nobody awaited) must not kill the run.
   process.on('unhandledRejection', (reason) => log(`unhandled rejection (ignored): ${messageOf(reason)}`));
   process.on('uncaughtException', (err) => {
-    log(`uncaught exception: ${err.stack ?? err.message}`);
+    log(`uncaught exception: ${redactUrlsIn(err.stack ?? err.message)}`);
     void finish({ status: 'crash', message: `uncaught exception: ${err.message}` }, browsers).finally(() => process.exit(2));
   });
 
@@ -176,7 +177,7 @@ async function main(argv: readonly string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    log(`executor failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    log(`executor failure: ${redactUrlsIn(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
     process.exit(2);
   },
 );

@@ -13,6 +13,7 @@
  * process, so one executor process can call it for successive runs.
  */
 import type { ProxyEndpoint, RunRequest, RunResultFrame } from '../protocol/index.js';
+import { redactUrlsIn } from '../protocol/redact.js';
 import {
   createEmitAPI,
   createHttpClient,
@@ -71,8 +72,10 @@ export function runResultFrame(outcome: RunOutcome, proxy?: ProxyEndpoint): RunR
   };
 }
 
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-const stackOf = (err: unknown): string | undefined => (err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined);
+// A thrown error often names the URL it failed on (a navigation, a fetch): what the
+// executor records of it keeps no credentials, since it becomes a stored event (SPEC §8).
+const messageOf = (err: unknown): string => redactUrlsIn(err instanceof Error ? err.message : String(err));
+const stackOf = (err: unknown): string | undefined => (err instanceof Error && typeof err.stack === 'string' ? redactUrlsIn(err.stack) : undefined);
 
 function checkPrepareResult(v: unknown): string | undefined {
   if (typeof v !== 'object' || v === null) return `must return { action: 'continue' | 'skip' }, got ${v === undefined ? 'undefined' : JSON.stringify(v)}`;

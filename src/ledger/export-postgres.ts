@@ -10,7 +10,7 @@
  * partition one after the other, and the second sees the first's load row and
  * skips. Table creation runs under its own advisory lock.
  */
-import { redactUrl } from './redact.js';
+import { redactUrl } from '../protocol/redact.js';
 import type { Client } from 'pg';
 import type { LogicalPartition } from '../storage/layout.js';
 import { EXPORT_TABLES, LOADS_TABLE, loadCells, partitionKey, RECORD_TABLES, schemaMismatch, type ColumnType, type LoadRow, type LoadState, type RecordTable, type Row, type TableDef } from './export-schema.js';

@@ -16,7 +16,7 @@
  *   (the ledger names a newer run) its rows are replaced.
  * - Records stream through in batches; a partition is never held in memory.
  */
-import { redactUrl } from './redact.js';
+import { redactUrl } from '../protocol/redact.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { StoredRecord } from '../storage/records.js';

@@ -17,7 +17,7 @@ import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
 import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
-import { redactUrl } from './redact.js';
+import { redactUrl } from '../protocol/redact.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
@@ -98,7 +98,7 @@ function historyParams(h: RunHistoryInput): unknown[] {
   return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : h[c]));
 }
 
-export { redactUrl } from './redact.js';
+export { redactUrl } from '../protocol/redact.js';
 
 /** PostgreSQL implementation of the {@link Ledger} port. Create with {@link PostgresLedger.create}. */
 export class PostgresLedger implements Ledger {

@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ProxyEndpoint, RunRequest } from '../protocol/frames.js';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js';
+import { redactUrlsIn } from '../protocol/redact.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { runPrefix, type RunPartition } from '../storage/layout.js';
 import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
@@ -109,7 +110,9 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   });
 
   const counters = policy.counters();
+  // Messages reach the manifest, the report and the ledger's last_error: no URL in them keeps its secrets (SPEC §8).
   let classified: Classified = classify(sup.observation);
+  classified = { ...classified, message: redactUrlsIn(classified.message) };
   const artifactStates = writer.artifactStates();
   const orphans: OrphanedArtifact[] = artifactStates
     .filter((a) => !sup.committedArtifacts.has(a.artifact_id))
@@ -215,7 +218,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     metrics: manifest.metrics,
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
     ...(sup.proxyUsed ? { proxy_used: sup.proxyUsed } : {}),
-    ...(sup.stderrTail ? { stderr: sup.stderrTail } : {}),
+    ...(sup.stderrTail ? { stderr: redactUrlsIn(sup.stderrTail) } : {}),
     skipped,
     items: countOf(manifest, 'item'),
     storage: {

@@ -9,6 +9,7 @@
  * write publishes nothing (the inner writer is aborted), unless the fault is
  * `after`: then the write is done and reported failed.
  */
+import { fsStorageError } from '../../src/storage/fs-backend.js';
 import { StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from '../../src/storage/backend.js';
 
 export interface FaultPlan {
@@ -16,6 +17,12 @@ export interface FaultPlan {
   failAt: number;
   /** Error code of the injected failure (default `io`). */
   code?: StorageErrorCode;
+  /**
+   * Fail as the fs backend does when the OS returns this errno (`ENOSPC`,
+   * `EACCES` …): the same StorageError code and message, with a Node errno
+   * error as its cause. Overrides `code`.
+   */
+  errno?: string;
   /** `once`: only write N fails; `from`: write N and every later one fails (default `once`). */
   mode?: 'once' | 'from';
   /** Only writes whose key this accepts count toward N and can fail (default: all). */
@@ -101,7 +108,12 @@ export class FaultyBackend implements StorageBackend {
     if (f === undefined || (f.on ?? 'publish') !== kind || (f.match !== undefined && !f.match(key))) return undefined;
     const n = ++this.#matching;
     const hit = (f.mode ?? 'once') === 'once' ? n === f.failAt : n >= f.failAt;
-    return hit ? new StorageError(f.code ?? 'io', operation, key, `injected fault on write ${n}`) : undefined;
+    if (!hit) return undefined;
+    if (f.errno !== undefined) {
+      const cause = Object.assign(new Error(`${f.errno}: injected, ${operation} '${key}'`), { code: f.errno, errno: -1, syscall: 'write' });
+      return fsStorageError(cause, operation, `${this.location}/${key}`);
+    }
+    return new StorageError(f.code ?? 'io', operation, key, `injected fault on write ${n}`);
   }
 
   #record(key: string, bytes: number, ok: boolean, code?: StorageErrorCode): void {

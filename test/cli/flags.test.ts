@@ -115,3 +115,33 @@ describe('one-letter forms and deprecated names (SPEC §9)', () => {
     expect(parseDuration('2d')).toBe(172_800_000);
   });
 });
+
+describe('--ledger names a ledger or is refused (SPEC §8)', async () => {
+  const { parseLedgerTarget } = await import('../../src/cli/commands/ledger-target.js');
+  it('accepts postgres URLs as given and sqlite:/file: URLs and SQLite-looking paths as files', () => {
+    expect(parseLedgerTarget('postgres://u:p@h/db', '/w')).toBe('postgres://u:p@h/db');
+    expect(parseLedgerTarget('sqlite:/var/l.sqlite', '/w')).toBe('/var/l.sqlite');
+    expect(parseLedgerTarget('sqlite:l.sqlite', '/w')).toBe('/w/l.sqlite');
+    expect(parseLedgerTarget('sqlite:///var/l.sqlite', '/w')).toBe('/var/l.sqlite');
+    expect(parseLedgerTarget('file:///var/my%20l.db', '/w')).toBe('/var/my l.db');
+    expect(parseLedgerTarget('file:state/ledger', '/w')).toBe('/w/state/ledger');
+    expect(parseLedgerTarget('data/ledger.sqlite3', '/w')).toBe('/w/data/ledger.sqlite3');
+  });
+  it('refuses what is neither, saying how to get the default, without echoing a password', () => {
+    expect(usage(() => parseLedgerTarget('none', '/w'))).toMatch(/neither a URL nor a SQLite file name.*leave --ledger out for the default/);
+    const m = usage(() => parseLedgerTarget('mysql://u:hunter2@h/db', '/w'));
+    expect(m).toMatch(/not a ledger URL/);
+    expect(m).not.toContain('hunter2');
+  });
+});
+
+describe('run plans', () => {
+  it('--dry-run needs no --source', () => {
+    expect(compileRunPlan(parse('--script', script, '--dry-run'), {}, '/tmp', new Date()).dryRun).toBe(true);
+  });
+  it('--job must be an object', () => {
+    expect(usage(() => plan('--job', '[1]'))).toMatch(/must be a JSON object .* got an array/);
+    expect(usage(() => plan('--job', 'null'))).toMatch(/got null/);
+    expect(plan('--job', '{"a":1}').job).toEqual({ a: 1 });
+  });
+});

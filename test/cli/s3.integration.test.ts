@@ -118,7 +118,7 @@ describe('quarry run on S3', () => {
   it('wrong credentials are a one-line error that never prints the secret, before anything runs', async () => {
     const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
     const r = await quarry(runArgs('x2', [...s3Flags(), '--ledger', join(tmp.path, 'cred.sqlite')]), { env: { ...env, AWS_ACCESS_KEY_ID: UNKNOWN_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: secret } });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3); // access denied by the storage is a policy failure (SPEC §7), found before anything is stored
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/access|credential/i);
     expect(r.stderr).not.toContain(secret);

@@ -10,13 +10,14 @@ import type { PartitionFilters } from '../../ledger/types.js';
 import { checkDay } from '../../storage/layout.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
 import { daysOf } from './completeness.js';
+import { parseLedgerTarget } from './ledger-target.js';
 import { partitionFilters, ReadCommandError, stringFlag } from './read-common.js';
 
 export const LEDGER_FLAG: FlagSpec = {
   name: 'ledger',
   type: 'string',
   arg: 'PATH|URL',
-  help: 'Ledger: a SQLite file or postgres:// URL (default <storage-path>/ledger.sqlite for fs)',
+  help: 'Ledger: postgres:// URL, sqlite:PATH, file:PATH or a .sqlite/.db file (default <storage-path>/ledger.sqlite for fs)',
   group: 'Ledger',
 };
 
@@ -55,7 +56,7 @@ export function ledgerTargetFrom(values: ParsedFlags['values'], cwd: string): st
   return ledgerTargetFor(
     stringFlag(values, 'storage-backend') ?? 'fs',
     resolve(cwd, stringFlag(values, 'storage-path') ?? './quarry-data'),
-    given && !isUrl(given) ? resolve(cwd, given) : given,
+    given !== undefined ? parseLedgerTarget(given, cwd) : undefined,
   );
 }
 

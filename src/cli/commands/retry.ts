@@ -21,7 +21,7 @@ import { render, renderOptionsFrom } from '../render.js';
 import { daysOf } from './completeness.js';
 import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
-import { compileStorage, type RunPlan } from './run.js';
+import { checkScript, compileStorage, type RunPlan } from './run.js';
 
 export const RETRY_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
@@ -134,7 +134,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   }
   const rawScript = stringFlag(p.values, 'script');
   const script = rawScript ? resolve(io.cwd, rawScript) : undefined;
-  if (script && !existsSync(script)) throw new UsageError(`--script ${rawScript}: no such file`);
+  if (script) checkScript(rawScript!, script);
   let job: unknown;
   const rawJob = stringFlag(p.values, 'job');
   if (rawJob !== undefined) {

@@ -6,7 +6,7 @@
 import { ulid } from 'ulid';
 import { storageIdentity } from '../../ledger/binding.js';
 import { isPostgresUrl, type Ledger } from '../../ledger/ledger.js';
-import { redactUrl } from '../../ledger/redact.js';
+import { redactUrl } from '../../protocol/redact.js';
 import { LedgerError } from '../../ledger/types.js';
 import { decideAuthority, EXIT_NOT_AUTHORITATIVE, type ValidationResult } from '../../runtime/authority.js';
 import { parseRunPrefix } from '../../storage/layout.js';
@@ -18,7 +18,7 @@ import { runOnce } from '../../runtime/run.js';
 import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
-import { UsageError } from '../flags.js';
+import { CommandFailure, UsageError } from '../flags.js';
 import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
 import { ledgerTargetFor } from './ledger-common.js';
@@ -44,8 +44,18 @@ export async function openStorage(plan: Pick<RunPlan, 'storage'>): Promise<Stora
       s3PathStyle: plan.storage.s3PathStyle,
     });
   } catch (err) {
+    if (isRefusedWrite(err)) throw refusedWrite('cannot open storage', err);
     throw new UsageError(`cannot open storage: ${(err as Error).message}`);
   }
+}
+
+/** Disk full or access denied: SPEC §7 makes both a `policy_failure`, exit 3, whenever they happen. */
+function isRefusedWrite(err: unknown): err is StorageError {
+  return err instanceof StorageError && (err.code === 'no_space' || err.code === 'access_denied');
+}
+
+function refusedWrite(what: string, err: StorageError): CommandFailure {
+  return new CommandFailure(`${what}: ${err.message}; nothing was stored (policy_failure). Free space or fix the storage permissions, then run again`, 3);
 }
 
 /**
@@ -171,6 +181,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
     });
   } catch (err) {
     if (err instanceof RunIdExistsError) throw new UsageError(err.message);
+    if (isRefusedWrite(err)) throw refusedWrite('cannot start the run', err);
     if (err instanceof StorageError) throw new UsageError(`cannot start the run: ${err.message}`);
     throw err;
   } finally {

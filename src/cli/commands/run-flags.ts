@@ -32,7 +32,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'flush-count', type: 'int', default: 0, help: 'Streaming: flush every N events', group: 'Policy' },
   { name: 'flush-interval', type: 'duration', help: 'Streaming: flush at least this often (e.g. 5s)', group: 'Policy' },
   ...STORAGE_FLAGS,
-  { name: 'ledger', type: 'string', arg: 'PATH|URL', help: 'Ledger: a SQLite file or postgres:// URL (default <storage-path>/ledger.sqlite for fs)', group: 'Ledger' },
+  { name: 'ledger', type: 'string', arg: 'PATH|URL', help: 'Ledger: postgres:// URL, sqlite:PATH, file:PATH or a .sqlite/.db file (default <storage-path>/ledger.sqlite for fs)', group: 'Ledger' },
   { name: 'retries', type: 'int', default: 0, help: 'Re-run a failed run up to N times (new run, attempt+1)', group: 'Ledger' },
   { name: 'executor', type: 'string', arg: 'PATH', help: 'Executor entry (advanced; the bundled one by default)', group: 'Browser' },
   { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Connect to a running browser instead of launching one', group: 'Browser' },

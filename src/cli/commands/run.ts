@@ -3,12 +3,13 @@
  * one-line summary, write `--report`, return the exit code.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { checkDay, checkKeyValue, RUN_ID_RE, utcDay } from '../../storage/layout.js';
 import type { PolicyConfig } from '../../runtime/policies/index.js';
 import { parseFlags, renderFlagHelp, UsageError, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
+import { parseLedgerTarget } from './ledger-target.js';
 import { RUN_FLAGS } from './run-flags.js';
 
 export const RUN_USAGE = `Usage: quarry run --script <path> --source <name> [options]
@@ -61,8 +62,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   const script = str(v.script);
   if (!script) throw new UsageError('--script is required: the path of the script to run');
   const scriptPath = resolve(cwd, script);
-  if (!existsSync(scriptPath) || !statSync(scriptPath).isFile()) throw new UsageError(`--script ${script}: no such file`);
-  if (!/\.(ts|mts|js|mjs)$/.test(scriptPath)) throw new UsageError(`--script ${script}: expected a .ts, .mts, .js or .mjs file`);
+  checkScript(script, scriptPath);
 
   const runId = str(v['run-id']);
   if (runId !== undefined && !RUN_ID_RE.test(runId)) throw new UsageError(`--run-id ${JSON.stringify(runId)} must match [A-Za-z0-9._-]{1,128}`);
@@ -74,7 +74,9 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
 
   const job = parseJob(str(v.job), str(v['job-json']), cwd);
 
-  const source = str(v.source);
+  const dryRun = v['dry-run'] === true;
+  // A dry run touches no partition, so it needs no partition key (a placeholder keeps the plan whole).
+  const source = str(v.source) ?? (dryRun ? 'dry-run' : undefined);
   if (!source) throw new UsageError('--source is required: the source partition key, e.g. --source books');
   const category = str(v.category) ?? 'default';
   for (const [what, value] of [['--source', source], ['--category', category]] as const) {
@@ -109,7 +111,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
     dataset,
     storage,
     policy,
-    dryRun: v['dry-run'] === true,
+    dryRun,
     quiet: v.quiet === true,
     retries,
   };
@@ -121,8 +123,9 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (chromiumPath) plan.chromiumPath = chromiumPath;
   if (runTimeout !== undefined) plan.runTimeoutMs = runTimeout;
   if (str(v.report)) plan.report = str(v.report)!;
+  if (plan.report && !dryRun) checkReportTarget(plan.report, cwd);
   const ledger = str(v.ledger);
-  if (ledger) plan.ledger = /^postgres(ql)?:\/\//i.test(ledger) ? ledger : resolve(cwd, ledger);
+  if (ledger) plan.ledger = parseLedgerTarget(ledger, cwd);
   return plan;
 }
 
@@ -161,10 +164,56 @@ function parseJob(inline: string | undefined, file: string | undefined, cwd: str
     text = inline;
   }
   if (text === undefined) return {};
+  let job: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    job = JSON.parse(text) as unknown;
   } catch (err) {
     throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  // The script reads ctx.job.<field>, as in the original: anything but an object is a mistake.
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) {
+    throw new UsageError(`${where} must be a JSON object like {"url":"…"}, got ${job === null ? 'null' : Array.isArray(job) ? 'an array' : `a ${typeof job}`}`);
+  }
+  return job;
+}
+
+/**
+ * The script must be a readable file of a kind the executor loads; checked
+ * here so an unreadable script is one line before anything runs (SPEC §5).
+ * @throws UsageError naming the file and what is wrong.
+ */
+export function checkScript(given: string, path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new UsageError(`--script ${given}: no such file`);
+  }
+  if (!st.isFile()) throw new UsageError(`--script ${given}: not a file`);
+  if (!/\.(ts|mts|js|mjs)$/.test(path)) throw new UsageError(`--script ${given}: expected a .ts, .mts, .js or .mjs file`);
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    throw new UsageError(`--script ${given}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check its permissions for this user`);
+  }
+}
+
+/**
+ * A `--report` file must be writable before the run starts: found after the
+ * run, the failure would replace the run's own exit code. Creates nothing.
+ * @throws UsageError naming the path.
+ */
+export function checkReportTarget(target: string, cwd: string): void {
+  if (target === '-') return;
+  const path = resolve(cwd, target);
+  const existing = existsSync(path);
+  if (existing && statSync(path).isDirectory()) throw new UsageError(`--report ${target}: is a directory; give a file path or - for stderr`);
+  const where = existing ? path : dirname(path);
+  if (!existing && !existsSync(where)) throw new UsageError(`--report ${target}: folder ${where} does not exist; create it or give another path`);
+  try {
+    accessSync(where, constants.W_OK);
+  } catch (err) {
+    throw new UsageError(`--report ${target}: cannot write ${existing ? 'the file' : `in ${where}`} (${(err as NodeJS.ErrnoException).code ?? 'error'}); give a writable path or - for stderr`);
   }
 }
 
@@ -231,8 +280,19 @@ async function dryRun(plan: RunPlan, io: CliIO): Promise<number> {
   });
 }
 
-/** Writes the report where `--report` says (`-` = stderr). */
+/**
+ * Writes the report where `--report` says (`-` = stderr). The target was
+ * checked before the run; a write that fails anyway (disk full) is one line
+ * and never replaces the run's exit code.
+ */
 export function writeReport(target: string, json: string, io: CliIO): void {
-  if (target === '-') io.stderr(`${json}\n`);
-  else writeFileSync(resolve(io.cwd, target), `${json}\n`);
+  if (target === '-') {
+    io.stderr(`${json}\n`);
+    return;
+  }
+  try {
+    writeFileSync(resolve(io.cwd, target), `${json}\n`);
+  } catch (err) {
+    io.stderr(`quarry run: --report ${target}: could not write the report (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the run's exit code stands\n`);
+  }
 }
