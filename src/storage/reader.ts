@@ -111,12 +111,22 @@ export interface RunFilters {
   source?: string;
   category?: string;
   day?: string;
+  /** Only days from this one (inclusive, YYYY-MM-DD). */
+  from?: string;
+  /** Only days up to this one (inclusive, YYYY-MM-DD). */
+  to?: string;
   /** Only finalized runs with this outcome. */
   outcome?: RunOutcome;
   /** At most this many rows (the most recently started first). */
   limit?: number;
   /** true: only runs without a manifest; false: only finalized runs; absent: both. */
   unfinalized?: boolean;
+}
+
+/** Whether a claim's partition keys pass the source, category, day and day-range filters. */
+export function claimMatches(c: Pick<RunClaim, 'source' | 'category' | 'day'>, f: Pick<RunFilters, 'source' | 'category' | 'day' | 'from' | 'to'>): boolean {
+  return (f.source === undefined || c.source === f.source) && (f.category === undefined || c.category === f.category) && (f.day === undefined || c.day === f.day)
+    && (f.from === undefined || c.day >= f.from) && (f.to === undefined || c.day <= f.to);
 }
 
 /** One row of `list runs`: the claim's identity plus what the manifest adds once finalized. */
@@ -183,9 +193,7 @@ export function summarize(claim: RunClaim, manifest: RunManifest | undefined): R
  * @throws ManifestError for a malformed claim or manifest; StorageError from the backend.
  */
 export async function listRuns(backend: StorageBackend, dataset: string, filters: RunFilters = {}): Promise<RunSummary[]> {
-  const claims = (await listRunClaims(backend, dataset)).filter(
-    (c) => (filters.source === undefined || c.source === filters.source) && (filters.category === undefined || c.category === filters.category) && (filters.day === undefined || c.day === filters.day),
-  );
+  const claims = (await listRunClaims(backend, dataset)).filter((c) => claimMatches(c, filters));
   claims.sort((a, b) => (a.started_at === b.started_at ? cmp(b.run_id, a.run_id) : cmp(b.started_at, a.started_at)));
   const limit = filters.limit ?? Infinity;
   const rows: RunSummary[] = [];

@@ -93,3 +93,17 @@ describe('state inspect --expect-all --stale-after alerts from cron', () => {
     expect((JSON.parse(r.stdout) as unknown[]).length).toBe(4);
   });
 });
+
+describe('day ranges are --from-day/--to-day in every command (SPEC §9)', () => {
+  it('list runs and stats runs take the range; the old --from/--to still work where they existed', async () => {
+    const list = await quarry(['list', 'runs', '--storage-path', storage, '--from-day', D2, '--to-day', D4, '-f', 'json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as Array<{ day: string }>).map((r) => r.day).sort()).toEqual([D2, D4]);
+    const stats = await quarry(['stats', 'runs', '--storage-path', storage, '--to-day', D1, '-f', 'json']);
+    expect(stats.code, stats.stderr).toBe(0);
+    expect(stats.stdout).toMatch(/"total": 1\b/);
+    const old = await quarry(['state', 'inspect', '--storage-path', storage, '--from', D2, '--to', D2, '-f', 'json']);
+    expect(old.code, old.stderr).toBe(0);
+    expect((JSON.parse(old.stdout) as Array<{ day: string }>).map((r) => r.day)).toEqual([D2]);
+  });
+});

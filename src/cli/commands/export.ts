@@ -11,7 +11,7 @@ import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { describeGaps, EXIT_INCOMPLETE, findGaps, REQUIRE_COMPLETE_FLAGS, requireCompleteQuery } from './completeness.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, RANGE_FLAGS } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 
 export const EXPORT_FLAGS: readonly FlagSpec[] = [
@@ -21,7 +21,6 @@ export const EXPORT_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
-  ...RANGE_FLAGS,
   ...REQUIRE_COMPLETE_FLAGS,
   ...OUTPUT_FLAGS,
 ];

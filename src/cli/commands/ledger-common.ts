@@ -21,12 +21,6 @@ export const LEDGER_FLAG: FlagSpec = {
   group: 'Ledger',
 };
 
-/** A day range, named the same in every command (SPEC §9). */
-export const RANGE_FLAGS: readonly FlagSpec[] = [
-  { name: 'from-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days from this one (inclusive)', group: 'Filters' },
-  { name: 'to-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days up to this one (inclusive)', group: 'Filters' },
-];
-
 /**
  * The names `state inspect`, `read` and `retry` used before the range was
  * `--from-day/--to-day` everywhere (`export --to` is the warehouse): still
@@ -78,17 +72,7 @@ export async function openLedgerAt(target: string, mustExist: boolean): Promise<
 
 /** Logical-partition filters from `--source --category --day --from-day --to-day`. @throws UsageError */
 export function ledgerFilters(values: ParsedFlags['values'], dataset: string): PartitionFilters {
-  const f: PartitionFilters = { dataset, ...partitionFilters(values) };
-  for (const [flag, key] of [['from-day', 'from'], ['to-day', 'to']] as const) {
-    const v = stringFlag(values, flag);
-    if (v === undefined) continue;
-    const bad = checkDay(v);
-    if (bad) throw new UsageError(`--${flag}: ${bad}`);
-    f[key] = v;
-  }
-  if (f.from && f.to && f.from > f.to) throw new UsageError(`--from-day ${f.from} is after --to-day ${f.to}`);
-  if (f.day && (f.from || f.to)) throw new UsageError('use --day or --from-day/--to-day, not both');
-  return f;
+  return { dataset, ...partitionFilters(values) };
 }
 
 /** Parses `--expect-days FROM..TO` into every day of the range. @throws UsageError */

@@ -13,7 +13,7 @@ import { StorageError, type StorageBackend } from '../../storage/backend.js';
 import { checkDay, checkKeyValue, RUN_ID_RE } from '../../storage/layout.js';
 import { ManifestError, type RunClaim, type RunManifest, type RunOutcome } from '../../storage/manifest.js';
 import { BackendOptionsError, openBackend } from '../../storage/open-backend.js';
-import { listRunClaims, mapOrdered, READ_CONCURRENCY, readManifest, ReaderError, summarize, type RunSummary } from '../../storage/reader.js';
+import { claimMatches, listRunClaims, mapOrdered, READ_CONCURRENCY, readManifest, ReaderError, summarize, type RunSummary } from '../../storage/reader.js';
 import { OUTPUT_FLAGS, STORAGE_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type FlagValue, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -28,12 +28,23 @@ export const READ_FLAGS: readonly FlagSpec[] = [
   ...OUTPUT_FLAGS,
 ];
 
-/** Partition filters shared by the commands that read many runs. */
+/** Partition filters shared by the commands that read many runs; day ranges are named the same everywhere (SPEC §9). */
 export const PARTITION_FILTER_FLAGS: readonly FlagSpec[] = [
   { name: 'source', type: 'string', arg: 'NAME', help: 'Only runs of this source', group: 'Filters' },
   { name: 'category', type: 'string', arg: 'NAME', help: 'Only runs of this category', group: 'Filters' },
   { name: 'day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only runs of this logical day', group: 'Filters' },
+  { name: 'from-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days from this one (inclusive)', group: 'Filters' },
+  { name: 'to-day', type: 'string', arg: 'YYYY-MM-DD', help: 'Only days up to this one (inclusive)', group: 'Filters' },
 ];
+
+/** Partition keys and a day range, each checked. */
+export interface PartitionKeyFilters {
+  source?: string;
+  category?: string;
+  day?: string;
+  from?: string;
+  to?: string;
+}
 
 /** Exit code of a read command whose target is missing or whose stored data cannot be read. */
 export const EXIT_NOT_FOUND = 1;
@@ -191,8 +202,8 @@ export async function openReadBackend(values: ParsedFlags['values'], cwd: string
 }
 
 /** Partition filters from the flags, each checked like the partition key it matches. @throws UsageError */
-export function partitionFilters(values: ParsedFlags['values']): { source?: string; category?: string; day?: string } {
-  const out: { source?: string; category?: string; day?: string } = {};
+export function partitionFilters(values: ParsedFlags['values']): PartitionKeyFilters {
+  const out: PartitionKeyFilters = {};
   for (const key of ['source', 'category'] as const) {
     const v = stringFlag(values, key);
     if (v === undefined) continue;
@@ -206,6 +217,15 @@ export function partitionFilters(values: ParsedFlags['values']): { source?: stri
     if (bad) throw new UsageError(`--day: ${bad}`);
     out.day = day;
   }
+  for (const [flag, key] of [['from-day', 'from'], ['to-day', 'to']] as const) {
+    const v = stringFlag(values, flag);
+    if (v === undefined) continue;
+    const bad = checkDay(v);
+    if (bad) throw new UsageError(`--${flag}: ${bad}`);
+    out[key] = v;
+  }
+  if (out.from && out.to && out.from > out.to) throw new UsageError(`--from-day ${out.from} is after --to-day ${out.to}`);
+  if (out.day && (out.from || out.to)) throw new UsageError('use --day or --from-day/--to-day, not both');
   return out;
 }
 
@@ -236,12 +256,10 @@ export function runRow(run: StoredRun): RunRow {
 export async function readRuns(
   backend: StorageBackend,
   dataset: string,
-  filters: { source?: string; category?: string; day?: string },
+  filters: PartitionKeyFilters,
   keep: (claim: RunClaim) => boolean = () => true,
 ): Promise<StoredRun[]> {
-  const claims = (await listRunClaims(backend, dataset)).filter(
-    (c) => (filters.source === undefined || c.source === filters.source) && (filters.category === undefined || c.category === filters.category) && (filters.day === undefined || c.day === filters.day) && keep(c),
-  );
+  const claims = (await listRunClaims(backend, dataset)).filter((c) => claimMatches(c, filters) && keep(c));
   const runs: StoredRun[] = [];
   for await (const run of mapOrdered(claims, READ_CONCURRENCY, async (claim) => {
     const manifest = await readManifest(backend, claim);

@@ -7,7 +7,7 @@
 import { EVENT_TYPES } from '../../protocol/envelope.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 import { STORAGE_FLAGS } from '../common-flags.js';
 import { LedgerError } from '../../ledger/types.js';
@@ -22,7 +22,6 @@ export const READ_RECORD_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
-  ...RANGE_FLAGS,
   ...OLD_RANGE_ALIASES,
   { name: 'type', type: 'list', arg: 'TYPE', help: `Only these record types (repeatable): ${TYPES.join('|')}`, group: 'Filters' },
   ...REQUIRE_COMPLETE_FLAGS,

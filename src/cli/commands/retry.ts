@@ -19,7 +19,7 @@ import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { daysOf } from './completeness.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
 import { checkScript, compileStorage, type RunPlan } from './run.js';
 
@@ -27,7 +27,6 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   ...STORAGE_FLAGS,
   LEDGER_FLAG,
   ...PARTITION_FILTER_FLAGS,
-  ...RANGE_FLAGS,
   ...OLD_RANGE_ALIASES,
   { name: 'expect-all', type: 'bool', help: 'Also run the days of --from-day/--to-day that never ran (need --source, --script, --job)', group: 'Retry' },
   { name: 'expect-days', type: 'string', arg: 'FROM..TO', help: 'Same as --from-day FROM --to-day TO --expect-all', group: 'Retry' },

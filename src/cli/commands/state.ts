@@ -6,7 +6,7 @@ import type { PartitionFilters, PartitionState, PendingSkip } from '../../ledger
 import { UsageError, type ParsedFlags } from '../flags.js';
 import { daysOf, describeGaps, EXIT_INCOMPLETE, formatDuration, skipReason, staleGaps, type Gap } from './completeness.js';
 import type { CliIO } from '../io.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES, RANGE_FLAGS } from './ledger-common.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, READ_FLAGS, runReadCommand, stringFlag } from './read-common.js';
 
 const USAGE = `Usage: quarry state inspect [filters] [--from-day FROM --to-day TO --expect-all [--stale-after D]]
@@ -91,7 +91,6 @@ export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise
       ...READ_FLAGS,
       LEDGER_FLAG,
       ...PARTITION_FILTER_FLAGS,
-      ...RANGE_FLAGS,
       ...OLD_RANGE_ALIASES,
       { name: 'status', type: 'string', arg: 'success|failed|pending', choices: ['success', 'failed', 'pending'], help: 'Only partitions in this state', group: 'Filters' },
       { name: 'expect-all', type: 'bool', help: 'Every day of --from-day/--to-day is expected: days with no row are listed as pending', group: 'Completeness' },

@@ -4,7 +4,7 @@
  */
 import { sumMetrics } from '../../runtime/metrics.js';
 import { RUN_OUTCOMES, type RunMetrics, type RunOutcome } from '../../storage/manifest.js';
-import { readManifest, readRunClaim } from '../../storage/reader.js';
+import { claimMatches, readManifest, readRunClaim } from '../../storage/reader.js';
 import type { CliIO } from '../io.js';
 import { groupJobs, jobSummary } from './inspect-job.js';
 import { checkRunId, PARTITION_FILTER_FLAGS, ReadCommandError, partitionFilters, PROXY_NOTICE, READ_FLAGS, readRuns, runReadCommand, runState, stringFlag, type ReadCommandSpec, type StoredRun } from './read-common.js';
@@ -134,7 +134,7 @@ Exit code: 0, 1 when --run-id names no run, 2 for a bad command line.`,
     checkRunId('--run-id', runId);
     const claim = await readRunClaim(backend, dataset, runId);
     if (claim === undefined) throw new ReadCommandError(`run ${JSON.stringify(runId)} not found in dataset ${JSON.stringify(dataset)} at ${backend.location}; see quarry list runs`);
-    const matches = (Object.keys(partition) as Array<keyof typeof partition>).every((k) => claim[k] === partition[k]);
+    const matches = claimMatches(claim, partition);
     const runs: StoredRun[] = [];
     if (matches) {
       const manifest = await readManifest(backend, claim);
