@@ -10,13 +10,16 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
+// Type-only: puppeteer-core (about 1 s to import) loads on first launch or connect, so a
+// `browser: false` run never pays for it (SPEC §13).
+import type { Browser, BrowserContext, Page } from 'puppeteer-core';
 import type { ProxyEndpoint } from '../protocol/index.js';
 import { redactUrl, redactUrlsIn } from '../protocol/redact.js';
 import { CHROMIUM_PROFILE_PREFIX, ownerTag } from '../runtime/owner-tag.js';
 import { proxyServerUrl } from '../sdk/index.js';
 
 /** Flags Chromium needs to run headless as root in a container, without phoning home. */
+
 export const CHROMIUM_FLAGS: readonly string[] = [
   '--no-sandbox',
   '--headless',
@@ -92,7 +95,7 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
   const args = [...CHROMIUM_FLAGS, ...(options.proxy ? [`--proxy-server=${proxyServerUrl(options.proxy)}`] : []), ...(options.extraArgs ?? [])];
   let browser: Browser;
   try {
-    browser = await puppeteer.launch({
+    browser = await (await import('puppeteer-core')).launch({
       executablePath: options.executablePath,
       headless: true,
       userDataDir: profile,
@@ -141,7 +144,7 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
 export async function connectBrowser(browserWSEndpoint: string): Promise<BrowserHandle> {
   let browser: Browser;
   try {
-    browser = await puppeteer.connect({ browserWSEndpoint });
+    browser = await (await import('puppeteer-core')).connect({ browserWSEndpoint });
   } catch (err) {
     // Puppeteer may reject with a WebSocket ErrorEvent, not an Error; its text can echo the endpoint, token included.
     const why = err instanceof Error ? err.message : (err as { message?: unknown; error?: { message?: unknown } } | undefined)?.error?.message ?? (err as { message?: unknown } | undefined)?.message;
