@@ -16,13 +16,29 @@ const EXIT_INTERNAL = 70;
 // schedule; a user cannot act on it and it would break one-line errors.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+/** Commands that, interrupted, flush and finalize what they started before exiting 130/143. */
+const FINALIZE_ON_SIGNAL = new Set(['run', 'retry', 'export']);
+
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   let signalName: 'SIGINT' | 'SIGTERM' | undefined;
+  let commandName: string | undefined;
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
-    if (signalName) return; // a second signal while stopping changes nothing: stopping already flushes and finalizes
+    const code = sig === 'SIGINT' ? 130 : 143;
+    // A second signal (Ctrl-C twice) exits at once: a run's executor and browser follow their
+    // runtime on their own (SPEC §5), and a run left without a manifest is never read.
+    if (signalName) {
+      process.stderr.write(`quarry: ${sig} again: exiting now\n`);
+      process.exit(code);
+    }
     signalName = sig;
     controller.abort(sig);
+    // Commands that only read (or, like validate, write in transactions that roll back) have
+    // nothing to finalize: they stop at once. run, retry and export finalize on the abort.
+    if (commandName !== undefined && !FINALIZE_ON_SIGNAL.has(commandName)) {
+      process.stderr.write(`quarry ${commandName}: interrupted by ${sig}\n`);
+      process.exit(code);
+    }
   };
   // A reader that goes away (`quarry read | head`) is not an error: stop quietly.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -56,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const name = found.command.words.join(' ');
+  commandName = name;
   try {
     return await found.command.run(found.rest, io, process.stdin);
   } catch (err) {

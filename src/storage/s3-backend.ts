@@ -21,6 +21,12 @@ export const S3_PART_BYTES = 8 * 1024 * 1024;
 
 /** How long to wait for a TCP connection before the endpoint counts as unreachable. */
 export const S3_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How long a request may sit with no bytes moving before it fails (the SDK then
+ * retries it): a stalled endpoint ends a run with `policy_failure` instead of
+ * hanging it (SPEC §5). Idle time, not total time, so large parts still upload.
+ */
+export const S3_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Retries of a conditional write that S3 answered 409 ConditionalRequestConflict (a concurrent write was in flight). */
 const CONFLICT_RETRIES = 3;
@@ -166,7 +172,7 @@ export class S3Backend implements StorageBackend {
       // Checksums only where S3 requires them: S3-compatible servers differ in what they accept.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS },
+      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, requestTimeout: S3_REQUEST_TIMEOUT_MS },
     });
     const backend = new S3Backend(sdk, client, options.bucket, prefix, where);
     try {

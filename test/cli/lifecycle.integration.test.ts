@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FS_TMP_DIR } from '../../src/storage/fs-backend.js';
@@ -164,6 +166,35 @@ describe('--run-timeout', () => {
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/--run-timeout/);
       expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('signals stop read commands', () => {
+  it('list runs stuck on a stalled S3 endpoint stops on SIGINT with 130 and on SIGTERM with 143', async () => {
+    // Accepts connections and never answers: the command waits on its first request.
+    const stalled = createServer(() => undefined);
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+    const port = (stalled.address() as AddressInfo).port;
+    try {
+      for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+        let child: ChildProcess | undefined;
+        const done = quarry(['list', 'runs', '--storage-backend', 's3', '--storage-endpoint', `http://127.0.0.1:${port}`, '--storage-s3-path-style', '--storage-path', 'bucket/p'], {
+          env: { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_REGION: 'us-east-1' },
+          onSpawn: (c) => (child = c),
+          timeoutMs: 30_000,
+        });
+        await new Promise((r) => setTimeout(r, 3_000));
+        // Still waiting on the endpoint: the signal is what ends it.
+        expect(child!.exitCode).toBeNull();
+        child!.kill(sig);
+        const res = await done;
+        expect(res.code, res.stderr).toBe(code);
+        expect(res.stderr).toMatch(new RegExp(`interrupted by ${sig}`));
+      }
+    } finally {
+      stalled.closeAllConnections();
+      stalled.close();
     }
   });
 });
