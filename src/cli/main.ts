@@ -22,7 +22,7 @@ const FINALIZE_ON_SIGNAL = new Set(['run', 'retry', 'export']);
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   let signalName: 'SIGINT' | 'SIGTERM' | undefined;
-  let commandName: string | undefined;
+  const running: { command?: string } = {};
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
     const code = sig === 'SIGINT' ? 130 : 143;
     // A second signal (Ctrl-C twice) exits at once: a run's executor and browser follow their
@@ -35,8 +35,8 @@ async function main(argv: string[]): Promise<number> {
     controller.abort(sig);
     // Commands that only read (or, like validate, write in transactions that roll back) have
     // nothing to finalize: they stop at once. run, retry and export finalize on the abort.
-    if (commandName !== undefined && !FINALIZE_ON_SIGNAL.has(commandName)) {
-      process.stderr.write(`quarry ${commandName}: interrupted by ${sig}\n`);
+    if (running.command !== undefined && !FINALIZE_ON_SIGNAL.has(running.command)) {
+      process.stderr.write(`quarry ${running.command}: interrupted by ${sig}\n`);
       process.exit(code);
     }
   };
@@ -72,7 +72,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const name = found.command.words.join(' ');
-  commandName = name;
+  running.command = name;
   try {
     return await found.command.run(found.rest, io, process.stdin);
   } catch (err) {
