@@ -78,7 +78,7 @@ try {
   console.log(`| parts: \`node -e 0\` | ${fmt(parts.node)} |`);
   console.log(`| parts: \`quarry run --help\` (CLI start) | ${fmt(parts.help)} |`);
   console.log(`| parts: executor \`--validate get-one.ts\` (node + executor modules + tsx + script load) | ${fmt(parts.validate)} |`);
-  console.log(`| parts: node importing \`puppeteer-core\` alone (the executor imports it statically, even for no-browser runs) | ${fmt(parts.puppeteer)} |`);
+  console.log(`| parts: node importing \`puppeteer-core\` alone (loaded only when a browser is launched or connected) | ${fmt(parts.puppeteer)} |`);
   console.log(`| parts: node importing \`tsx/esm/api\` alone | ${fmt(parts.tsx)} |`);
 } finally {
   await site.close();
