@@ -35,6 +35,14 @@ export interface RunCheckResult {
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+/** A stored value for a message: JSON, or a placeholder when it is too deep to serialize (a hostile line must not crash the check). */
+const show = (v: unknown): string => {
+  try {
+    return String(JSON.stringify(v)).slice(0, 200);
+  } catch {
+    return '(a value too deeply nested to show)';
+  }
+};
 const isInstant = (v: string): boolean => !Number.isNaN(Date.parse(v)) && /^\d{4}-\d{2}-\d{2}T/.test(v);
 
 /** Shape problems past what {@link parseManifest} checks: the fields the other checks rely on. */
@@ -140,12 +148,12 @@ async function checkObject(storage: StorageBackend, base: string, m: RunManifest
         continue;
       }
       const r = rec as Record<string, unknown>;
-      if (r.run_id !== m.run_id) malformed(count, `run_id ${JSON.stringify(r.run_id)} is not the run's (${m.run_id})`);
+      if (r.run_id !== m.run_id) malformed(count, `run_id ${show(r.run_id)} is not the run's (${m.run_id})`);
       if (o.kind === 'metrics') continue;
-      if (r.event_type !== o.event_type) malformed(count, `event_type ${JSON.stringify(r.event_type)} in the folder of ${o.event_type ?? '?'}`);
+      if (r.event_type !== o.event_type) malformed(count, `event_type ${show(r.event_type)} in the folder of ${o.event_type ?? '?'}`);
       const seq = r.seq;
       if (!isSeq(seq)) {
-        malformed(count, `seq ${JSON.stringify(seq)} is not an integer ≥ 1`);
+        malformed(count, `seq ${show(seq)} is not an integer ≥ 1`);
         continue;
       }
       firstSeq ??= seq;

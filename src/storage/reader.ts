@@ -180,7 +180,8 @@ export function summarize(claim: RunClaim, manifest: RunManifest | undefined): R
     row.skipped = manifest.skipped;
     row.policy = manifest.policy.name;
     row.event_count = manifest.event_count;
-    row.bytes = manifest.objects.reduce((n, o) => n + o.bytes, 0);
+    // Listed for any finalized run, vetted or not: a corrupt entry counts nothing rather than failing the listing.
+    row.bytes = manifest.objects.reduce((n, o: Partial<ManifestObject> | null) => n + (typeof o?.bytes === 'number' ? o.bytes : 0), 0);
   }
   return row;
 }
@@ -253,7 +254,7 @@ async function* objectRecords(backend: StorageBackend, keys: readonly string[], 
       if (checkSeq) {
         const seq = (rec as { seq?: unknown }).seq;
         if (typeof seq !== 'number' || seq <= last) {
-          throw new ReaderError(`${backend.location}/${key} line ${n}: seq ${JSON.stringify(seq)} does not follow ${last} (records of one event type must be in seq order)`, key);
+          throw new ReaderError(`${backend.location}/${key} line ${n}: seq ${typeof seq === 'number' ? seq : typeof seq} does not follow ${last} (records of one event type must be in seq order)`, key);
         }
         last = seq;
       }

@@ -14,7 +14,8 @@ export type ValueMutation =
   | { kind: 'set'; at: number; value: unknown }
   | { kind: 'delete'; at: number }
   | { kind: 'add'; at: number; key: string; value: unknown }
-  | { kind: 'nest'; at: number; depth: number; asMap: boolean };
+  | { kind: 'nest'; at: number; depth: number; asMap: boolean }
+  | { kind: 'setPath'; path: Path; value: unknown };
 
 export type ByteMutation =
   | { kind: 'flip'; at: number; bit: number }
@@ -72,7 +73,17 @@ const define = (o: object, key: string, value: unknown): void => void Object.def
 /** Applies `m` to `root` in place where it can; returns the (possibly new) root. */
 export function applyValueMutation(root: unknown, m: ValueMutation): unknown {
   // Generated values are shared between inputs (constants): insert copies, never the values themselves.
-  if (m.kind === 'set' || m.kind === 'add') m = { ...m, value: clone(m.value) };
+  if (m.kind === 'set' || m.kind === 'add' || m.kind === 'setPath') m = { ...m, value: clone(m.value) };
+  if (m.kind === 'setPath') {
+    if (!isContainer(root)) return root;
+    let parent = root as Record<string | number, unknown>;
+    for (const k of m.path.slice(0, -1)) {
+      if (!isContainer(parent[k])) return root;
+      parent = parent[k] as Record<string | number, unknown>;
+    }
+    if (m.path.length > 0) parent[m.path[m.path.length - 1]!] = m.value;
+    return root;
+  }
   const all = pathsOf(root);
   const path = all[m.at % all.length]!;
   if (path.length === 0) {
@@ -137,6 +148,16 @@ export function applyByteMutation(b: Buffer, m: ByteMutation): Buffer {
 }
 
 const BIG_STRING = 'é'.repeat(33_000);
+
+/**
+ * Sets one of the named fields (the ones parsers branch on) to one of its
+ * telling values, or to any odd value: random paths rarely hit them.
+ */
+export function setPath(fields: ReadonlyArray<readonly [Path, readonly unknown[]]>, odd: fc.Arbitrary<unknown>): fc.Arbitrary<ValueMutation> {
+  return fc.constantFrom(...fields).chain(([path, telling]) =>
+    fc.record({ kind: fc.constant('setPath' as const), path: fc.constant(path), value: telling.length > 0 ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...telling) }, { weight: 1, arbitrary: odd }) : odd }),
+  );
+}
 
 /** Values of the wrong (or a surprising) type for any field, plus the caller's domain values. */
 export function oddValue(extra: ReadonlyArray<unknown> = []): fc.Arbitrary<unknown> {

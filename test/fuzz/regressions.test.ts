@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameDecoder, FrameError, MAX_FRAME_NESTING } from '../../src/protocol/codec.js';
 import { checkEventInRun, type AnyEventEnvelope } from '../../src/protocol/envelope.js';
 import { FrameShapeError, toExecutorFrame } from '../../src/protocol/frames.js';
-import { ReaderError, streamRecords } from '../../src/storage/reader.js';
+import { ReaderError, streamRecords, summarize } from '../../src/storage/reader.js';
 import { MemoryBackend } from '../_harness/memory-backend.js';
 import { writeRun } from '../storage/run-fixture.js';
 import { msgpack } from '../_harness/msgpack-writer.js';
@@ -122,5 +122,16 @@ describe('record lines the fuzzer found', () => {
     };
     await expect(read()).rejects.toThrow(ReaderError);
     await expect(read()).rejects.toThrow(/line 1: not a JSON object/);
+  });
+});
+
+describe('manifests the fuzzer found', () => {
+  it('a listed run whose manifest holds a null object entry still summarizes (no TypeError in quarry list)', async () => {
+    const backend = new MemoryBackend();
+    const p = { dataset: 'quarry', source: 's', category: 'default', day: '2024-01-01', run_id: 'r1' };
+    const m = (await writeRun(backend, { partition: p, outcome: 'success', events: [] }))!;
+    const claim = { ...p, claim_version: 1, started_at: m.started_at, attempt: 1, root_run_id: 'r1', depth: 0, script_path: 's.ts' };
+    const row = summarize(claim, { ...m, objects: [null as never, ...m.objects] });
+    expect(row.bytes).toBe(m.objects.reduce((n, o) => n + o.bytes, 0));
   });
 });
