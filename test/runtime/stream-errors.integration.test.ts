@@ -71,7 +71,7 @@ describe('fatal stream errors end the run with exit 2 and a message naming the p
   it('a taken --run-id is refused before anything runs', async () => {
     const res = await quarry(['run', '--script', script, '--source', 'fake', '--day', '2026-11-22', '--run-id', 'stream-ok', '--executor', executor, '--job', '{"mode":"ok"}', '--storage-path', tmp.path]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/run_id stream-ok already exists/);
+    expect(res.stderr).toMatch(/run id "stream-ok" is already used by a recorded run/);
   });
 });
 
