@@ -13,7 +13,7 @@ export { readManifest, listRuns, streamRecords, readArtifact } from './storage/r
 export type { RunManifest, RunOutcome, RunClaim } from './storage/manifest.js';
 export type { StoredRecord, EventRecord } from './storage/records.js';
 export type { LogicalPartition, RunPartition } from './storage/layout.js';
-export { openLedger, type Ledger, type LedgerReader } from './ledger/ledger.js';
+export { openLedger, openLedgerReader, type Ledger, type LedgerReader } from './ledger/ledger.js';
 export { validateRun, validatePending } from './ledger/validator.js';
 export { openConsumer, PartitionNotReadableError, type Consumer } from './ledger/consumer.js';
 export { exportPartitions, ExportError, type ExportSummary } from './ledger/export.js';

@@ -139,3 +139,19 @@ export async function openLedger(target: string, options: OpenLedgerOptions = {}
   const { SqliteLedger } = await import('./sqlite-ledger.js');
   return SqliteLedger.create(target, options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs });
 }
+
+/**
+ * Opens the ledger at `target` for reading only (SPEC §8 "readers are
+ * read-only"): never creates, migrates or changes it, so read commands need
+ * no write rights and are not blocked by writers.
+ * @throws LedgerError `invalid_argument` for an empty target, `unavailable` when it cannot be read (one line naming what to do), `schema` when its schema is older or newer than this Quarry's.
+ */
+export async function openLedgerReader(target: string, options: OpenLedgerOptions = {}): Promise<LedgerReader> {
+  if (target.trim() === '') throw new LedgerError('invalid_argument', 'ledger target is empty: give a SQLite file path or a postgres:// URL');
+  if (isPostgresUrl(target)) {
+    const { PostgresLedger } = await import('./postgres-ledger.js');
+    return PostgresLedger.openReader(target, options.poolSize === undefined ? {} : { poolSize: options.poolSize });
+  }
+  const { SqliteLedger } = await import('./sqlite-ledger.js');
+  return SqliteLedger.openReader(target, options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs });
+}

@@ -11,6 +11,7 @@
  * PostgreSQL key columns use the "C" collation: byte order, the same order
  * SQLite gives, whatever the server's locale, and indexes that serve ORDER BY.
  */
+import { LedgerError } from './types.js';
 
 /** SQL dialects the ledger speaks. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -173,3 +174,20 @@ export const MIGRATIONS: readonly Migration[] = [
 
 /** The schema version this code reads and writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/**
+ * A reader never migrates (SPEC §8): it reads only a ledger whose schema is
+ * exactly this Quarry's.
+ * @throws LedgerError `schema` naming both versions and what to run.
+ */
+export function checkReaderSchema(newest: number, location: string): void {
+  if (newest === 0) {
+    throw new LedgerError('schema', `${location} holds no Quarry ledger: nothing was validated there yet (quarry run and quarry validate write it); give --ledger if it is elsewhere`);
+  }
+  if (newest > SCHEMA_VERSION) {
+    throw new LedgerError('schema', `ledger ${location} has schema version ${newest}, newer than this Quarry's (${SCHEMA_VERSION}): upgrade Quarry`);
+  }
+  if (newest < SCHEMA_VERSION) {
+    throw new LedgerError('schema', `ledger ${location} has schema version ${newest}, older than this Quarry's (${SCHEMA_VERSION}); read commands never migrate: run quarry validate --pending (a writer) once to upgrade it`);
+  }
+}

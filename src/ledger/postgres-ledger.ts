@@ -16,7 +16,7 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
 import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
-import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from '../protocol/redact.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
@@ -146,6 +146,29 @@ export class PostgresLedger implements Ledger {
       throw new LedgerError('unavailable', `cannot open PostgreSQL ledger ${location}: ${(err as Error).message}`, { cause: err });
     }
     return ledger;
+  }
+
+  /**
+   * Connects to `url` for reading only (SPEC §8: readers never write): no
+   * migration; the schema must be exactly this Quarry's.
+   * @throws LedgerError `unavailable` when the server cannot be reached, `schema` when the schema is older or newer.
+   */
+  static async openReader(url: string, options: PostgresLedgerOptions = {}): Promise<PostgresLedger> {
+    const { default: pg } = await import('pg');
+    const location = redactUrl(url);
+    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 4 });
+    pool.on('error', () => undefined);
+    try {
+      const { rows } = await pool.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [MIGRATIONS_TABLE]);
+      let newest = 0;
+      if (rows[0]?.t) newest = (await pool.query<{ v: number | null }>(`SELECT MAX(version) AS v FROM ${MIGRATIONS_TABLE}`)).rows[0]?.v ?? 0;
+      checkReaderSchema(newest, location);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      if (err instanceof LedgerError) throw err;
+      throw new LedgerError('unavailable', `cannot open PostgreSQL ledger ${location}: ${(err as Error).message}`, { cause: err });
+    }
+    return new PostgresLedger(pool, location, options.conflictRetries ?? 10);
   }
 
   /** Runs `fn` in a transaction, retrying the whole of it on serialization failure or deadlock. */

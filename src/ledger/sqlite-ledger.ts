@@ -7,7 +7,7 @@
  * read-decide-write of a promotion can never interleave with another's. A
  * writer that finds the lock taken waits (busy timeout), then retries.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -15,7 +15,7 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
 import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
-import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, parseJsonColumn, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
@@ -99,6 +99,23 @@ function isBusy(err: unknown): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
 }
 
+function writable(folder: string): boolean {
+  try {
+    accessSync(folder, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function ownerOf(file: string): number | undefined {
+  try {
+    return statSync(file).uid;
+  } catch {
+    return undefined;
+  }
+}
+
 /** SQLite implementation of the {@link Ledger} port. Create with {@link SqliteLedger.create}. */
 export class SqliteLedger implements Ledger {
   readonly kind = 'sqlite' as const;
@@ -138,6 +155,46 @@ export class SqliteLedger implements Ledger {
       }
     });
     return ledger;
+  }
+
+  /**
+   * Opens an existing ledger file for reading only (SPEC §8: readers never
+   * write): no migration, no journal-mode change, `readonly` + `fileMustExist`.
+   * SQLite's WAL mode needs the `-shm` file to read; when no writer has it open
+   * the reader would have to create it, which it refuses to do in a folder it
+   * cannot write (it could not) or as another user than the ledger's owner (the
+   * owner could not open what it left behind).
+   * @throws LedgerError `unavailable` naming the folder and what to do; `schema` when the ledger's schema is not this Quarry's.
+   */
+  static async openReader(path: string, options: SqliteLedgerOptions = {}): Promise<SqliteLedger> {
+    const location = resolve(path);
+    const folder = dirname(location);
+    if (!existsSync(`${location}-shm`)) {
+      if (!writable(folder)) {
+        throw new LedgerError('unavailable', `cannot read the SQLite ledger ${location}: no writer has it open and this user cannot write its folder ${folder}, which SQLite's WAL mode needs for reading; grant this user write access to ${folder}, or use a PostgreSQL ledger (--ledger postgres://...)`);
+      }
+      const owner = ownerOf(location);
+      const uid = process.geteuid?.();
+      if (owner !== undefined && uid !== undefined && uid !== 0 && uid !== owner) {
+        throw new LedgerError('unavailable', `cannot read the SQLite ledger ${location}: no writer has it open, and reading it as uid ${uid} would leave files in ${folder} that its owner (uid ${owner}) cannot open; read it as its owner, or use a PostgreSQL ledger (--ledger postgres://...)`);
+      }
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(location, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs ?? 10_000 });
+      const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(MIGRATIONS_TABLE) !== undefined;
+      const newest = hasTable ? ((db.prepare(`SELECT MAX(version) AS v FROM ${MIGRATIONS_TABLE}`).get() as { v: number | null }).v ?? 0) : 0;
+      checkReaderSchema(newest, location);
+      return new SqliteLedger(db, location, options.busyRetries ?? 20);
+    } catch (err) {
+      db?.close();
+      if (err instanceof LedgerError) throw err;
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^SQLITE_(CANTOPEN|READONLY)/.test(code)) {
+        throw new LedgerError('unavailable', `cannot read the SQLite ledger ${location}: ${(err as Error).message} (no writer has it open and this user cannot set up its -shm file in ${folder}); grant this user write access to ${folder}, or use a PostgreSQL ledger (--ledger postgres://...)`, { cause: err });
+      }
+      throw new LedgerError('unavailable', `cannot read SQLite ledger ${location}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   static #migrate(db: Database.Database): void {

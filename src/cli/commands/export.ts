@@ -11,7 +11,7 @@ import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { describeGaps, EXIT_INCOMPLETE, findGaps, REQUIRE_COMPLETE_FLAGS, requireCompleteQuery } from './completeness.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerReaderAt } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 
 export const EXPORT_FLAGS: readonly FlagSpec[] = [
@@ -63,7 +63,7 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
   let ledger;
   try {
     backend = await openReadBackend(p.values, io.cwd);
-    ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
+    ledger = await openLedgerReaderAt(ledgerTargetFrom(p.values, io.cwd));
     if (complete) {
       // Before the warehouse is even opened: an incomplete range loads nothing.
       const gaps = await findGaps(ledger, complete);

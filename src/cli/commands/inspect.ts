@@ -5,7 +5,7 @@
 import type { CliIO } from '../io.js';
 import { inspectJobView } from './inspect-job.js';
 import { inspectRunView } from './inspect-run.js';
-import { LEDGER_FLAG, ledgerTargetFrom, openLedgerAt } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerTargetFrom, openLedgerReaderAt } from './ledger-common.js';
 import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
 import type { ParsedFlags } from '../flags.js';
 
@@ -14,7 +14,7 @@ async function ledgerView(values: ParsedFlags['values'], cwd: string, runId: str
   if ((stringFlag(values, 'storage-backend') ?? 'fs') !== 'fs' && !stringFlag(values, 'ledger')) return null;
   let ledger;
   try {
-    ledger = await openLedgerAt(ledgerTargetFrom(values, cwd), true);
+    ledger = await openLedgerReaderAt(ledgerTargetFrom(values, cwd));
   } catch {
     return null;
   }

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Ledger } from '../../ledger/ledger.js';
+import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
 import type { PartitionFilters } from '../../ledger/types.js';
 import { checkDay } from '../../storage/layout.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
@@ -54,17 +54,37 @@ export function ledgerTargetFrom(values: ParsedFlags['values'], cwd: string): st
   );
 }
 
-/**
- * Opens the ledger. With `mustExist`, a SQLite file that is not there is an
- * error rather than a new empty ledger (read commands never create one).
- */
-export async function openLedgerAt(target: string, mustExist: boolean): Promise<Ledger> {
-  if (mustExist && !isUrl(target) && !existsSync(target)) {
+/** @throws ReadCommandError when `target` is a SQLite file that is not there (read commands and retry never create one). */
+export function requireLedgerFile(target: string): void {
+  if (!isUrl(target) && !existsSync(target)) {
     throw new ReadCommandError(`no ledger at ${target}: nothing was validated there yet (quarry run and quarry validate write it); give --ledger if it is elsewhere`);
   }
+}
+
+/**
+ * Opens the ledger as a writer (creating and migrating it). With `mustExist`,
+ * a SQLite file that is not there is an error rather than a new empty ledger.
+ */
+export async function openLedgerAt(target: string, mustExist: boolean): Promise<Ledger> {
+  if (mustExist) requireLedgerFile(target);
   const { openLedger } = await import('../../ledger/ledger.js');
   try {
     return await openLedger(target);
+  } catch (err) {
+    throw new ReadCommandError(`cannot open the ledger: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Opens an existing ledger read-only, for the read commands (SPEC §8): never
+ * creates, migrates or writes it.
+ * @throws ReadCommandError one line when it is missing or cannot be read.
+ */
+export async function openLedgerReaderAt(target: string): Promise<LedgerReader> {
+  requireLedgerFile(target);
+  const { openLedgerReader } = await import('../../ledger/ledger.js');
+  try {
+    return await openLedgerReader(target);
   } catch (err) {
     throw new ReadCommandError(`cannot open the ledger: ${(err as Error).message}`);
   }

@@ -7,7 +7,7 @@
 import { EVENT_TYPES } from '../../protocol/envelope.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
+import { LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerReaderAt, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { EXIT_NOT_FOUND, openReadBackend, PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag } from './read-common.js';
 import { STORAGE_FLAGS } from '../common-flags.js';
 import { LedgerError } from '../../ledger/types.js';
@@ -56,7 +56,7 @@ export async function readCommand(argv: readonly string[], io: CliIO): Promise<n
   let records = 0;
   try {
     backend = await openReadBackend(p.values, io.cwd);
-    ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), true);
+    ledger = await openLedgerReaderAt(ledgerTargetFrom(p.values, io.cwd));
     if (complete) {
       // Checked before anything is read: a consumer never sees part of a range it asked to get whole.
       const gaps = await findGaps(ledger, complete);

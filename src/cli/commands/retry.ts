@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ulid } from 'ulid';
-import { isPostgresUrl, type Ledger, type LedgerReader } from '../../ledger/ledger.js';
+import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
 import type { LogicalPartition } from '../../storage/layout.js';
 import type { PartitionFilters, RunHistoryRow } from '../../ledger/types.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
@@ -19,7 +19,7 @@ import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { daysOf } from './completeness.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, requireLedgerFile, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
 import { checkScript, compileStorage, type RunPlan } from './run.js';
 
@@ -154,7 +154,7 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   try {
     const target = ledgerTargetFrom(p.values, io.cwd);
     // A retry writes: it opens the ledger as a writer (SPEC §8 "Binding and writers"), but never creates one.
-    if (!isPostgresUrl(target) && !existsSync(target)) await openLedgerAt(target, true);
+    requireLedgerFile(target);
     ledger = await openRunLedger(target);
     const targets = await planRetries(ledger, filters, { ...(days ? { days } : {}), ...(script ? { script } : {}), ...(job !== undefined ? { job } : {}), reprocess: p.values.reprocess === true, includeSkipped: p.values['include-skipped'] === true, ...(limit !== undefined ? { limit } : {}) });
     if (p.values['dry-run'] === true || targets.length === 0) {

@@ -6,7 +6,7 @@ import type { PartitionFilters, PartitionState, PendingSkip } from '../../ledger
 import { UsageError, type ParsedFlags } from '../flags.js';
 import { daysOf, describeGaps, EXIT_INCOMPLETE, formatDuration, skipReason, staleGaps, type Gap } from './completeness.js';
 import type { CliIO } from '../io.js';
-import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerAt, OLD_RANGE_ALIASES } from './ledger-common.js';
+import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, openLedgerReaderAt, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, READ_FLAGS, runReadCommand, stringFlag } from './read-common.js';
 
 const USAGE = `Usage: quarry state inspect [filters] [--from-day FROM --to-day TO --expect-all [--stale-after D]]
@@ -110,7 +110,7 @@ export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise
       const includeSkipped = values['include-skipped'] === true;
       const limit = values.limit as number | undefined;
       if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
-      const ledger = await openLedgerAt(ledgerTargetFrom(values, ctxIo.cwd), true);
+      const ledger = await openLedgerReaderAt(ledgerTargetFrom(values, ctxIo.cwd));
       try {
         const range = days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters;
         // Skipped-only partitions have no row (they stay pending) but are always shown, with why.
