@@ -4,27 +4,19 @@
  * what to do. All extend {@link HttpError}, itself a `QuarryError`, so they
  * match with `instanceof` across copies of the SDK.
  */
+import { redactUrl } from '../protocol/redact.js';
 import { QuarryError } from './errors.js';
+
+// One redaction rule for every URL Quarry shows (password, token user names, secret query parameters).
+export { redactUrl };
 
 /** What every HTTP error carries. */
 export interface HttpErrorContext {
   readonly method: string;
-  /** Without username or password. */
+  /** Redacted: password, token user name and secret query values masked ({@link redactUrl}). */
   readonly url: string;
   /** Attempts made for this hop, from 1. */
   readonly attempt: number;
-}
-
-/** `https://user:pw@h/p` → `https://h/p`; something that is not a URL is returned as it was given, minus anything before an `@`. */
-export function redactUrl(url: string | URL): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.href;
-  } catch {
-    return String(url).replace(/\/\/[^/@]*@/, '//');
-  }
 }
 
 const where = (c: HttpErrorContext): string => `${c.method} ${c.url} (attempt ${c.attempt})`;

@@ -85,12 +85,14 @@ describe('retries and backoff', () => {
 
   it('gives up after the retries with an error naming method, URL without credentials, status and attempt', async () => {
     routes.set('/down', (_q, res) => res.writeHead(502).end());
-    const url = `${base.replace('http://', 'http://user:secret-pw@')}/down`;
+    const url = `${base.replace('http://', 'http://user:secret-pw@')}/down?token=secret-tok&page=2`;
     const err = await newClient().get(url, { retries: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HttpStatusError);
-    expect(err).toMatchObject({ status: 502, attempt: 3, method: 'GET', url: `${base}/down` });
-    expect((err as Error).message).toBe(`GET ${base}/down (attempt 3) answered 502; still failing after the retries: try later or raise retries`);
+    const shown = `${base.replace('http://', 'http://user:***@')}/down?token=***&page=2`;
+    expect(err).toMatchObject({ status: 502, attempt: 3, method: 'GET', url: shown });
+    expect((err as Error).message).toBe(`GET ${shown} (attempt 3) answered 502; still failing after the retries: try later or raise retries`);
     expect((err as Error).message).not.toContain('secret-pw');
+    expect((err as Error).message).not.toContain('secret-tok');
     expect(hits).toHaveLength(3);
     // Backoff doubles: ~200 ms then ~400 ms.
     expect(gaps('/down')[1]).toBeGreaterThanOrEqual(380);
