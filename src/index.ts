@@ -4,6 +4,7 @@
  * can wrap these). Scripts import `quarry/sdk` instead.
  */
 export { runOnce, defaultExecutorPath, type RunConfig } from './runtime/run.js';
+export { runValidated, type ValidatedRunConfig } from './runtime/validated-run.js';
 export type { RunReport } from './runtime/report.js';
 export type { PolicyConfig, FlushMode } from './runtime/policies/index.js';
 export { openBackend, type OpenBackendOptions } from './storage/open-backend.js';

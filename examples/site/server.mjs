@@ -20,6 +20,10 @@ export const BOOKS = TITLES.map((title, i) => ({
   rating: 1 + (i % 5),
 }));
 export const PAGES = Math.ceil(BOOKS.length / PAGE_SIZE);
+// A third level for the crawl example: every book has an author page, each linked from several books.
+export const AUTHORS = ['Ada Lindqvist', 'Bram Okafor', 'Chen Wei', 'Dalia Haddad', 'Emil Varga', 'Farah Quint'];
+const slug = (name) => name.toLowerCase().replace(/[^a-z]+/g, '-');
+const authorOf = (i) => AUTHORS[i % AUTHORS.length];
 
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const layout = (title, body) => `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
@@ -39,7 +43,16 @@ function listPage(page) {
 function detailPage(id) {
   const b = BOOKS.find((x) => x.id === id);
   if (!b) return undefined;
-  return layout(b.title, `<p class="price">$${(b.price_cents / 100).toFixed(2)}</p><p class="description">${esc(b.title)} is book ${b.id}.</p>`);
+  const author = authorOf(BOOKS.indexOf(b));
+  return layout(b.title, `<p class="price">$${(b.price_cents / 100).toFixed(2)}</p><p class="description">${esc(b.title)} is book ${b.id}.</p>
+    <p>by <a class="author" href="/author/${slug(author)}">${esc(author)}</a></p>`);
+}
+
+function authorPage(s) {
+  const name = AUTHORS.find((a) => slug(a) === s);
+  if (!name) return undefined;
+  const books = BOOKS.filter((_, i) => authorOf(i) === name);
+  return layout(name, `<p class="books" data-count="${books.length}">${books.length} books</p><ul>${books.map((b) => `<li>${esc(b.title)}</li>`).join('')}</ul>`);
 }
 
 /** Starts the site; resolves with its base URL and a close function. */
@@ -52,6 +65,8 @@ export function startSite(port = 0) {
       if (Number.isInteger(page) && page >= 1 && page <= PAGES) html = listPage(page);
     } else if (url.pathname.startsWith('/book/')) {
       html = detailPage(url.pathname.slice('/book/'.length));
+    } else if (url.pathname.startsWith('/author/')) {
+      html = authorPage(url.pathname.slice('/author/'.length));
     } else if (url.pathname === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       return;

@@ -13,6 +13,7 @@ export const STORAGE_FLAGS: readonly FlagSpec[] = [
   { name: 'storage-region', type: 'string', arg: 'REGION', help: 'S3 region (default: the AWS default chain)', group: 'Storage' },
   { name: 'storage-endpoint', type: 'string', arg: 'URL', help: 'S3-compatible endpoint URL', group: 'Storage' },
   { name: 'storage-s3-path-style', type: 'bool', help: 'Use path-style S3 addressing (most S3-compatible servers)', group: 'Storage' },
+  { name: 'storage-request-timeout', type: 'duration', help: 'S3: fail a request after this long without a byte moving, then the SDK retries it (default 30s)', group: 'Storage' },
 ];
 
 export const OUTPUT_FLAGS: readonly FlagSpec[] = [

@@ -8,6 +8,7 @@ import type { CliIO } from './io.js';
 import { COMMANDS, findCommand, topLevelHelp } from './registry.js';
 import { CommandFailure, UsageError } from './flags.js';
 import { redactUrlsIn } from '../protocol/redact.js';
+import { armKillPoint, KILL_POINT_ENV, parseKillPoint } from '../runtime/kill-point.js';
 
 /** Exit code for a bug in quarry itself (not the script, not the input). */
 const EXIT_INTERNAL = 70;
@@ -73,6 +74,16 @@ async function main(argv: string[]): Promise<number> {
   }
   const name = found.command.words.join(' ');
   running.command = name;
+  // Test-only (docs/contracts/run.md, "Test-only kill points"): the runtime SIGKILLs itself at a named point.
+  const killPoint = process.env[KILL_POINT_ENV];
+  if (killPoint !== undefined && killPoint !== '') {
+    try {
+      armKillPoint(parseKillPoint(killPoint));
+    } catch (err) {
+      io.stderr(`quarry ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   try {
     return await found.command.run(found.rest, io, process.stdin);
   } catch (err) {

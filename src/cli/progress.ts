@@ -7,27 +7,21 @@ import type { AnyEventEnvelope } from '../protocol/envelope.js';
 
 const REDRAW_MS = 250;
 
-export class RunProgress {
+/**
+ * One status line on stderr, redrawn in place every 250 ms from `text()`,
+ * cleared before other output: what every live progress display shares.
+ */
+export class LiveLine {
   readonly #write: (text: string) => void;
-  readonly #label: string;
-  readonly #started = Date.now();
-  #events = 0;
-  #items = 0;
-  #checkpoints = 0;
+  readonly #text: () => string;
   #shown = false;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(write: (text: string) => void, label: string) {
+  constructor(write: (text: string) => void, text: () => string) {
     this.#write = write;
-    this.#label = label;
+    this.#text = text;
     this.#timer = setInterval(() => this.#draw(), REDRAW_MS);
     this.#timer.unref();
-  }
-
-  onEvent(e: AnyEventEnvelope): void {
-    this.#events++;
-    if (e.type === 'item') this.#items++;
-    else if (e.type === 'checkpoint') this.#checkpoints++;
   }
 
   /** Clears the status line so other output starts on a clean line. */
@@ -43,9 +37,42 @@ export class RunProgress {
   }
 
   #draw(): void {
+    this.#write(`\r\u001b[2K${this.#text()}`);
+    this.#shown = true;
+  }
+}
+
+export class RunProgress {
+  readonly #label: string;
+  readonly #started = Date.now();
+  readonly #line: LiveLine;
+  #events = 0;
+  #items = 0;
+  #checkpoints = 0;
+
+  constructor(write: (text: string) => void, label: string) {
+    this.#label = label;
+    this.#line = new LiveLine(write, () => this.#text());
+  }
+
+  onEvent(e: AnyEventEnvelope): void {
+    this.#events++;
+    if (e.type === 'item') this.#items++;
+    else if (e.type === 'checkpoint') this.#checkpoints++;
+  }
+
+  /** Clears the status line so other output starts on a clean line. */
+  clear(): void {
+    this.#line.clear();
+  }
+
+  stop(): void {
+    this.#line.stop();
+  }
+
+  #text(): string {
     const secs = (Date.now() - this.#started) / 1000;
     const rate = secs > 0 ? Math.round(this.#items / secs) : 0;
-    this.#write(`\r\u001b[2K[quarry] ${this.#label}: ${this.#items} items, ${this.#checkpoints} checkpoints, ${this.#events} events, ${rate} items/s, ${secs.toFixed(0)}s`);
-    this.#shown = true;
+    return `[quarry] ${this.#label}: ${this.#items} items, ${this.#checkpoints} checkpoints, ${this.#events} events, ${rate} items/s, ${secs.toFixed(0)}s`;
   }
 }

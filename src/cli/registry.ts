@@ -92,6 +92,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/retry.js')).retryCommand(argv, io),
   },
   {
+    words: ['report'],
+    summary: 'Write a static HTML page: partitions by status per day, recent runs, trees (read-only)',
+    run: async (argv, io) => (await import('./commands/report.js')).reportCommand(argv, io),
+  },
+  {
     words: ['debug', 'ipc'],
     summary: 'Describe the executor pipe; --decode a captured frame stream',
     run: async (argv, io, stdin) => (await import('./commands/debug-ipc.js')).debugIpcCommand(argv, io, stdin),

@@ -9,6 +9,7 @@
  * calls `onGone` once; the caller then kills its browser and exits at once,
  * since there is nobody left to report to.
  */
+import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 
 /** How often the parent pid is checked (the "within a second" budget). */
@@ -23,14 +24,48 @@ export interface LifelineOptions {
    * close stdin early (a test harness, `echo … |`) leaves this false.
    */
   readonly stdinHeldOpen: boolean;
-  /** Streams whose breaking (error or close) means nobody reads us: frames, stderr. */
+  /** Streams whose breaking (error or close) means nobody reads us: frames, stderr. More with `watchOutput`. */
   readonly outputs: readonly Writable[];
+  /**
+   * The runtime's pid (ours passes `QUARRY_RUNTIME_PID`). Given, the runtime
+   * is also gone when that pid names no process or a zombie, checked from the
+   * first instant: a runtime that died while this process was still loading
+   * (already reparented when the watch begins, so the parent pid no longer
+   * changes) is seen at once. A wrapper between the runtime and us is fine.
+   */
+  readonly runtimePid?: number;
   /** Called once, with why the runtime is considered gone. */
   readonly onGone: (why: string) => void;
 }
 
-/** Watches for the runtime's death until `stop()`; timers never keep the process alive. */
-export function watchRuntime(opts: LifelineOptions): { stop(): void } {
+/** True when `pid` names no process, or one that died and awaits its reaping (a zombie). */
+export function processIsGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  try {
+    // The state follows the command in parentheses: Z (zombie) or X (dead).
+    return /\)\s+[ZX]\s/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** A running watch. */
+export interface Lifeline {
+  /** Also treats `out` breaking as the runtime's death (an output opened after the watch began). */
+  watchOutput(out: Writable): void;
+  stop(): void;
+}
+
+/**
+ * Watches for the runtime's death until `stop()`; timers never keep the
+ * process alive. A runtime already gone when the watch begins is reported on the
+ * next turn of the event loop (never inside this call).
+ */
+export function watchRuntime(opts: LifelineOptions): Lifeline {
   let done = false;
   const gone = (why: string): void => {
     if (done) return;
@@ -39,19 +74,24 @@ export function watchRuntime(opts: LifelineOptions): { stop(): void } {
     opts.onGone(why);
   };
   const parent = process.ppid;
-  const timer = setInterval(() => {
+  const check = (): void => {
     if (process.ppid !== parent) gone(`parent process ${parent} is gone (reparented to ${process.ppid})`);
-  }, PARENT_POLL_MS);
+    else if (opts.runtimePid !== undefined && processIsGone(opts.runtimePid)) gone(`runtime process ${opts.runtimePid} is gone`);
+  };
+  const timer = setInterval(check, PARENT_POLL_MS);
   timer.unref();
+  setImmediate(check).unref();
   if (opts.stdinHeldOpen) {
     opts.stdin.once('end', () => gone('stdin closed: the runtime is gone'));
   }
-  for (const out of opts.outputs) {
+  const watchOutput = (out: Writable): void => {
     out.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_DESTROYED') gone(`output broke (${err.code}): the runtime is gone`);
     });
-  }
+  };
+  for (const out of opts.outputs) watchOutput(out);
   return {
+    watchOutput,
     stop() {
       done = true;
       clearInterval(timer);

@@ -1,16 +1,22 @@
 /**
- * Loads a user script (SPEC §2): `.ts`/`.mts`/`.cts` through tsx's `tsImport`
- * (no build step), `.js`/`.mjs`/`.cjs` through `import()`. Checks the shape:
- * the default export is a function, every hook export present is a function,
- * and `options` (SPEC §13) is an object of known keys and types.
+ * Loads a user script (SPEC §2): `.js`/`.mjs`/`.cjs` through `import()`;
+ * TypeScript with no build step: `.mts`, and `.ts` in an ES module scope,
+ * through this executor's own hooks (ts-hooks.ts: esbuild's transform, output
+ * cached by content hash, so an unchanged script loads without a compiler);
+ * `.cts` and `.ts` in a CommonJS scope through tsx's `tsImport`. Checks the
+ * shape: the default export is a function, every hook export present is a
+ * function, and `options` (SPEC §13) is an object of known keys and types.
  * Never starts a browser, so `--validate` can use it alone.
  */
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as nodeModule from 'node:module';
-import { extname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HOOK_NAMES, type QuarryHooks, type QuarryScript } from '../sdk/index.js';
 import { describeValue, parseScriptOptions, type ResolvedScriptOptions } from './script-options.js';
+import { inModuleScope, type TsHooksData } from './ts-hooks.js';
 
 /** The script cannot be used; the executor exits 3. */
 export class ScriptLoadError extends Error {
@@ -40,28 +46,84 @@ const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
 /** The SDK names a script may import; both resolve to this executor's own SDK build. */
 export const SDK_SPECIFIERS = ['quarry/sdk', '@pithecene-io/quarry-sdk'] as const;
 
-// Runs in Node's loader thread: maps the SDK names to this package's SDK, so a
-// script anywhere on disk can import values from it, as with the original package.
-const ALIAS_HOOK = `
-let target;
-const names = new Set(${JSON.stringify(SDK_SPECIFIERS)});
-export function initialize(data) { target = data.sdkUrl; }
-export async function resolve(specifier, context, next) {
-  if (names.has(specifier)) return { url: target, format: 'module', shortCircuit: true };
-  return next(specifier, context);
+let hooksRegistered = false;
+
+/** Where compiled TypeScript is cached: per user, under the temporary folder (ts-hooks.ts checks it is ours alone). */
+function tsCacheDir(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+  return join(tmpdir(), `quarry-ts-cache-${uid}`);
 }
-`;
 
-let aliasRegistered = false;
+/** esbuild as tsx resolves it (tsx depends on it), with its version for the cache key. */
+function locateEsbuild(): { url: string; version: string } {
+  const tsxPkg = nodeModule.createRequire(import.meta.url).resolve('tsx/package.json');
+  const fromTsx = nodeModule.createRequire(tsxPkg);
+  const pkgPath = fromTsx.resolve('esbuild/package.json');
+  const version = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { version?: unknown }).version;
+  return { url: pathToFileURL(fromTsx.resolve('esbuild')).href, version: typeof version === 'string' ? version : 'unknown' };
+}
 
-function registerSdkAlias(): void {
-  if (aliasRegistered) return;
-  aliasRegistered = true;
+/**
+ * Registers ts-hooks.ts in Node's loader thread: the SDK names map to this
+ * package's SDK, so a script anywhere on disk can import values from it, as
+ * with the original package; with `typescript`, ES-module TypeScript loads too.
+ */
+function registerHooks(typescript: boolean): void {
+  if (hooksRegistered) return;
+  hooksRegistered = true;
   // module.register exists from Node 20.6; before that, value imports resolve only where the package is installed.
   const register = (nodeModule as Partial<typeof nodeModule>).register;
   if (typeof register !== 'function') return;
-  const sdkUrl = new URL('../sdk/index.js', import.meta.url).href;
-  register(`data:text/javascript,${encodeURIComponent(ALIAS_HOOK)}`, import.meta.url, { data: { sdkUrl } });
+  let esbuild = { url: '', version: '' };
+  if (typescript) {
+    try {
+      esbuild = locateEsbuild();
+    } catch {
+      // no esbuild beside tsx: every TypeScript script goes through tsx
+    }
+  }
+  const data: TsHooksData = {
+    sdkUrl: new URL('../sdk/index.js', import.meta.url).href,
+    sdkSpecifiers: SDK_SPECIFIERS,
+    cacheDir: tsCacheDir(),
+    esbuildUrl: esbuild.url,
+    esbuildVersion: esbuild.version,
+  };
+  register(new URL('./ts-hooks.js', import.meta.url), import.meta.url, { data });
+  ownHooksLoadTs = esbuild.url !== '';
+}
+
+/**
+ * Registers the module hooks `loadScript(scriptPath)` needs, so Node's loader
+ * thread starts while the executor still waits for its request. Loads nothing
+ * of the script.
+ */
+export function prepareLoader(scriptPath: string): void {
+  const ext = extname(scriptPath);
+  if (TS_EXTENSIONS.has(ext) || JS_EXTENSIONS.has(ext)) registerHooks(TS_EXTENSIONS.has(ext));
+}
+
+/** Whether ts-hooks.ts compiles ES-module TypeScript in this process. */
+let ownHooksLoadTs = false;
+
+/** Imports a TypeScript script: ES-module ones through our hooks, the rest (and any graph our hooks cannot load) through tsx. */
+async function importTypeScript(path: string, url: string): Promise<Record<string, unknown>> {
+  const ext = extname(path);
+  const esm = ext === '.mts' || (ext === '.ts' && (await inModuleScope(dirname(path))));
+  if (esm && ownHooksLoadTs) {
+    // Stack traces point into the .ts source (the compiled output carries an inline source map), as under tsx.
+    process.setSourceMapsEnabled(true);
+    try {
+      return (await import(url)) as Record<string, unknown>;
+    } catch (err) {
+      // A .cts or CommonJS-scope .ts among its imports (or a spelling only tsx resolves, like ./x.cjs for x.cts):
+      // nothing of the graph has run yet, so tsx can load it whole.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ERR_UNKNOWN_FILE_EXTENSION' && code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    }
+  }
+  const { tsImport } = await import('tsx/esm/api');
+  return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -94,13 +156,12 @@ export async function loadScript(scriptPath: string): Promise<LoadedScript> {
     if (err instanceof ScriptLoadError) throw err;
     throw new ScriptLoadError(path, 'script not found', { cause: err });
   }
-  registerSdkAlias();
+  registerHooks(TS_EXTENSIONS.has(ext));
   const url = pathToFileURL(path).href;
   let ns: Record<string, unknown>;
   try {
     if (TS_EXTENSIONS.has(ext)) {
-      const { tsImport } = await import('tsx/esm/api');
-      ns = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+      ns = await importTypeScript(path, url);
     } else {
       ns = (await import(url)) as Record<string, unknown>;
     }

@@ -2,25 +2,23 @@
 /**
  * The executor binary (SPEC §3), the only file that touches the process:
  *
- *   node dist/executor/main.js <script>             run one run: request line on stdin, frames on stdout
+ *   node dist/executor/main.js <script>             run one run: request line on stdin, frames on fd 3 or stdout
  *   node dist/executor/main.js --validate <script>  load and check the script, no browser; exit 0 or 3
  *
  * Exit codes: 0 completed, 1 script error, 2 crash, 3 invalid input.
- * Stdout carries frames only: every other write to it goes to stderr.
+ * Frames go to the fd the runtime offers (QUARRY_FRAME_FD, after a handshake on
+ * stdout), else to stdout; either way process.stdout writes go to stderr.
  */
+// Only light modules load before the lifeline is up; the rest (codec, SDK, script loader) can take
+// seconds to load on a busy machine, long enough for a killed runtime to be missed (SPEC §5).
 import { redactUrlsIn } from '../protocol/redact.js';
-import { createWriteStream, fstatSync } from 'node:fs';
+import { createWriteStream, fstatSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { AckInbox } from './ack-inbox.js';
-import { createBrowserSource, DEFAULT_CHROMIUM_PATH, type BrowserSource } from './browser.js';
-import { FrameWriter } from './frame-writer.js';
-import { readRequestLine } from './input.js';
+import type { BrowserSource } from './browser.js';
 import { watchRuntime } from './lifeline.js';
-import { loadScript, type LoadedScript } from './loader.js';
-import { parseRunRequest } from './request.js';
-import { executeRun, exitCodeFor, runResultFrame, type RunOutcome } from './run.js';
-import { RunSink } from './run-sink.js';
+import type { LoadedScript } from './loader.js';
+import type { RunOutcome } from './run.js';
 
 const USAGE = 'usage: node dist/executor/main.js <script>  (run request as one JSON line on stdin)\n       node dist/executor/main.js --validate <script>';
 
@@ -38,7 +36,7 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 /**
  * Sends every write to process.stdout (console.log, libraries, the script) to
- * stderr, so nothing but frames reaches fd 1. Frames use their own handle on fd 1.
+ * stderr, so none reaches the frames when they go to fd 1. Frames use their own handle.
  */
 function divertStrayStdout(): void {
   const stderr = process.stderr;
@@ -52,14 +50,36 @@ function divertStrayStdout(): void {
   process.stdout.write = divert as typeof process.stdout.write;
 }
 
-/** An async, backpressured writable on fd 1 (a pipe or socket; a file works too). */
-function openFrameOutput(): Writable {
-  const st = fstatSync(1);
-  if (st.isFIFO() || st.isSocket()) return new Socket({ fd: 1, readable: false, writable: true });
-  return createWriteStream('', { fd: 1, autoClose: false });
+/**
+ * The fd frames go to: the one the runtime offers (FRAME_FD_ENV), announced by
+ * the handshake as the first bytes on fd 1, so that raw writes to fd 1
+ * (`fs.writeSync(1, …)`, children with inherited stdio) are only log output;
+ * without an offer (an older runtime, a test harness, `quarry debug ipc`
+ * captures), fd 1 itself.
+ */
+async function frameFd(): Promise<number> {
+  const { encodeFrameFdHandshake, FRAME_FD, FRAME_FD_ENV } = await import('../protocol/frame-fd.js');
+  if (process.env[FRAME_FD_ENV] !== String(FRAME_FD)) return 1;
+  let st;
+  try {
+    st = fstatSync(FRAME_FD);
+  } catch {
+    return 1; // offered in the environment but not open: a wrapper dropped it
+  }
+  if (!st.isFIFO() && !st.isSocket()) return 1;
+  writeSync(1, encodeFrameFdHandshake(FRAME_FD));
+  return FRAME_FD;
+}
+
+/** An async, backpressured writable on `fd` (a pipe or socket; a file works too). */
+function openFrameOutput(fd: number): Writable {
+  const st = fstatSync(fd);
+  if (st.isFIFO() || st.isSocket()) return new Socket({ fd, readable: false, writable: true });
+  return createWriteStream('', { fd, autoClose: false });
 }
 
 async function validate(path: string): Promise<number> {
+  const { loadScript } = await import('./loader.js');
   try {
     const s = await loadScript(path);
     const hooks = Object.keys(s.hooks);
@@ -72,26 +92,34 @@ async function validate(path: string): Promise<number> {
 }
 
 async function runOnce(scriptPath: string): Promise<number> {
-  const output = openFrameOutput();
-  const writer = new FrameWriter(output);
-  const inbox = new AckInbox(log);
   const held: { browsers?: BrowserSource } = {};
   // A runtime killed without a word (SIGKILL, OOM) takes us and the browser along at once:
-  // nobody is left to report to, so nothing is flushed (SPEC §5).
+  // nobody is left to report to, so nothing is flushed (SPEC §5). Watched first, before anything loads.
   process.stderr.on('error', () => {
     stderrBroken = true;
   });
-  watchRuntime({
+  const runtimePid = Number(process.env.QUARRY_RUNTIME_PID);
+  const lifeline = watchRuntime({
     stdin: process.stdin,
     // Our runtime names itself and holds stdin open until we exit; others may close it early.
     stdinHeldOpen: process.env.QUARRY_RUNTIME_PID !== undefined,
-    outputs: [output, process.stderr],
+    ...(Number.isSafeInteger(runtimePid) && runtimePid > 0 ? { runtimePid } : {}),
+    outputs: [process.stderr],
     onGone: (why) => {
       log(`stopping: ${why}`);
       held.browsers?.killNow();
       process.exit(2);
     },
   });
+  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
+    import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'),
+  ]);
+  const output = openFrameOutput(await frameFd());
+  lifeline.watchOutput(output);
+  const writer = new FrameWriter(output);
+  const inbox = new AckInbox(log);
+  // The loader thread starts while we wait: the runtime sends the request only after the claim.
+  prepareLoader(scriptPath);
   let request;
   try {
     request = parseRunRequest(await readRequestLine(process.stdin, inbox));

@@ -92,6 +92,9 @@ export function runMetaOf(request: RunRequest): RunMeta {
     attempt: request.attempt,
     ...(request.job_id !== undefined ? { job_id: request.job_id as JobId } : {}),
     ...(request.parent_run_id !== undefined ? { parent_run_id: request.parent_run_id as RunId } : {}),
+    ...(request.storage !== undefined
+      ? { partition: Object.freeze({ dataset: request.storage.dataset, source: request.storage.source, category: request.storage.category, day: request.storage.day }) }
+      : {}),
   });
 }
 

@@ -9,9 +9,10 @@
  */
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunBindingInput } from './binding.js';
-import type { RunRole } from './promotion.js';
+import type { RunRole, TreePartitionMembers, TreePartitionOutcome } from './promotion.js';
 import {
   LedgerError,
+  type TreeValidationRow,
   type PartitionFilters,
   type PendingSkip,
   type PartitionState,
@@ -59,6 +60,10 @@ export interface LedgerReader {
   pendingSkips(filters?: Omit<PartitionFilters, 'status' | 'limit'>): Promise<PendingSkip[]>;
   /** Which of `runIds` already have a history row (so the validator can skip them). */
   recordedRunIds(runIds: readonly string[]): Promise<Set<RunId>>;
+  /** A tree's validation (SPEC §8 run trees), or undefined when the tree was never validated. */
+  getTree(treeId: string): Promise<TreeValidationRow | undefined>;
+  /** Which of `treeIds` already have a tree validation (so `validate --pending` can skip them). */
+  recordedTreeIds(treeIds: readonly string[]): Promise<Set<RunId>>;
   /** Releases the connection(s). The ledger is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -76,6 +81,39 @@ export interface RecordedRun {
   partition: PartitionState | undefined;
 }
 
+/** One logical partition a tree touched, with what the tree left there. */
+export interface TreePartitionInput extends TreePartitionMembers {
+  partition: LogicalPartition;
+}
+
+/** What the validator gives {@link Ledger.recordTree}. */
+export interface TreeRecordInput {
+  tree: TreeValidationRow;
+  /** The tree's member runs, checked (every attempt with a manifest); all must be tree members. */
+  members: readonly RunHistoryInput[];
+  /** Every logical partition an attempt of the tree wrote in. */
+  partitions: readonly TreePartitionInput[];
+}
+
+/** What a tree did to one partition. */
+export interface RecordedTreePartition {
+  partition: LogicalPartition;
+  outcome: TreePartitionOutcome;
+  /** The row afterwards (undefined: still pending). */
+  state: PartitionState | undefined;
+}
+
+/** What recording a tree did. */
+export interface RecordedTree {
+  /** The stored validation: the new one, or the one recorded before. */
+  tree: TreeValidationRow;
+  /** False when the tree was validated before: nothing was written this time. */
+  recorded: boolean;
+  members: RecordedRun[];
+  /** Per touched partition; for a repeat, read from the rows as they are now. */
+  partitions: RecordedTreePartition[];
+}
+
 /** The full ledger: the reads plus the validator's write. */
 export interface Ledger extends LedgerReader {
   /**
@@ -91,6 +129,19 @@ export interface Ledger extends LedgerReader {
    * @throws LedgerError `run_id_conflict` when a run id is already recorded for another partition.
    */
   recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]>;
+
+  /**
+   * Records a validated tree (SPEC §8 run trees) in ONE transaction: its
+   * member runs (as {@link recordRuns} records tree members: history only),
+   * its validation row, and the promotion rules of
+   * {@link nextTreePartitionState} in each partition it touched. Idempotent
+   * per tree: a tree already validated writes nothing and returns the stored
+   * validation. Safe under concurrent callers: the authority is the same
+   * whatever the order trees and runs are recorded in.
+   * @throws LedgerError `invalid_argument` when a member is not a tree member (its own root, no fanout);
+   *   `run_id_conflict` as {@link recordRuns}.
+   */
+  recordTree(input: TreeRecordInput, now: Date): Promise<RecordedTree>;
 
   /**
    * Before a run claims storage (SPEC §8 "Binding and writers"), in ONE

@@ -166,10 +166,71 @@ const V2_POSTGRES = [
   )`,
 ];
 
+/**
+ * Version 3 (SPEC §8 run trees), additive only: run history rows say whether a
+ * run is a fan-out root (`fanout`: never promoted alone); a partition row says
+ * whether its current id names a run or a tree (`authority`) and pins the
+ * tree manifest's SHA-256; `tree_validation` holds one append-only row per
+ * validated tree. Rows written before keep their meaning: `fanout` NULL is
+ * false, `authority` defaults to `run`. `failed_items` is JSON kept as text:
+ * an item key may hold any string, and jsonb refuses `\u0000`.
+ */
+const V3_SQLITE = [
+  'ALTER TABLE run_history ADD COLUMN fanout INTEGER',
+  "ALTER TABLE partition_state ADD COLUMN authority TEXT NOT NULL DEFAULT 'run' CHECK (authority IN ('run', 'tree'))",
+  "ALTER TABLE partition_state ADD COLUMN tree_manifest_sha256 TEXT CHECK ((authority = 'tree') = (tree_manifest_sha256 IS NOT NULL))",
+  `CREATE TABLE tree_validation (
+    tree_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    job_id TEXT,
+    manifest_sha256 TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finalized_at TEXT NOT NULL,
+    valid INTEGER NOT NULL CHECK (valid IN (0, 1)),
+    failures INTEGER NOT NULL CHECK (failures >= 0),
+    allowed INTEGER NOT NULL CHECK (allowed >= 0),
+    items INTEGER NOT NULL CHECK (items >= 0),
+    reason TEXT,
+    failed_items TEXT NOT NULL,
+    validated_at TEXT NOT NULL
+  ) WITHOUT ROWID`,
+  'CREATE INDEX tree_validation_by_dataset ON tree_validation (dataset, finalized_at)',
+  `CREATE TRIGGER tree_validation_no_update BEFORE UPDATE ON tree_validation
+    BEGIN SELECT RAISE(ABORT, 'tree_validation is append-only'); END`,
+  `CREATE TRIGGER tree_validation_no_delete BEFORE DELETE ON tree_validation
+    BEGIN SELECT RAISE(ABORT, 'tree_validation is append-only'); END`,
+];
+
+const V3_POSTGRES = [
+  'ALTER TABLE run_history ADD COLUMN fanout boolean',
+  "ALTER TABLE partition_state ADD COLUMN authority text NOT NULL DEFAULT 'run' CHECK (authority IN ('run', 'tree'))",
+  'ALTER TABLE partition_state ADD COLUMN tree_manifest_sha256 text',
+  "ALTER TABLE partition_state ADD CONSTRAINT partition_state_tree_pinned CHECK ((authority = 'tree') = (tree_manifest_sha256 IS NOT NULL))",
+  `CREATE TABLE tree_validation (
+    tree_id text COLLATE "C" PRIMARY KEY,
+    dataset text COLLATE "C" NOT NULL,
+    job_id text COLLATE "C",
+    manifest_sha256 text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finalized_at timestamptz NOT NULL,
+    valid boolean NOT NULL,
+    failures integer NOT NULL CHECK (failures >= 0),
+    allowed integer NOT NULL CHECK (allowed >= 0),
+    items integer NOT NULL CHECK (items >= 0),
+    reason text,
+    failed_items text NOT NULL,
+    validated_at timestamptz NOT NULL
+  )`,
+  'CREATE INDEX tree_validation_by_dataset ON tree_validation (dataset, finalized_at)',
+  `CREATE TRIGGER tree_validation_append_only BEFORE UPDATE OR DELETE ON tree_validation
+    FOR EACH ROW EXECUTE FUNCTION quarry_run_history_append_only()`,
+];
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'partition_state and run_history', statements: { sqlite: V1_SQLITE, postgres: V1_POSTGRES } },
   { version: 2, name: 'dataset_binding and run_reservation', statements: { sqlite: V2_SQLITE, postgres: V2_POSTGRES } },
+  { version: 3, name: 'run trees: fanout, partition authority, tree_validation', statements: { sqlite: V3_SQLITE, postgres: V3_POSTGRES } },
 ];
 
 /** The schema version this code reads and writes. */

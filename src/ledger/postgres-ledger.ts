@@ -12,14 +12,15 @@
  * any occur, are retried with the whole transaction.
  */
 import type { Pool, PoolClient } from 'pg';
+import { reachKillPoint } from '../runtime/kill-point.js';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
-import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
+import type { Ledger, RecordedRun, RecordedTree, RunBinding, TreeRecordInput } from './ledger.js';
 import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from '../protocol/redact.js';
-import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
-import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
+import { checkTreeRecord, nextPartitionState, nextTreePartitionState, runRole, treePartitionOutcomeNow, type AuthorityKey } from './promotion.js';
+import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, PARTITION_VALUE_COLUMNS, pendingSkipsQuery, TREE_COLUMNS, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
   checkLogicalPartition,
   compilePartitionFilters,
@@ -32,7 +33,10 @@ import {
   type RunFilters,
   type RunHistoryInput,
   type RunHistoryRow,
+  type PartitionAuthority,
   type RunId,
+  type TreeItemFailure,
+  type TreeValidationRow,
   type ValidationReason,
   type ValidationStatus,
 } from './types.js';
@@ -50,11 +54,17 @@ type Sql = Pick<PoolClient, 'query'>;
 interface PartitionRowSql {
   dataset: string; source: string; category: string; day: string; status: string; current_run_id: string | null;
   attempts: number; last_run_id: string; last_error: string | null; updated_at: Date;
+  authority: string; tree_manifest_sha256: string | null;
+}
+
+interface TreeRowSql {
+  tree_id: string; dataset: string; job_id: string | null; manifest_sha256: string; started_at: Date; finalized_at: Date;
+  valid: boolean; failures: number; allowed: number; items: number; reason: string | null; failed_items: string; validated_at: Date;
 }
 
 interface HistoryRowSql {
   history_id: string; run_id: string; dataset: string; source: string; category: string; day: string;
-  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number;
+  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number; fanout: boolean | null;
   job: unknown; script_path: string | null; script_sha256: string | null; manifest_sha256: string | null;
   outcome: string | null; message: string | null; skipped: boolean | null; started_at: Date | null;
   finalized_at: Date | null; validation_status: string; validation_reasons: ValidationReason[]; validated_at: Date;
@@ -76,7 +86,21 @@ function toPartition(r: PartitionRowSql): PartitionState {
     last_run_id: r.last_run_id as RunId,
     last_error: r.last_error,
     updated_at: r.updated_at.toISOString(),
+    authority: r.authority as PartitionAuthority,
+    tree_manifest_sha256: r.tree_manifest_sha256,
   };
+}
+
+function toTree(r: TreeRowSql): TreeValidationRow {
+  return {
+    tree_id: r.tree_id as RunId, dataset: r.dataset, job_id: r.job_id, manifest_sha256: r.manifest_sha256,
+    started_at: r.started_at.toISOString(), finalized_at: r.finalized_at.toISOString(), valid: r.valid, failures: r.failures,
+    allowed: r.allowed, items: r.items, reason: r.reason, failed_items: JSON.parse(r.failed_items) as TreeItemFailure[], validated_at: r.validated_at.toISOString(),
+  };
+}
+
+function treeParams(t: TreeValidationRow): unknown[] {
+  return TREE_COLUMNS.map((c) => (c === 'failed_items' ? JSON.stringify(t.failed_items) : t[c]));
 }
 
 function toHistory(r: HistoryRowSql): RunHistoryRow {
@@ -84,7 +108,7 @@ function toHistory(r: HistoryRowSql): RunHistoryRow {
     history_id: Number(r.history_id), run_id: r.run_id as RunId,
     dataset: r.dataset, source: r.source, category: r.category, day: r.day,
     job_id: r.job_id, attempt: r.attempt, parent_run_id: r.parent_run_id as RunId | null, root_run_id: r.root_run_id as RunId,
-    depth: r.depth, job: r.job, script_path: r.script_path, script_sha256: r.script_sha256,
+    depth: r.depth, fanout: r.fanout === true, job: r.job, script_path: r.script_path, script_sha256: r.script_sha256,
     manifest_sha256: r.manifest_sha256, outcome: r.outcome as RunOutcome | null, message: r.message,
     skipped: r.skipped, started_at: iso(r.started_at), finalized_at: iso(r.finalized_at),
     validation_status: r.validation_status as ValidationStatus,
@@ -95,7 +119,7 @@ function toHistory(r: HistoryRowSql): RunHistoryRow {
 
 function historyParams(h: RunHistoryInput): unknown[] {
   // JSON columns go as text: pg would turn a JS array into a PostgreSQL array.
-  return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : h[c]));
+  return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : c === 'fanout' ? h.fanout === true : h[c]));
 }
 
 export { redactUrl } from '../protocol/redact.js';
@@ -261,29 +285,70 @@ export class PostgresLedger implements Ledger {
     for (const r of runs) checkLogicalPartition(r);
     const nowIso = now.toISOString();
     const standalone = runs.filter((r) => runRole(r) === 'standalone');
-    const keys = [...new Map(standalone.map((r) => [partitionKey(r), r] as const)).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return this.#transaction(async (c) => {
-      // Rows this transaction created only so they could be locked: for the rules they do not exist yet.
-      const placeholders = new Set<string>();
-      for (const [key, p] of keys) {
-        const ins = await c.query(
-          `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES ($1, $2, $3, $4, 'failed', NULL, 1, $5, NULL, $6)
-           ON CONFLICT (dataset, source, category, day) DO NOTHING RETURNING 1`,
-          [p.dataset, p.source, p.category, p.day, p.run_id, nowIso],
-        );
-        if (ins.rowCount === 1) placeholders.add(key);
-        // Insert-or-lock one key at a time, in key order: every transaction takes its locks in the same order.
-        else await c.query(`SELECT 1 FROM partition_state WHERE ${PARTITION_KEY_WHERE} FOR UPDATE`, [p.dataset, p.source, p.category, p.day]);
-      }
+      const placeholders = await lockPartitions(c, standalone.map((r) => ({ partition: r, last_run_id: r.run_id })), nowIso);
       const out: RecordedRun[] = [];
       for (const run of runs) out.push(await this.#recordOne(c, run, nowIso, placeholders));
-      // Rows created only for locking whose runs keep no row (skips, interruptions on a pending partition): never leave one behind.
-      for (const key of placeholders) {
-        const [dataset, source, category, day] = JSON.parse(key) as [string, string, string, string];
-        await c.query(`DELETE FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [dataset, source, category, day]);
-      }
+      await dropPlaceholders(c, placeholders);
+      reachKillPoint('during_validation');
       return out;
     });
+  }
+
+  /** {@inheritDoc Ledger.recordTree} */
+  async recordTree(input: TreeRecordInput, now: Date): Promise<RecordedTree> {
+    const treeId = checkTreeRecord(input.tree.tree_id, input.members, input.partitions);
+    const nowIso = now.toISOString();
+    return this.#transaction(async (c) => {
+      // Partitions first, in key order, as recordRuns locks them: a concurrent validation of the same tree waits here.
+      const placeholders = await lockPartitions(c, input.partitions.map((p) => ({ partition: p.partition, last_run_id: treeId })), nowIso);
+      const ins = await c.query(
+        `INSERT INTO tree_validation (${TREE_COLUMNS.join(', ')}) VALUES (${TREE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (tree_id) DO NOTHING RETURNING 1`,
+        treeParams(input.tree),
+      );
+      if (ins.rowCount !== 1) {
+        await dropPlaceholders(c, placeholders);
+        const { rows } = await c.query<TreeRowSql>('SELECT * FROM tree_validation WHERE tree_id = $1', [treeId]);
+        const tree = toTree(rows[0]!);
+        const partitions = [];
+        for (const p of input.partitions) {
+          const state = await partitionNow(c, p.partition);
+          partitions.push({ partition: p.partition, outcome: treePartitionOutcomeNow(treeId, tree.valid, p, state), state });
+        }
+        return { tree, recorded: false, members: [], partitions };
+      }
+      const members: RecordedRun[] = [];
+      for (const m of input.members) members.push(await this.#recordOne(c, m, nowIso, placeholders));
+      const candidate = { tree_id: treeId, finalized_at: input.tree.finalized_at, manifest_sha256: input.tree.manifest_sha256, valid: input.tree.valid, reason: input.tree.reason };
+      const partitions = [];
+      for (const p of input.partitions) {
+        const key = partitionKey(p.partition);
+        const prev = placeholders.has(key) ? undefined : await partitionNow(c, p.partition);
+        const { state, outcome } = nextTreePartitionState(p.partition, prev, await currentKey(c, prev), candidate, p, nowIso);
+        if (state !== undefined) {
+          placeholders.delete(key);
+          await updatePartition(c, state);
+        }
+        partitions.push({ partition: p.partition, outcome, state });
+      }
+      await dropPlaceholders(c, placeholders);
+      reachKillPoint('during_validation');
+      return { tree: input.tree, recorded: true, members, partitions };
+    });
+  }
+
+  /** {@inheritDoc LedgerReader.getTree} */
+  async getTree(treeId: string): Promise<TreeValidationRow | undefined> {
+    const { rows } = await this.#pool.query<TreeRowSql>('SELECT * FROM tree_validation WHERE tree_id = $1', [treeId]);
+    return rows[0] === undefined ? undefined : toTree(rows[0]);
+  }
+
+  /** {@inheritDoc LedgerReader.recordedTreeIds} */
+  async recordedTreeIds(treeIds: readonly string[]): Promise<Set<RunId>> {
+    if (treeIds.length === 0) return new Set();
+    const { rows } = await this.#pool.query<{ tree_id: string }>('SELECT tree_id FROM tree_validation WHERE tree_id = ANY($1::text[])', [treeIds]);
+    return new Set(rows.map((r) => r.tree_id as RunId));
   }
 
   /** {@inheritDoc Ledger.bindRun} */
@@ -326,21 +391,11 @@ export class PostgresLedger implements Ledger {
     if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: await partitionNow(c, run) };
 
     const prev = placeholders.has(key) ? undefined : await partitionNow(c, run);
-    let current: AuthorityKey | undefined;
-    if (prev?.current_run_id != null) {
-      const { rows } = await c.query<{ run_id: string; finalized_at: Date | null }>('SELECT run_id, finalized_at FROM run_history WHERE run_id = $1', [prev.current_run_id]);
-      const cur = rows[0];
-      if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at.toISOString() };
-    }
-    const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    const { state, promoted } = nextPartitionState(prev, await currentKey(c, prev), run, nowIso);
     // No row to keep (a skip on a pending partition): the placeholder, if any, is deleted at the end.
     if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
     placeholders.delete(key);
-    await c.query(
-      `UPDATE partition_state SET status = $5, current_run_id = $6, attempts = $7, last_run_id = $8, last_error = $9, updated_at = $10
-       WHERE ${PARTITION_KEY_WHERE}`,
-      PARTITION_COLUMNS.map((col) => state[col]),
-    );
+    await updatePartition(c, state);
     return { run: stored, recorded: true, role, promoted, partition: state };
   }
 
@@ -353,6 +408,53 @@ export class PostgresLedger implements Ledger {
   async close(): Promise<void> {
     await this.#pool.end();
   }
+}
+
+/**
+ * Makes sure each partition row exists and locks it, one key at a time in key
+ * order (every transaction takes its locks in the same order, so two never
+ * deadlock). Returns the keys of rows created only to be locked: for the
+ * rules they do not exist yet.
+ */
+async function lockPartitions(c: Sql, parts: ReadonlyArray<{ partition: LogicalPartition; last_run_id: string }>, nowIso: string): Promise<Set<string>> {
+  const keys = [...new Map(parts.map((p) => [partitionKey(p.partition), p] as const)).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const placeholders = new Set<string>();
+  for (const [key, { partition: p, last_run_id }] of keys) {
+    const ins = await c.query(
+      `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES ($1, $2, $3, $4, 'failed', NULL, 1, $5, NULL, $6, 'run', NULL)
+       ON CONFLICT (dataset, source, category, day) DO NOTHING RETURNING 1`,
+      [p.dataset, p.source, p.category, p.day, last_run_id, nowIso],
+    );
+    if (ins.rowCount === 1) placeholders.add(key);
+    else await c.query(`SELECT 1 FROM partition_state WHERE ${PARTITION_KEY_WHERE} FOR UPDATE`, [p.dataset, p.source, p.category, p.day]);
+  }
+  return placeholders;
+}
+
+/** Deletes rows created only for locking whose runs keep no row (skips, interruptions on a pending partition). */
+async function dropPlaceholders(c: Sql, placeholders: ReadonlySet<string>): Promise<void> {
+  for (const key of placeholders) {
+    const [dataset, source, category, day] = JSON.parse(key) as [string, string, string, string];
+    await c.query(`DELETE FROM partition_state WHERE ${PARTITION_KEY_WHERE}`, [dataset, source, category, day]);
+  }
+}
+
+async function updatePartition(c: Sql, state: PartitionState): Promise<void> {
+  await c.query(
+    `UPDATE partition_state SET ${PARTITION_VALUE_COLUMNS.map((col, i) => `${col} = $${i + 5}`).join(', ')} WHERE ${PARTITION_KEY_WHERE}`,
+    PARTITION_COLUMNS.map((col) => state[col]),
+  );
+}
+
+/** The authority key of a row's current run or tree (SPEC §8 "Who wins"); undefined when none or unknown. */
+async function currentKey(c: Sql, prev: PartitionState | undefined): Promise<AuthorityKey | undefined> {
+  if (prev?.current_run_id == null) return undefined;
+  const sql = prev.authority === 'tree'
+    ? 'SELECT tree_id AS run_id, finalized_at FROM tree_validation WHERE tree_id = $1'
+    : 'SELECT run_id, finalized_at FROM run_history WHERE run_id = $1';
+  const { rows } = await c.query<{ run_id: string; finalized_at: Date | null }>(sql, [prev.current_run_id]);
+  const cur = rows[0];
+  return cur?.finalized_at != null ? { run_id: cur.run_id, finalized_at: cur.finalized_at.toISOString() } : undefined;
 }
 
 function partitionKey(p: LogicalPartition): string {

@@ -2,12 +2,15 @@
  * The promotion rules of SPEC §8, as pure functions both ledger backends apply
  * inside their write transaction, with the partition row locked.
  *
- * Invariant: the authoritative run of a partition is the maximum, by
- * (`finalized_at`, `run_id`), over its valid standalone runs. Each step keeps
+ * Invariant: the authority of a partition is the maximum, by
+ * (instant, id), over its candidates: valid standalone runs (instant: their
+ * manifest's `finalized_at`) and passing trees with a readable member there
+ * (instant: the tree manifest's `finalized_at`). Each step keeps
  * the larger of the current and the new candidate, so the result does not
  * depend on the order validators record runs in.
  */
-import type { PartitionState, RunHistoryInput, RunId } from './types.js';
+import type { LogicalPartition } from '../storage/layout.js';
+import { checkLogicalPartition, LedgerError, toRunId, type PartitionState, type RunHistoryInput, type RunId } from './types.js';
 
 /**
  * How a run takes part in authority. A run is `standalone` (a tree of one)
@@ -24,9 +27,9 @@ export interface AuthorityKey {
   finalized_at: string;
 }
 
-/** The role of a run, from its lineage. */
-export function runRole(run: Pick<RunHistoryInput, 'run_id' | 'root_run_id' | 'depth'>): RunRole {
-  return run.depth === 0 && run.root_run_id === run.run_id ? 'standalone' : 'tree_member';
+/** The role of a run, from its lineage: a fan-out root (`fanout`) is a tree member too, never promoted alone. */
+export function runRole(run: Pick<RunHistoryInput, 'run_id' | 'root_run_id' | 'depth'> & { fanout?: boolean | null }): RunRole {
+  return run.depth === 0 && run.root_run_id === run.run_id && run.fanout !== true ? 'standalone' : 'tree_member';
 }
 
 /**
@@ -100,16 +103,134 @@ export function nextPartitionState(
     const incumbent = prev?.current_run_id ?? null;
     // An incumbent whose key is unknown cannot be compared; the newly validated run takes over.
     if (incumbent !== null && current !== undefined && compareAuthority(candidate, current) <= 0) {
-      return { state: { ...base, status: 'success', current_run_id: incumbent, last_error: null }, promoted: false };
+      return { state: { ...base, status: 'success', current_run_id: incumbent, ...authorityOf(prev), last_error: null }, promoted: false };
     }
-    return { state: { ...base, status: 'success', current_run_id: run.run_id, last_error: null }, promoted: true };
+    return { state: { ...base, status: 'success', current_run_id: run.run_id, authority: 'run', tree_manifest_sha256: null, last_error: null }, promoted: true };
   }
   if (isNeutralRun(run)) {
     return { state: prev === undefined ? undefined : { ...prev, ...base, status: prev.status, current_run_id: prev.current_run_id, last_error: prev.last_error }, promoted: false };
   }
   const keep = prev?.status === 'success' && prev.current_run_id !== null;
   return {
-    state: { ...base, status: keep ? 'success' : 'failed', current_run_id: keep ? prev.current_run_id : null, last_error: summarizeFailure(run) },
+    state: { ...base, status: keep ? 'success' : 'failed', current_run_id: keep ? prev.current_run_id : null, ...(keep ? authorityOf(prev) : NO_AUTHORITY), last_error: summarizeFailure(run) },
     promoted: false,
   };
+}
+
+const NO_AUTHORITY = { authority: 'run', tree_manifest_sha256: null } as const;
+
+/** A row's authority fields, kept as they are. */
+function authorityOf(prev: PartitionState | undefined): Pick<PartitionState, 'authority' | 'tree_manifest_sha256'> {
+  return prev === undefined ? NO_AUTHORITY : { authority: prev.authority, tree_manifest_sha256: prev.tree_manifest_sha256 };
+}
+
+/** A validated tree as one candidate for authority (SPEC §8 "Who wins"). */
+export interface TreeCandidate {
+  tree_id: RunId;
+  /** The tree manifest's `finalized_at`: the tree's instant. */
+  finalized_at: string;
+  manifest_sha256: string;
+  /** The tree passed: failures ≤ allowance. */
+  valid: boolean;
+  /** Why it did not pass (for `last_error`); null when valid. */
+  reason: string | null;
+}
+
+/** What the tree left in one logical partition it touched. */
+export interface TreePartitionMembers {
+  /** Readable members here: final, valid, `success` attempts of items. */
+  readable: number;
+  /** Items here whose final attempt failed (or whose run is missing). */
+  failed: number;
+  /** One line on why the failed items here failed, for `last_error`. */
+  failure: string | null;
+}
+
+/** What a tree did to one partition. */
+export type TreePartitionOutcome =
+  /** The tree became the partition's authority. */
+  | 'promoted'
+  /** The tree had readable members but a candidate with a later instant holds the partition. */
+  | 'superseded'
+  /** Not promoted: the partition keeps its authority (or stays pending: nothing but skips here). */
+  | 'kept'
+  /** Not promoted and nothing else held it: the partition is `failed`. */
+  | 'failed';
+
+/**
+ * Applies §8's rules for a validated tree in one logical partition it touched.
+ *
+ * - a passing tree with ≥ 1 readable member here competes as one candidate
+ *   (its manifest's `finalized_at`, then its id): if it beats the current
+ *   authority, `current_run_id = tree_id`, `authority = 'tree'`, the manifest
+ *   SHA-256 pinned; else the partition keeps its authority (`superseded`);
+ * - a partition where the tree has neither a readable member nor a failure
+ *   (only skips) is left as a skipped run leaves it;
+ * - otherwise (a failing tree, or no readable member here) the partition keeps
+ *   a `success` it has, or becomes `failed`.
+ *
+ * The tree counts as one attempt of the partition and is its `last_run_id`.
+ */
+export function nextTreePartitionState(
+  partition: LogicalPartition,
+  prev: PartitionState | undefined,
+  current: AuthorityKey | undefined,
+  tree: TreeCandidate,
+  members: TreePartitionMembers,
+  now: string,
+): { state: PartitionState | undefined; outcome: TreePartitionOutcome } {
+  const base = {
+    dataset: partition.dataset, source: partition.source, category: partition.category, day: partition.day,
+    attempts: (prev?.attempts ?? 0) + 1,
+    last_run_id: tree.tree_id,
+    updated_at: now,
+  };
+  if (tree.valid && members.readable > 0) {
+    const candidate: AuthorityKey = { run_id: tree.tree_id, finalized_at: tree.finalized_at };
+    const incumbent = prev?.current_run_id ?? null;
+    if (incumbent !== null && current !== undefined && compareAuthority(candidate, current) <= 0) {
+      return { state: { ...base, status: 'success', current_run_id: incumbent, ...authorityOf(prev), last_error: null }, outcome: 'superseded' };
+    }
+    return {
+      state: { ...base, status: 'success', current_run_id: tree.tree_id, authority: 'tree', tree_manifest_sha256: tree.manifest_sha256, last_error: null },
+      outcome: 'promoted',
+    };
+  }
+  if (members.readable === 0 && members.failed === 0) {
+    return { state: prev === undefined ? undefined : { ...prev, ...base }, outcome: 'kept' };
+  }
+  const keep = prev?.status === 'success' && prev.current_run_id !== null;
+  const why = tree.valid ? (members.failure ?? 'no readable member') : (tree.reason ?? 'the tree did not pass validation');
+  const text = `tree ${tree.tree_id}: ${why}`;
+  const lastError = text.length > MAX_LAST_ERROR_CHARS ? `${text.slice(0, MAX_LAST_ERROR_CHARS - 1)}…` : text;
+  return {
+    state: { ...base, status: keep ? 'success' : 'failed', current_run_id: keep ? prev.current_run_id : null, ...(keep ? authorityOf(prev) : NO_AUTHORITY), last_error: lastError },
+    outcome: keep ? 'kept' : 'failed',
+  };
+}
+
+/**
+ * What a tree validated before did to a partition, read from the row as it
+ * is now (a repeated validation writes nothing and reports this).
+ */
+export function treePartitionOutcomeNow(treeId: string, valid: boolean, members: TreePartitionMembers, state: PartitionState | undefined): TreePartitionOutcome {
+  if (state?.current_run_id === treeId && state.authority === 'tree') return 'promoted';
+  if (valid && members.readable > 0) return 'superseded';
+  return state?.status === 'failed' ? 'failed' : 'kept';
+}
+
+/**
+ * Checks what a ledger is asked to record for a tree, before its transaction:
+ * the tree id, every member's and partition's keys, and that no member would
+ * be promoted alone (its own root without fanout). Returns the tree id.
+ * @throws LedgerError `invalid_argument` naming the bad value.
+ */
+export function checkTreeRecord(treeId: string, members: readonly RunHistoryInput[], partitions: ReadonlyArray<{ partition: LogicalPartition }>): RunId {
+  const id = toRunId(treeId);
+  for (const m of members) {
+    checkLogicalPartition(m);
+    if (runRole(m) === 'standalone') throw new LedgerError('invalid_argument', `run ${m.run_id} is not a member of tree ${id}: it is its own root without fanout`);
+  }
+  for (const p of partitions) checkLogicalPartition(p.partition);
+  return id;
 }

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { contractMajor, SUPPORTED_CONTRACT_MAJORS } from '../protocol/envelope.js';
 import { assertValidKey, type StorageBackend } from '../storage/backend.js';
+import { splitLines } from '../storage/lines.js';
 import { RUN_ID_RE, runPrefix, type RunPartition } from '../storage/layout.js';
 import { ManifestError, MANIFEST_VERSION, parseManifest, type ManifestObject, type RunManifest } from '../storage/manifest.js';
 import type { ValidationReason } from './types.js';
@@ -45,16 +46,20 @@ const show = (v: unknown): string => {
 };
 const isInstant = (v: string): boolean => !Number.isNaN(Date.parse(v)) && /^\d{4}-\d{2}-\d{2}T/.test(v);
 
-/** Shape problems past what {@link parseManifest} checks: the fields the other checks rely on. */
+/**
+ * Shape problems past what {@link parseManifest} checks: the fields the other checks rely on.
+ * Values are quoted with `show`, never JSON.stringify: a field nested 20,000 deep would
+ * overflow the stack and crash the validator instead of making the run `manifest_malformed`.
+ */
 function shapeProblems(m: RunManifest): string[] {
   const p: string[] = [];
-  if (!isInstant(m.finalized_at)) p.push(`finalized_at ${JSON.stringify(m.finalized_at)} is not an ISO 8601 instant`);
-  if (!isInstant(m.started_at)) p.push(`started_at ${JSON.stringify(m.started_at)} is not an ISO 8601 instant`);
-  if (!RUN_ID_RE.test(m.root_run_id)) p.push(`root_run_id ${JSON.stringify(m.root_run_id)} is not a run id`);
-  if (m.parent_run_id !== undefined && m.parent_run_id !== null && (typeof m.parent_run_id !== 'string' || !RUN_ID_RE.test(m.parent_run_id))) p.push(`parent_run_id ${JSON.stringify(m.parent_run_id)} is not a run id`);
-  if (!isCount(m.depth)) p.push(`depth ${JSON.stringify(m.depth)} is not a non-negative integer`);
+  if (!isInstant(m.finalized_at)) p.push(`finalized_at ${show(m.finalized_at)} is not an ISO 8601 instant`);
+  if (!isInstant(m.started_at)) p.push(`started_at ${show(m.started_at)} is not an ISO 8601 instant`);
+  if (!RUN_ID_RE.test(m.root_run_id)) p.push(`root_run_id ${show(m.root_run_id)} is not a run id`);
+  if (m.parent_run_id !== undefined && m.parent_run_id !== null && (typeof m.parent_run_id !== 'string' || !RUN_ID_RE.test(m.parent_run_id))) p.push(`parent_run_id ${show(m.parent_run_id)} is not a run id`);
+  if (!isCount(m.depth)) p.push(`depth ${show(m.depth)} is not a non-negative integer`);
   if (m.seq === null || (m.seq.first !== null && !isSeq(m.seq.first)) || (m.seq.last !== null && !isSeq(m.seq.last)) || (m.seq.first === null) !== (m.seq.last === null)) {
-    p.push(`seq ${JSON.stringify(m.seq)} must be {first, last} integers ≥ 1, or both null`);
+    p.push(`seq ${show(m.seq)} must be {first, last} integers ≥ 1, or both null`);
   }
   if (!isCount(m.policy.events_persisted) || !isCount(m.policy.events_dropped)) p.push('policy.events_persisted and policy.events_dropped must be non-negative integers');
   if (typeof m.script.path !== 'string' || typeof m.script.sha256 !== 'string') p.push('script must have path and sha256 strings');
@@ -65,10 +70,10 @@ function shapeProblems(m: RunManifest): string[] {
     try {
       assertValidKey(o.path, 'validate');
     } catch {
-      return void p.push(`${where}.path ${JSON.stringify(o.path)} is not a relative path inside the run folder`);
+      return void p.push(`${where}.path ${show(o.path)} is not a relative path inside the run folder`);
     }
     if (o.path === '_manifest.json') p.push(`${where} lists the manifest itself`);
-    if (typeof o.kind !== 'string' || !OBJECT_KINDS.has(o.kind)) p.push(`${where}.kind ${JSON.stringify(o.kind)} is not one of ${[...OBJECT_KINDS].join('|')}`);
+    if (typeof o.kind !== 'string' || !OBJECT_KINDS.has(o.kind)) p.push(`${where}.kind ${show(o.kind)} is not one of ${[...OBJECT_KINDS].join('|')}`);
     if (!isCount(o.bytes)) p.push(`${where}.bytes is not a non-negative integer`);
     if (typeof o.sha256 !== 'string' || !SHA256_RE.test(o.sha256)) p.push(`${where}.sha256 is not a lowercase hex SHA-256`);
     if ((o.kind === 'records' || o.kind === 'metrics') && !isCount(o.records)) p.push(`${where}.records is not a non-negative integer`);
@@ -86,20 +91,12 @@ function shapeProblems(m: RunManifest): string[] {
   return p;
 }
 
-/** Splits a byte stream into lines (without `\n`); a last line without `\n` is still a line. */
-async function* lines(chunks: AsyncIterable<Buffer>, onChunk: (b: Buffer) => void): AsyncIterable<Buffer> {
-  let rest: Buffer | undefined;
+/** Passes a stream through, showing each chunk to `onChunk` first. */
+async function* tapped(chunks: AsyncIterable<Buffer>, onChunk: (b: Buffer) => void): AsyncIterable<Buffer> {
   for await (const chunk of chunks) {
     onChunk(chunk);
-    let buf = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
-    let nl: number;
-    while ((nl = buf.indexOf(0x0a)) !== -1) {
-      yield buf.subarray(0, nl);
-      buf = buf.subarray(nl + 1);
-    }
-    rest = buf.byteLength > 0 ? Buffer.from(buf) : undefined;
+    yield chunk;
   }
-  if (rest !== undefined) yield rest;
 }
 
 /** Run-wide state the per-object checks feed. */
@@ -134,7 +131,7 @@ async function checkObject(storage: StorageBackend, base: string, m: RunManifest
   if (!parseLines) {
     for await (const chunk of storage.read(key)) hash.update(chunk);
   } else {
-    for await (const raw of lines(storage.read(key), (c) => hash.update(c))) {
+    for await (const raw of splitLines(tapped(storage.read(key), (c) => hash.update(c)))) {
       count++;
       let rec: unknown;
       try {
@@ -230,7 +227,7 @@ export async function checkRun(storage: StorageBackend, run: RunPartition, manif
   }
   const major = contractMajor(m.contract_version);
   if (major === undefined || !SUPPORTED_CONTRACT_MAJORS.includes(major)) {
-    reasons.push({ code: 'contract_version_unknown', message: `contract_version ${JSON.stringify(m.contract_version)} has no major this Quarry knows (${SUPPORTED_CONTRACT_MAJORS.join(', ')})` });
+    reasons.push({ code: 'contract_version_unknown', message: `contract_version ${show(m.contract_version)} has no major this Quarry knows (${SUPPORTED_CONTRACT_MAJORS.join(', ')})` });
   }
   if (m.outcome !== 'success') reasons.push({ code: 'outcome_not_success', message: `outcome is ${m.outcome}${m.outcome === 'interrupted' ? ' (never promotable)' : ''}${m.message === '' ? '' : `: ${m.message}`}` });
   if (m.skipped) reasons.push({ code: 'skipped', message: 'the run was skipped by prepare (recorded, never promoted)' });

@@ -7,7 +7,7 @@ import { compilePartitionFilters, LedgerError, skipReason, type CompiledFilter, 
 
 /** run_history columns written on insert, in parameter order. */
 export const HISTORY_COLUMNS = [
-  'run_id', 'dataset', 'source', 'category', 'day', 'job_id', 'attempt', 'parent_run_id', 'root_run_id', 'depth',
+  'run_id', 'dataset', 'source', 'category', 'day', 'job_id', 'attempt', 'parent_run_id', 'root_run_id', 'depth', 'fanout',
   'job', 'script_path', 'script_sha256', 'manifest_sha256', 'outcome', 'message', 'skipped', 'started_at',
   'finalized_at', 'validation_status', 'validation_reasons', 'validated_at',
 ] as const;
@@ -15,6 +15,16 @@ export const HISTORY_COLUMNS = [
 /** partition_state columns, in parameter order. */
 export const PARTITION_COLUMNS = [
   'dataset', 'source', 'category', 'day', 'status', 'current_run_id', 'attempts', 'last_run_id', 'last_error', 'updated_at',
+  'authority', 'tree_manifest_sha256',
+] as const;
+
+/** partition_state columns a promotion rewrites (all but the key), in {@link PARTITION_COLUMNS} order. */
+export const PARTITION_VALUE_COLUMNS = PARTITION_COLUMNS.slice(4);
+
+/** tree_validation columns written on insert, in parameter order. */
+export const TREE_COLUMNS = [
+  'tree_id', 'dataset', 'job_id', 'manifest_sha256', 'started_at', 'finalized_at', 'valid', 'failures', 'allowed', 'items',
+  'reason', 'failed_items', 'validated_at',
 ] as const;
 
 /** Column names a compiled filter may use; anything else is a programming error. */

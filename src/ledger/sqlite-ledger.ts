@@ -11,13 +11,14 @@ import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+import { reachKillPoint } from '../runtime/kill-point.js';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
-import type { Ledger, RecordedRun, RunBinding } from './ledger.js';
+import type { Ledger, RecordedRun, RecordedTree, RunBinding, TreeRecordInput } from './ledger.js';
 import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
-import { nextPartitionState, runRole, type AuthorityKey } from './promotion.js';
-import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, parseJsonColumn, pendingSkipsQuery, whereSql, type PendingSkipRowSql } from './sql.js';
+import { checkTreeRecord, nextPartitionState, nextTreePartitionState, runRole, treePartitionOutcomeNow, type AuthorityKey } from './promotion.js';
+import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, PARTITION_VALUE_COLUMNS, parseJsonColumn, pendingSkipsQuery, TREE_COLUMNS, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
   checkLogicalPartition,
   compilePartitionFilters,
@@ -30,7 +31,10 @@ import {
   type RunFilters,
   type RunHistoryInput,
   type RunHistoryRow,
+  type PartitionAuthority,
   type RunId,
+  type TreeItemFailure,
+  type TreeValidationRow,
   type ValidationReason,
   type ValidationStatus,
 } from './types.js';
@@ -46,11 +50,17 @@ export interface SqliteLedgerOptions {
 interface PartitionRowSql {
   dataset: string; source: string; category: string; day: string; status: string; current_run_id: string | null;
   attempts: number; last_run_id: string; last_error: string | null; updated_at: string;
+  authority: string; tree_manifest_sha256: string | null;
+}
+
+interface TreeRowSql {
+  tree_id: string; dataset: string; job_id: string | null; manifest_sha256: string; started_at: string; finalized_at: string;
+  valid: number; failures: number; allowed: number; items: number; reason: string | null; failed_items: string; validated_at: string;
 }
 
 interface HistoryRowSql {
   history_id: number; run_id: string; dataset: string; source: string; category: string; day: string;
-  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number;
+  job_id: string | null; attempt: number | null; parent_run_id: string | null; root_run_id: string; depth: number; fanout: number | null;
   job: string | null; script_path: string | null; script_sha256: string | null; manifest_sha256: string | null;
   outcome: string | null; message: string | null; skipped: number | null; started_at: string | null;
   finalized_at: string | null; validation_status: string; validation_reasons: string; validated_at: string;
@@ -67,7 +77,21 @@ function toPartition(r: PartitionRowSql): PartitionState {
     last_run_id: r.last_run_id as RunId,
     last_error: r.last_error,
     updated_at: r.updated_at,
+    authority: r.authority as PartitionAuthority,
+    tree_manifest_sha256: r.tree_manifest_sha256,
   };
+}
+
+function toTree(r: TreeRowSql): TreeValidationRow {
+  return {
+    tree_id: r.tree_id as RunId, dataset: r.dataset, job_id: r.job_id, manifest_sha256: r.manifest_sha256,
+    started_at: r.started_at, finalized_at: r.finalized_at, valid: r.valid !== 0, failures: r.failures, allowed: r.allowed,
+    items: r.items, reason: r.reason, failed_items: parseJsonColumn(r.failed_items) as TreeItemFailure[], validated_at: r.validated_at,
+  };
+}
+
+function treeParams(t: TreeValidationRow): Array<string | number | null> {
+  return TREE_COLUMNS.map((c) => (c === 'valid' ? (t.valid ? 1 : 0) : c === 'failed_items' ? JSON.stringify(t.failed_items) : t[c]));
 }
 
 function toHistory(r: HistoryRowSql): RunHistoryRow {
@@ -75,7 +99,7 @@ function toHistory(r: HistoryRowSql): RunHistoryRow {
     history_id: r.history_id, run_id: r.run_id as RunId,
     dataset: r.dataset, source: r.source, category: r.category, day: r.day,
     job_id: r.job_id, attempt: r.attempt, parent_run_id: r.parent_run_id as RunId | null, root_run_id: r.root_run_id as RunId,
-    depth: r.depth, job: parseJsonColumn(r.job), script_path: r.script_path, script_sha256: r.script_sha256,
+    depth: r.depth, fanout: r.fanout === 1, job: parseJsonColumn(r.job), script_path: r.script_path, script_sha256: r.script_sha256,
     manifest_sha256: r.manifest_sha256, outcome: r.outcome as RunOutcome | null, message: r.message,
     skipped: r.skipped === null ? null : r.skipped !== 0, started_at: r.started_at, finalized_at: r.finalized_at,
     validation_status: r.validation_status as ValidationStatus,
@@ -90,6 +114,7 @@ function historyParams(h: RunHistoryInput): Array<string | number | null> {
     if (c === 'job') return v === undefined ? null : JSON.stringify(v);
     if (c === 'validation_reasons') return JSON.stringify(v);
     if (c === 'skipped') return v === null ? null : v ? 1 : 0;
+    if (c === 'fanout') return v === true ? 1 : 0;
     return v as string | number | null;
   });
 }
@@ -300,7 +325,11 @@ export class SqliteLedger implements Ledger {
   async recordRuns(runs: readonly RunHistoryInput[], now: Date): Promise<RecordedRun[]> {
     for (const r of runs) checkLogicalPartition(r);
     const nowIso = now.toISOString();
-    const tx = this.#db.transaction((batch: readonly RunHistoryInput[]) => batch.map((run) => this.#recordOne(run, nowIso)));
+    const tx = this.#db.transaction((batch: readonly RunHistoryInput[]) => {
+      const out = batch.map((run) => this.#recordOne(run, nowIso));
+      reachKillPoint('during_validation');
+      return out;
+    });
     return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate(runs));
   }
 
@@ -336,19 +365,71 @@ export class SqliteLedger implements Ledger {
     if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: this.#partitionNow(run) };
 
     const prev = this.#partitionNow(run);
-    let current: AuthorityKey | undefined;
-    if (prev?.current_run_id != null) {
-      const cur = this.#stmt('SELECT run_id, finalized_at FROM run_history WHERE run_id = ?').get(prev.current_run_id) as { run_id: string; finalized_at: string | null } | undefined;
-      if (cur?.finalized_at != null) current = { run_id: cur.run_id, finalized_at: cur.finalized_at };
-    }
-    const { state, promoted } = nextPartitionState(prev, current, run, nowIso);
+    const { state, promoted } = nextPartitionState(prev, this.#currentKey(prev), run, nowIso);
     if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
+    this.#upsertPartition(state);
+    return { run: stored, recorded: true, role, promoted, partition: state };
+  }
+
+  /** The authority key of a row's current run or tree (SPEC §8 "Who wins"); undefined when none or unknown. */
+  #currentKey(prev: PartitionState | undefined): AuthorityKey | undefined {
+    if (prev?.current_run_id == null) return undefined;
+    const sql = prev.authority === 'tree'
+      ? 'SELECT tree_id AS run_id, finalized_at FROM tree_validation WHERE tree_id = ?'
+      : 'SELECT run_id, finalized_at FROM run_history WHERE run_id = ?';
+    const cur = this.#stmt(sql).get(prev.current_run_id) as { run_id: string; finalized_at: string | null } | undefined;
+    return cur?.finalized_at != null ? { run_id: cur.run_id, finalized_at: cur.finalized_at } : undefined;
+  }
+
+  #upsertPartition(state: PartitionState): void {
     this.#stmt(
       `INSERT INTO partition_state (${PARTITION_COLUMNS.join(', ')}) VALUES (${PARTITION_COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT (dataset, source, category, day) DO UPDATE SET status = excluded.status, current_run_id = excluded.current_run_id,
-       attempts = excluded.attempts, last_run_id = excluded.last_run_id, last_error = excluded.last_error, updated_at = excluded.updated_at`,
+       ON CONFLICT (dataset, source, category, day) DO UPDATE SET ${PARTITION_VALUE_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
     ).run(...PARTITION_COLUMNS.map((c) => state[c]));
-    return { run: stored, recorded: true, role, promoted, partition: state };
+  }
+
+  /** {@inheritDoc Ledger.recordTree} */
+  async recordTree(input: TreeRecordInput, now: Date): Promise<RecordedTree> {
+    const treeId = checkTreeRecord(input.tree.tree_id, input.members, input.partitions);
+    const nowIso = now.toISOString();
+    const tx = this.#db.transaction((): RecordedTree => {
+      const existing = this.#stmt('SELECT * FROM tree_validation WHERE tree_id = ?').get(treeId) as TreeRowSql | undefined;
+      if (existing !== undefined) {
+        const tree = toTree(existing);
+        return {
+          tree, recorded: false, members: [],
+          partitions: input.partitions.map((p) => {
+            const state = this.#partitionNow(p.partition);
+            return { partition: p.partition, outcome: treePartitionOutcomeNow(treeId, tree.valid, p, state), state };
+          }),
+        };
+      }
+      const members = input.members.map((m) => this.#recordOne(m, nowIso));
+      this.#stmt(`INSERT INTO tree_validation (${TREE_COLUMNS.join(', ')}) VALUES (${TREE_COLUMNS.map(() => '?').join(', ')})`).run(...treeParams(input.tree));
+      const candidate = { tree_id: treeId, finalized_at: input.tree.finalized_at, manifest_sha256: input.tree.manifest_sha256, valid: input.tree.valid, reason: input.tree.reason };
+      const partitions = input.partitions.map((p) => {
+        const prev = this.#partitionNow(p.partition);
+        const { state, outcome } = nextTreePartitionState(p.partition, prev, this.#currentKey(prev), candidate, p, nowIso);
+        if (state !== undefined) this.#upsertPartition(state);
+        return { partition: p.partition, outcome, state };
+      });
+      reachKillPoint('during_validation');
+      return { tree: input.tree, recorded: true, members, partitions };
+    });
+    return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
+  }
+
+  /** {@inheritDoc LedgerReader.getTree} */
+  async getTree(treeId: string): Promise<TreeValidationRow | undefined> {
+    const r = this.#stmt('SELECT * FROM tree_validation WHERE tree_id = ?').get(treeId) as TreeRowSql | undefined;
+    return r === undefined ? undefined : toTree(r);
+  }
+
+  /** {@inheritDoc LedgerReader.recordedTreeIds} */
+  async recordedTreeIds(treeIds: readonly string[]): Promise<Set<RunId>> {
+    const found = new Set<RunId>();
+    for (const id of treeIds) if (this.#stmt('SELECT 1 FROM tree_validation WHERE tree_id = ?').get(id) !== undefined) found.add(id as RunId);
+    return found;
   }
 
   #partitionNow(p: LogicalPartition): PartitionState | undefined {

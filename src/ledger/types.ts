@@ -73,11 +73,25 @@ export type ValidationReasonCode =
   | 'outcome_not_success'
   | 'skipped';
 
+/**
+ * What `current_run_id` names (SPEC §8 run trees): a run (`run`, a tree of
+ * one), or a fan-out tree (`tree`: current_run_id is the tree id and the tree
+ * manifest's SHA-256 is pinned).
+ */
+export type PartitionAuthority = 'run' | 'tree';
+
+/** Every authority a partition row may hold. */
+export const PARTITION_AUTHORITIES: readonly PartitionAuthority[] = ['run', 'tree'];
+
 /** The ledger's row for one logical partition (SPEC §8 `PartitionState`). */
 export interface PartitionState extends LogicalPartition {
   status: PartitionStatus;
-  /** The authoritative run (for a tree, its root run id). Set exactly when `status` is `success`. */
+  /** The authoritative run, or tree id when `authority` is `tree`. Set exactly when `status` is `success`. */
   current_run_id: RunId | null;
+  /** What `current_run_id` names; `run` for a row without a current run. */
+  authority: PartitionAuthority;
+  /** SHA-256 of the authoritative tree's manifest; set exactly when `authority` is `tree`. */
+  tree_manifest_sha256: string | null;
   /** Runs recorded for this partition, valid or not. */
   attempts: number;
   /** The run recorded most recently. */
@@ -99,6 +113,8 @@ export interface RunHistoryRow extends LogicalPartition {
   /** The root of the run's tree; the run itself for a tree of one. */
   root_run_id: RunId;
   depth: number;
+  /** The run is a fan-out tree's root (its manifest or claim says `fanout`): never promoted alone. */
+  fanout: boolean;
   job: unknown;
   script_path: string | null;
   script_sha256: string | null;
@@ -137,6 +153,41 @@ export function skipReason(message: string | null): string | null {
   const m = /^skipped(?::\s*(.*))?$/s.exec(message);
   if (m === null) return message === '' ? null : message;
   return m[1] === undefined || m[1] === '' ? null : m[1];
+}
+
+/**
+ * One tree validation (SPEC §8 run trees): the validator's verdict on a
+ * published tree manifest, recorded once per tree (append-only).
+ */
+export interface TreeValidationRow {
+  tree_id: RunId;
+  dataset: string;
+  job_id: string | null;
+  /** SHA-256 of the tree manifest bytes validated; pinned in the partitions the tree promoted. */
+  manifest_sha256: string;
+  started_at: string;
+  /** The tree's instant in "who wins" (ISO 8601 UTC). */
+  finalized_at: string;
+  /** Failures ≤ allowed (and the manifest was sound). */
+  valid: boolean;
+  /** Work items whose final attempt failed (target_not_found included). */
+  failures: number;
+  /** `--allow-failed-children` the tree was judged with. */
+  allowed: number;
+  /** Admitted work items. */
+  items: number;
+  /** One line saying why the tree is invalid; null when valid. */
+  reason: string | null;
+  /** Each failed item: its key, its final run (null when it had none) and why. */
+  failed_items: TreeItemFailure[];
+  validated_at: string;
+}
+
+/** A failed work item as the tree validation records it. */
+export interface TreeItemFailure {
+  key: string;
+  run_id: string | null;
+  reason: string;
 }
 
 /** A history row before the ledger numbers it. */

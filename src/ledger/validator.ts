@@ -8,14 +8,15 @@
  * only a valid standalone run can become authoritative, and among those the
  * latest `finalized_at` (then the larger run id) wins whatever the order.
  */
-import { createHash } from 'node:crypto';
-import { StorageError, type StorageBackend } from '../storage/backend.js';
-import { DEFAULT_DATASET, manifestKey, RUN_ID_RE, type RunPartition } from '../storage/layout.js';
-import type { RunClaim, RunManifest } from '../storage/manifest.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { DEFAULT_DATASET, type RunPartition } from '../storage/layout.js';
+import type { RunClaim } from '../storage/manifest.js';
 import { listRunClaims, readRunClaim } from '../storage/reader.js';
 import type { Ledger, RecordedRun } from './ledger.js';
 import { runRole, type RunRole } from './promotion.js';
-import { checkRun, CHECK_CONCURRENCY, mapLimit } from './run-checks.js';
+import { CHECK_CONCURRENCY, mapLimit } from './run-checks.js';
+import { inspectRun } from './run-record.js';
+import { validatePendingTrees, type PendingTrees } from './tree-validator.js';
 import {
   checkLogicalPartition,
   LedgerError,
@@ -78,6 +79,8 @@ export interface PendingValidation {
   unfinalized: RunId[];
   /** Runs already in the history before this call. */
   already_recorded: number;
+  /** Published trees validated by this call (SPEC §10), after the runs. */
+  trees: PendingTrees;
 }
 
 /** Runs recorded per ledger transaction by {@link validatePending}. */
@@ -85,9 +88,6 @@ export const PENDING_BATCH_SIZE = 50;
 
 /** Runs {@link validatePending} checks at once. */
 export const PENDING_RUN_CONCURRENCY = 4;
-
-const normalizeInstant = (v: unknown): string | null => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v).toISOString() : null);
-const runIdOrNull = (v: unknown): RunId | null => (typeof v === 'string' && RUN_ID_RE.test(v) ? (v as RunId) : null);
 
 async function resolveRun(storage: StorageBackend, ref: RunRef): Promise<{ run: RunPartition; claim: RunClaim | undefined }> {
   if (typeof ref !== 'string' && 'source' in ref) {
@@ -103,47 +103,6 @@ async function resolveRun(storage: StorageBackend, ref: RunRef): Promise<{ run: 
   return { run, claim };
 }
 
-/** The manifest's bytes, or undefined when the run is not finalized. */
-async function manifestBytes(storage: StorageBackend, run: RunPartition): Promise<Buffer | undefined> {
-  try {
-    return await storage.get(manifestKey(run));
-  } catch (err) {
-    if (err instanceof StorageError && err.code === 'not_found') return undefined;
-    throw err;
-  }
-}
-
-/**
- * The history row for a checked run. Lineage comes from the manifest, or from
- * the claim when the manifest is unreadable, or else the run is its own root.
- */
-function historyRow(run: RunPartition, m: RunManifest | undefined, claim: RunClaim | undefined, bytes: Uint8Array, reasons: ValidationReason[], now: Date): RunHistoryInput {
-  const runId = toRunId(run.run_id);
-  const root = runIdOrNull(m?.root_run_id) ?? runIdOrNull(claim?.root_run_id) ?? runId;
-  const depth = [m?.depth, claim?.depth].find((d): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) ?? 0;
-  return {
-    run_id: runId,
-    dataset: run.dataset, source: run.source, category: run.category, day: run.day,
-    job_id: typeof m?.job_id === 'string' ? m.job_id : (claim?.job_id ?? null),
-    attempt: typeof m?.attempt === 'number' ? m.attempt : (claim?.attempt ?? null),
-    parent_run_id: runIdOrNull(m?.parent_run_id) ?? runIdOrNull(claim?.parent_run_id),
-    root_run_id: root,
-    depth,
-    job: m?.job ?? null,
-    script_path: typeof m?.script?.path === 'string' ? m.script.path : (claim?.script_path ?? null),
-    script_sha256: typeof m?.script?.sha256 === 'string' ? m.script.sha256 : null,
-    manifest_sha256: createHash('sha256').update(bytes).digest('hex'),
-    outcome: m?.outcome ?? null,
-    message: m?.message ?? null,
-    skipped: m?.skipped ?? null,
-    started_at: normalizeInstant(m?.started_at ?? claim?.started_at),
-    finalized_at: normalizeInstant(m?.finalized_at),
-    validation_status: reasons.length === 0 ? 'valid' : 'invalid',
-    validation_reasons: reasons,
-    validated_at: now.toISOString(),
-  };
-}
-
 function toValidation(run: RunPartition, r: RecordedRun): RunValidation {
   return {
     run_id: r.run.run_id,
@@ -155,14 +114,6 @@ function toValidation(run: RunPartition, r: RecordedRun): RunValidation {
     promoted: r.promoted,
     partition_state: r.partition,
   };
-}
-
-/** Checks one finalized run and builds its history row; undefined when it has no manifest. */
-async function inspect(storage: StorageBackend, run: RunPartition, claim: RunClaim | undefined, now: Date, concurrency: number): Promise<RunHistoryInput | undefined> {
-  const bytes = await manifestBytes(storage, run);
-  if (bytes === undefined) return undefined;
-  const { manifest, reasons } = await checkRun(storage, run, bytes, concurrency);
-  return historyRow(run, manifest, claim, bytes, reasons, now);
 }
 
 /**
@@ -184,7 +135,7 @@ export async function validateRun(storage: StorageBackend, ledger: Ledger, ref: 
     }
     return toValidation(run, { run: known, recorded: false, role: runRole(known), promoted: false, partition: await ledger.getPartition(run) });
   }
-  const row = await inspect(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY);
+  const row = await inspectRun(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY);
   if (row === undefined) throw new RunNotFinalizedError(run);
   const [recorded] = await ledger.recordRuns([row], now());
   return toValidation(run, recorded!);
@@ -193,7 +144,10 @@ export async function validateRun(storage: StorageBackend, ledger: Ledger, ref: 
 /**
  * Validates every finalized run of `dataset` that the ledger has never
  * recorded (e.g. after a crash between finalize and validate), and records
- * them in batches of {@link PENDING_BATCH_SIZE}, one transaction per batch.
+ * them in batches of {@link PENDING_BATCH_SIZE}, one transaction per batch;
+ * then every published tree the ledger has not validated
+ * ({@link validatePendingTrees}). A fan-out root is recorded, never promoted
+ * alone: only its tree can promote it.
  * Runs are found through their claims; a claimed run without a manifest is
  * reported as unfinalized and left alone (it is running, or it died).
  * @throws LedgerError; StorageError; ManifestError for a claim that does not parse.
@@ -203,14 +157,14 @@ export async function validatePending(storage: StorageBackend, ledger: Ledger, d
   const claims = await listRunClaims(storage, dataset);
   const recorded = await ledger.recordedRunIds(claims.map((c) => c.run_id));
   const todo = claims.filter((c) => !recorded.has(c.run_id as RunId));
-  const result: PendingValidation = { validated: [], unfinalized: [], already_recorded: claims.length - todo.length };
+  const result: PendingValidation = { validated: [], unfinalized: [], already_recorded: claims.length - todo.length, trees: { validated: [], errors: [], already_recorded: 0 } };
   for (let i = 0; i < todo.length; i += PENDING_BATCH_SIZE) {
     const batch = todo.slice(i, i + PENDING_BATCH_SIZE);
     const rows: Array<{ run: RunPartition; row: RunHistoryInput }> = [];
     // Runs of a batch are checked a few at a time (each already overlaps its own objects).
     const checked = await mapLimit(batch, PENDING_RUN_CONCURRENCY, async (claim) => {
       const run: RunPartition = { dataset: claim.dataset, source: claim.source, category: claim.category, day: claim.day, run_id: claim.run_id };
-      return { claim, run, row: await inspect(storage, run, claim, now(), options.concurrency ?? CHECK_CONCURRENCY) };
+      return { claim, run, row: await inspectRun(storage, run, claim, now(), options.concurrency ?? CHECK_CONCURRENCY) };
     });
     for (const { claim, run, row } of checked) {
       if (row === undefined) result.unfinalized.push(toRunId(claim.run_id));
@@ -220,5 +174,7 @@ export async function validatePending(storage: StorageBackend, ledger: Ledger, d
     const done = await ledger.recordRuns(rows.map((r) => r.row), now());
     done.forEach((d, j) => result.validated.push(toValidation(rows[j]!.run, d)));
   }
+  // Trees after runs: their members are recorded by now (as tree members, never promoted alone).
+  result.trees = await validatePendingTrees(storage, ledger, dataset, options);
   return result;
 }

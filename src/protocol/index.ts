@@ -3,3 +3,4 @@ export * from './envelope.js';
 export * from './frames.js';
 export * from './codec.js';
 export * from './wire-value.js';
+export * from './frame-fd.js';

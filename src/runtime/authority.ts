@@ -18,7 +18,9 @@ export type AuthorityReason =
   | 'skipped'
   | 'rejected'
   | 'ledger_unreachable'
-  | 'not_success';
+  | 'not_success'
+  /** A valid member of a fan-out tree (its root included): only its tree can promote it (SPEC §8 run trees). */
+  | 'awaits_tree';
 
 /** The report's `authority` block. */
 export interface RunAuthority {
@@ -31,7 +33,7 @@ export interface RunAuthority {
 
 /** What validation at the end of the run found. */
 export type ValidationResult =
-  | { kind: 'recorded'; valid: boolean; skipped: boolean; current_run_id: string | null }
+  | { kind: 'recorded'; valid: boolean; skipped: boolean; current_run_id: string | null; role?: 'standalone' | 'tree_member' }
   | { kind: 'unreachable' }
   | { kind: 'not_finalized' };
 
@@ -59,6 +61,8 @@ export function decideAuthority(
   }
   if (v.skipped) return { authority: { authoritative: false, reason: 'skipped', next: null }, exit_code: 0 };
   if (!v.valid) return { authority: { authoritative: false, reason: 'rejected', next: next.inspect }, exit_code: EXIT_NOT_AUTHORITATIVE };
+  // A tree member's data is judged with its tree: its own report says so; the tree's exit code decides.
+  if (v.role === 'tree_member') return { authority: { authoritative: false, reason: 'awaits_tree', next: null }, exit_code: 0 };
   if (v.current_run_id === run.run_id) return { authority: { authoritative: true, reason: 'promoted', next: null }, exit_code: 0 };
   return { authority: { authoritative: false, reason: 'superseded', next: null }, exit_code: 0 };
 }

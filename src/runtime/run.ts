@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { ProxyEndpoint, RunRequest } from '../protocol/frames.js';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { redactUrlsIn } from '../protocol/redact.js';
@@ -15,10 +14,13 @@ import { runPrefix, type RunPartition } from '../storage/layout.js';
 import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
 import { metricsRecordLine } from '../storage/records.js';
 import { RunWriter } from '../storage/run-writer.js';
+import { reachKillPoint } from './kill-point.js';
 import { buildMetrics } from './metrics.js';
 import { classify, type Classified } from './outcome.js';
 import { createPolicy, type PolicyConfig } from './policies/index.js';
 import type { RunReport } from './report.js';
+import { recordSettings } from './settings.js';
+import { defaultExecutorPath, type StartedExecutor } from './executor-process.js';
 import { supervise } from './supervisor.js';
 
 /** Everything one run needs, validated by the caller (the CLI compiles flags into this). */
@@ -32,6 +34,11 @@ export interface RunConfig {
   /** Root of the run tree; the run itself when absent. */
   rootRunId?: string;
   depth?: number;
+  /**
+   * The run is a fan-out tree's root (`--depth > 0`): its claim and manifest
+   * carry `fanout: true`, so the validator never promotes it alone (SPEC §8).
+   */
+  fanout?: boolean;
   job: unknown;
   partition: Omit<RunPartition, 'run_id'>;
   policy: PolicyConfig;
@@ -47,15 +54,19 @@ export interface RunConfig {
   maxArtifactBytes?: number;
   /** `--run-timeout`: past it the executor is stopped and the run ends `script_error`, error_type `timeout`. */
   timeoutMs?: number;
+  /** `--retries` of the invocation: `runOnce` runs once; the number is only recorded in `settings` for `quarry retry`. */
+  retries?: number;
+  /**
+   * The bundled executor, started by the caller before the claim (executor-process.ts) with
+   * this script; used instead of spawning one. The caller disposes it if the run never starts.
+   */
+  started?: StartedExecutor;
   /** Clock, for tests. */
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
 }
 
-/** The bundled executor entry, next to this file once compiled. */
-export function defaultExecutorPath(): string {
-  return fileURLToPath(new URL('../executor/main.js', import.meta.url));
-}
+export { defaultExecutorPath } from './executor-process.js';
 
 /**
  * Runs one script once and finalizes its partition, whatever the outcome.
@@ -68,6 +79,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   const rootRunId = cfg.rootRunId ?? cfg.runId;
   const depth = cfg.depth ?? 0;
   const scriptSha = await sha256File(cfg.scriptPath);
+  const settings = recordSettings(cfg);
 
   const writer = await RunWriter.claim(cfg.backend, {
     ...partition,
@@ -78,8 +90,11 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
     root_run_id: rootRunId,
     depth,
+    ...(cfg.fanout === true ? { fanout: true as const } : {}),
     script_path: cfg.scriptPath,
+    settings,
   });
+  reachKillPoint('after_claim');
   const policy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
 
   const request: RunRequest = {
@@ -107,6 +122,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.onEvent ? { onEvent: cfg.onEvent } : {}),
     ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
     ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
+    ...(cfg.started && !cfg.executorPath ? { started: cfg.started } : {}),
   });
 
   const counters = policy.counters();
@@ -168,6 +184,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.parentRunId !== undefined ? { parent_run_id: cfg.parentRunId } : {}),
     root_run_id: rootRunId,
     depth,
+    ...(cfg.fanout === true ? { fanout: true as const } : {}),
     script: { path: cfg.scriptPath, sha256: scriptSha },
     job: cfg.job ?? {},
     started_at: started.toISOString(),
@@ -186,10 +203,12 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
     metrics: runMetrics,
     storage_backend: cfg.backend.kind,
+    settings,
   };
   let finalized = true;
   try {
     await writer.finalize(manifest);
+    reachKillPoint('after_manifest_before_ledger');
   } catch (err) {
     finalized = false;
     classified = { outcome: 'policy_failure', message: `writing the manifest: ${(err as Error).message}`, exitCode: 3 };

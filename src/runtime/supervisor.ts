@@ -7,20 +7,23 @@
  * previous one was taken, so a slow policy or storage backpressures the
  * executor through the pipe and nothing queues without bound here.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
 import { checkEventInRun, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
+import { FRAME_FD } from '../protocol/frame-fd.js';
 import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
 import { checkStorageFilename } from '../sdk/storage.js';
 import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
 import type { Observation } from './outcome.js';
 import { type IngestionPolicy, PolicyFailureError } from './policies/policy.js';
 import { describeStorageFailure } from './policies/storage-failure.js';
+import { frameBytes } from './frame-source.js';
+import { startExecutor, type StartedExecutor } from './executor-process.js';
 
 /** How long the executor gets to finish after SIGTERM before SIGKILL. */
 export const EXECUTOR_STOP_GRACE_MS = 5_000;
-/** How long the executor may linger after closing stdout before it is killed. */
+/** How long the executor may linger after closing its frame stream before it is killed. */
 const EXIT_AFTER_EOF_MS = 10_000;
 /** Bytes of executor stderr kept for the report. */
 const STDERR_TAIL_BYTES = 64 * 1024;
@@ -40,8 +43,10 @@ export interface SuperviseOptions {
   /** Every valid event, before the policy sees it (progress, fan-out: the scheduler sees dropped events too). */
   onEvent?: (event: AnyEventEnvelope) => void;
   maxArtifactBytes?: number;
-  /** Past this many ms after spawn the executor is stopped (SIGTERM, then SIGKILL) and the run has timed out. */
+  /** Past this many ms after the request is sent the executor is stopped (SIGTERM, then SIGKILL) and the run has timed out. */
   timeoutMs?: number;
+  /** An executor already started with `command` and `args` (executor-process.ts), used instead of spawning one. */
+  started?: StartedExecutor;
 }
 
 export interface SuperviseResult {
@@ -91,40 +96,32 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
 
   // A missing executor entry would make node exit 1, which reads as a script error.
   const entry = opts.args[0];
-  if (entry !== undefined && !existsSync(entry)) {
+  if (!opts.started && entry !== undefined && !existsSync(entry)) {
     obs.launchError = `executor entry ${entry} does not exist (run the build: npm run build)`;
     await policy.close().catch(() => undefined);
     return res;
   }
-  let child: ChildProcess;
-  try {
-    // QUARRY_RUNTIME_PID promises the executor that stdin stays open until it exits, so its end means we died.
-    const env = { ...(opts.env ?? process.env), QUARRY_RUNTIME_PID: String(process.pid) };
-    child = spawn(opts.command, [...opts.args], { stdio: ['pipe', 'pipe', 'pipe'], env });
-  } catch (err) {
-    obs.launchError = (err as Error).message;
+  // Frames get their own pipe on FRAME_FD if the executor takes it (frame-source.ts), so raw writes to fd 1
+  // (fs.writeSync(1, …), children with inherited stdio) cannot corrupt them.
+  const started = opts.started ?? startExecutor(opts.command, opts.args, opts.env);
+  started.taken = true;
+  if (!started.child) {
+    obs.launchError = started.launchError;
     return res;
   }
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      obs.exitCode = code;
-      obs.exitSignal = signal;
-      resolve();
-    });
-    child.once('error', (err) => {
-      if (!res.launched) obs.launchError = err.message;
-      resolve();
-    });
+  const child = started.child;
+  const exited = started.ended.then(() => {
+    res.launched = started.state.launched;
+    obs.exitCode = started.state.exitCode;
+    obs.exitSignal = started.state.exitSignal;
+    if (started.state.error !== undefined && !started.state.launched) obs.launchError = started.state.error;
   });
-  child.once('spawn', () => {
-    res.launched = true;
-  });
-  child.stdin!.on('error', () => undefined); // EPIPE after the executor exits: acks are then moot.
-  child.stderr!.on('data', (chunk: Buffer) => {
+  const onLog = (chunk: Buffer): void => {
     stderrBuf = Buffer.concat([stderrBuf, chunk]);
     if (stderrBuf.length > STDERR_TAIL_BYTES) stderrBuf = stderrBuf.subarray(stderrBuf.length - STDERR_TAIL_BYTES);
     opts.onStderr?.(chunk);
-  });
+  };
+  child.stderr!.on('data', onLog);
 
   let killTimer: NodeJS.Timeout | undefined;
   const onAbort = (): void => {
@@ -137,7 +134,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-  // --run-timeout (SPEC §5): hooks included, so it counts from spawn to exit. SIGTERM lets the
+  // --run-timeout (SPEC §5): hooks included, so it counts from the request (sent right after spawn, or after the claim for an executor started early) to exit. SIGTERM lets the
   // executor close its browser and delete its profile; SIGKILL follows if it does not.
   const runTimer =
     opts.timeoutMs === undefined
@@ -266,7 +263,9 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
 
   let stopped: Stop | undefined;
   try {
-    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+    const offered = child.stdio[FRAME_FD] as Readable | null | undefined;
+    offered?.on('error', () => undefined); // the executor's exit and the stream's end tell what happened
+    for await (const chunk of frameBytes({ stdout: child.stdout!, offered: offered ?? undefined, onStray: onLog })) {
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
@@ -308,7 +307,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     else obs.streamError = stopped.message;
     child.kill('SIGKILL');
   }
-  // stdout closed: the executor should exit now; one that lingers is killed.
+  // The frame stream closed: the executor should exit now; one that lingers is killed.
   const lingering = setTimeout(() => child.kill('SIGKILL'), EXIT_AFTER_EOF_MS);
   lingering.unref();
   await exited;

@@ -25,6 +25,7 @@ import {
 import { backoffDelay, HTTP_DEFAULTS, isRetryableNetworkError, isRetryableStatus, mayRetry, networkErrorCode, parseRetryAfter } from './http-retry.js';
 import type { HttpClient, HttpRequestOptions, HttpResponse } from './http-types.js';
 import { proxyServerUrl } from './proxy.js';
+import { undiciParts } from './undici-parts.js';
 
 /** The limits a request runs with, defaults filled in. */
 type Limits = { -readonly [K in keyof typeof HTTP_DEFAULTS]: number };
@@ -118,8 +119,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 async function openDispatcher(proxy: ProxyEndpoint | undefined): Promise<Dispatcher> {
+  if (!proxy) return new (await undiciParts()).Agent();
   const undici = await import('undici');
-  if (!proxy) return new undici.Agent();
   const uri = proxyServerUrl(proxy);
   if (proxy.protocol === 'socks5') {
     return new undici.Socks5ProxyAgent(uri, proxy.username ? { username: proxy.username, password: proxy.password ?? '' } : {});
@@ -153,7 +154,7 @@ export function createHttpClient(options: HttpClientOptions = {}): RunHttpClient
 
   /** One attempt at one URL: send, keep its cookies, read the body within the limit. */
   async function attempt(method: string, target: URL, headers: Record<string, string>, body: string | Uint8Array | undefined, limits: Limits, context: HttpErrorContext, signal: AbortSignal | undefined): Promise<Omit<HopResult, 'attempts'>> {
-    const { request } = await import('undici');
+    const { request } = await undiciParts();
     dispatcher ??= openDispatcher(options.proxy);
     const controller = new AbortController();
     let timedOut = false;

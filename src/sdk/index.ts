@@ -62,6 +62,7 @@ export type {
   QuarryScriptModule,
   RunId,
   RunMeta,
+  RunPartitionMeta,
   ScriptOptions,
   StorageAPI,
   StoragePutOptions,

@@ -32,6 +32,23 @@ export interface RunMeta {
   readonly parent_run_id?: RunId;
   /** From 1; a retry is a new run with attempt + 1. */
   readonly attempt: number;
+  /**
+   * The logical partition the run writes to (SPEC §7): `--category` and
+   * `--day` of `quarry run`, or what a fan-out child inherited. A script that
+   * extracts "one customer, one day" reads them here instead of repeating
+   * them in its job. Absent only when the run request carried no `storage`
+   * (an executor driven by hand).
+   */
+  readonly partition?: RunPartitionMeta;
+}
+
+/** The partition keys of the run in flight (frozen). */
+export interface RunPartitionMeta {
+  readonly dataset: string;
+  readonly source: string;
+  readonly category: string;
+  /** `YYYY-MM-DD`, the logical day (`--day`, else the run's start day in UTC). */
+  readonly day: string;
 }
 
 /** Bytes, or a string that is written as UTF-8. */

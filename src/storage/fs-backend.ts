@@ -14,6 +14,8 @@ import { link, lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHan
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertValidKey, StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from './backend.js';
 import { ownerTag } from '../runtime/owner-tag.js';
+import { reachKillPoint } from '../runtime/kill-point.js';
+import { isSegmentKey } from './layout.js';
 
 /** Folder under the root that holds unpublished temporary files; never listed, never a key. */
 export const FS_TMP_DIR = '.quarry-tmp';
@@ -143,6 +145,8 @@ export class FsBackend implements StorageBackend {
       await handle.sync();
       await handle.close();
       handle = undefined;
+      // Test-only: a crash with a whole segment written but not published (docs/contracts/run.md).
+      if (isSegmentKey(key)) reachKillPoint('mid_segment');
       await publish(tmp, abs, this.location);
     } catch (err) {
       await handle?.close().catch(() => undefined);

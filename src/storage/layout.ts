@@ -96,6 +96,11 @@ export function segmentName(eventType: string, n: number): string {
   return `event_type=${eventType}/part-${String(n).padStart(6, '0')}.jsonl`;
 }
 
+/** True when `key` (a full key or a path in a run folder) names a records segment made by {@link segmentName}. */
+export function isSegmentKey(key: string): boolean {
+  return /(^|\/)event_type=[^/]+\/part-\d{6,}\.jsonl$/.test(key);
+}
+
 /** Metrics records live beside the event types, under their own folder. */
 export const METRICS_EVENT_TYPE = 'metrics';
 

@@ -4,6 +4,7 @@
  * consumer reads it. Also the run claim, written first.
  */
 import type { RunPartition } from './layout.js';
+import { runSettingsProblem, type RunSettings } from './run-settings.js';
 
 export const MANIFEST_VERSION = 1;
 
@@ -87,6 +88,12 @@ export interface RunManifest extends RunPartition {
   /** The run that started the tree; the run itself when it has no parent in a tree. */
   root_run_id: string;
   depth: number;
+  /**
+   * The run fans out (`--depth > 0`, SPEC §8 run trees): it is a tree's root,
+   * recorded by the validator but never promoted alone — its tree is. Absent
+   * on every other run (older manifests included).
+   */
+  fanout?: true;
   script: { path: string; sha256: string };
   job: unknown;
   started_at: string;
@@ -113,6 +120,8 @@ export interface RunManifest extends RunPartition {
   terminal_summary?: Record<string, unknown>;
   metrics: RunMetrics;
   storage_backend: string;
+  /** What the run ran with, for `quarry retry` (SPEC §8); absent in manifests written before it was recorded. */
+  settings?: RunSettings;
 }
 
 /** Created exclusively when a run starts (`datasets/<d>/runs/<run_id>.json`): reserves the run_id. */
@@ -124,14 +133,27 @@ export interface RunClaim extends RunPartition {
   parent_run_id?: string;
   root_run_id: string;
   depth: number;
+  /** As {@link RunManifest.fanout}: the run is a fan-out root, promoted only with its tree. */
+  fanout?: true;
   script_path: string;
   /** Random, per claiming writer: makes the claim's bytes its own (a create that finds its own bytes is a success). */
   claim_token?: string;
+  /** As in the manifest: what a run that never finalized ran with, for `quarry retry`; absent in older claims. */
+  settings?: RunSettings;
 }
 
 /** Raised for a manifest that cannot be parsed or lacks a required field. */
 export class ManifestError extends Error {
   override readonly name = 'ManifestError';
+}
+
+/** A value for an error message: JSON, cut short; a value nested too deep for JSON.stringify (a RangeError) still gets a message. */
+function quote(v: unknown): string {
+  try {
+    return String(JSON.stringify(v)).slice(0, 200);
+  } catch {
+    return '(a value too deeply nested to show)';
+  }
 }
 
 const REQUIRED: ReadonlyArray<[keyof RunManifest, string]> = [
@@ -153,7 +175,20 @@ export function parseManifest(bytes: Uint8Array | string, where = '_manifest.jso
   }
   if (!Array.isArray(m.objects)) throw new ManifestError(`${where}: objects is not a list`);
   if (!(RUN_OUTCOMES as readonly string[]).includes(m.outcome as string)) throw new ManifestError(`${where}: unknown outcome ${JSON.stringify(m.outcome)}`);
+  checkSettings(m, where);
+  if (m.fanout !== undefined && m.fanout !== true) throw new ManifestError(`${where}: fanout must be true when present, got ${quote(m.fanout)}`);
   return m as unknown as RunManifest;
+}
+
+/**
+ * Checks an optional `settings` field (SPEC §8): a manifest or claim written
+ * before settings were recorded has none and stays valid.
+ * @throws ManifestError naming what is wrong.
+ */
+export function checkSettings(doc: Record<string, unknown>, where: string): void {
+  if (doc.settings === undefined) return;
+  const bad = runSettingsProblem(doc.settings);
+  if (bad) throw new ManifestError(`${where}: settings: ${bad}`);
 }
 
 /**

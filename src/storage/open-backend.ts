@@ -16,6 +16,8 @@ export interface OpenBackendOptions {
   region?: string;
   endpoint?: string;
   s3PathStyle?: boolean;
+  /** s3: idle timeout of one request in ms (`--storage-request-timeout`; default 30 s). */
+  requestTimeoutMs?: number;
   /** fs: create nothing on open and refuse writes (read commands). */
   readOnly?: boolean;
 }
@@ -28,7 +30,7 @@ export class BackendOptionsError extends Error {
   override readonly name = 'BackendOptionsError';
   constructor(
     message: string,
-    readonly option: 'backend' | 'path' | 'region' | 'endpoint' | 's3PathStyle',
+    readonly option: 'backend' | 'path' | 'region' | 'endpoint' | 's3PathStyle' | 'requestTimeoutMs',
     readonly value: unknown,
   ) {
     super(message);
@@ -79,6 +81,7 @@ export function compileBackendOptions(o: OpenBackendOptions): CompiledBackendOpt
       if (value !== undefined) throw new BackendOptionsError(`storage ${option} ${option === 'endpoint' ? quoteEndpoint(value) : JSON.stringify(value)} applies to the s3 backend only; drop it or use the s3 backend`, option, value);
     }
     if (o.s3PathStyle === true) throw new BackendOptionsError('storage s3 path style applies to the s3 backend only; drop it or use the s3 backend', 's3PathStyle', true);
+    if (o.requestTimeoutMs !== undefined) throw new BackendOptionsError('storage request timeout applies to the s3 backend only; drop it or use the s3 backend', 'requestTimeoutMs', o.requestTimeoutMs);
     return { backend: 'fs', root: o.path };
   }
   const { bucket, prefix } = parseS3Path(o.path);
@@ -86,7 +89,11 @@ export function compileBackendOptions(o: OpenBackendOptions): CompiledBackendOpt
     throw new BackendOptionsError(`storage region ${JSON.stringify(o.region)} is not a region name like us-east-1`, 'region', o.region);
   }
   if (o.endpoint !== undefined) checkEndpoint(o.endpoint);
+  if (o.requestTimeoutMs !== undefined && !(Number.isSafeInteger(o.requestTimeoutMs) && o.requestTimeoutMs > 0)) {
+    throw new BackendOptionsError(`storage request timeout ${JSON.stringify(o.requestTimeoutMs)} ms must be more than 0, e.g. 30s`, 'requestTimeoutMs', o.requestTimeoutMs);
+  }
   const s3: S3BackendOptions = { bucket, prefix };
+  if (o.requestTimeoutMs !== undefined) s3.requestTimeoutMs = o.requestTimeoutMs;
   if (o.region !== undefined) s3.region = o.region;
   if (o.endpoint !== undefined) s3.endpoint = o.endpoint;
   if (o.s3PathStyle !== undefined) s3.forcePathStyle = o.s3PathStyle;

@@ -4,8 +4,9 @@
  * object by object, line by line, never a whole run into memory.
  */
 import { StorageError, type StorageBackend } from './backend.js';
+import { splitLines } from './lines.js';
 import { manifestKey, runClaimKey, runClaimsPrefix, runPrefix, type RunPartition } from './layout.js';
-import { ManifestError, parseJsonObject, parseManifest, type ManifestObject, type PolicyName, type RunClaim, type RunManifest, type RunOutcome } from './manifest.js';
+import { checkSettings, ManifestError, parseJsonObject, parseManifest, type ManifestObject, type PolicyName, type RunClaim, type RunManifest, type RunOutcome } from './manifest.js';
 import type { StoredRecord } from './records.js';
 
 /** Manifests and claims read at once: enough to hide latency (S3), few enough for small file-descriptor limits. */
@@ -37,6 +38,7 @@ export function parseClaim(bytes: Uint8Array | string, where: string): RunClaim 
   for (const [field, type] of CLAIM_FIELDS) {
     if (typeof c[field] !== type) throw new ManifestError(`${where}: field ${String(field)} missing or not a ${type}`);
   }
+  checkSettings(c, where);
   return c as unknown as RunClaim;
 }
 
@@ -219,27 +221,13 @@ export interface StreamRecordsOptions {
   eventTypes?: readonly string[];
 }
 
-/** Splits a byte stream into lines; `\n` never occurs inside a UTF-8 multi-byte sequence, so splitting bytes is safe. */
-async function* lines(chunks: AsyncIterable<Buffer>): AsyncIterable<string> {
-  let rest: Buffer | undefined;
-  for await (const chunk of chunks) {
-    let buf = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
-    let nl: number;
-    while ((nl = buf.indexOf(0x0a)) !== -1) {
-      yield buf.subarray(0, nl).toString('utf8');
-      buf = buf.subarray(nl + 1);
-    }
-    rest = buf.byteLength > 0 ? buf : undefined;
-  }
-  if (rest !== undefined) yield rest.toString('utf8');
-}
-
 /** Records of the given objects, in order, checked to be in strictly increasing seq order. */
 async function* objectRecords(backend: StorageBackend, keys: readonly string[], checkSeq: boolean): AsyncIterable<StoredRecord> {
   let last = -Infinity;
   for (const key of keys) {
     let n = 0;
-    for await (const line of lines(backend.read(key))) {
+    for await (const bytes of splitLines(backend.read(key))) {
+      const line = bytes.toString('utf8');
       n++;
       if (line === '') continue;
       let rec: StoredRecord;

@@ -14,6 +14,7 @@ import { artifactName, manifestKey, runClaimKey, runPrefix, segmentName, sidecar
 import { putNewOrOwn } from './create-own.js';
 import { serializeManifest, type ManifestObject, type RunClaim, type RunManifest } from './manifest.js';
 import { recordLineSerializer } from './records.js';
+import { reachKillPoint } from '../runtime/kill-point.js';
 
 /** The run_id is taken in this dataset: a partition cannot be created twice (SPEC §5). */
 export class RunIdExistsError extends Error {
@@ -139,6 +140,7 @@ export class RunWriter {
     }
     seg.records += records;
     seg.lastSeq = lastSeq;
+    reachKillPoint('mid_segment');
   }
 
   /** Syncs and publishes every open segment; each becomes a manifest object. */
@@ -151,6 +153,7 @@ export class RunWriter {
         const info = await seg.writer.commit();
         this.writes.success++;
         this.#objects.push(recordsObject(this.#prefix, info, eventType, seg.records, seg.firstSeq, seg.lastSeq));
+        reachKillPoint('after_segment_published');
       } catch (err) {
         this.writes.failure++;
         await seg.writer.abort().catch(() => undefined);
@@ -169,6 +172,7 @@ export class RunWriter {
   async writeSegment(eventType: string, text: Uint8Array | string, records: number, firstSeq: number, lastSeq: number): Promise<ManifestObject> {
     const key = this.keyOf(this.#nextSegmentName(eventType));
     const info = await this.#put(key, text);
+    reachKillPoint('after_segment_published');
     return recordsObject(this.#prefix, info, eventType, records, firstSeq, lastSeq);
   }
 

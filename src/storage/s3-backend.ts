@@ -23,8 +23,10 @@ export const S3_PART_BYTES = 8 * 1024 * 1024;
 export const S3_CONNECT_TIMEOUT_MS = 10_000;
 /**
  * How long a request may sit with no bytes moving before it fails (the SDK then
- * retries it): a stalled endpoint ends a run with `policy_failure` instead of
- * hanging it (SPEC §5). Idle time, not total time, so large parts still upload.
+ * retries it), unless {@link S3BackendOptions.requestTimeoutMs} says otherwise
+ * (`--storage-request-timeout`): a stalled endpoint ends a run with
+ * `policy_failure` instead of hanging it (SPEC §5). Idle time, not total time,
+ * so large parts still upload.
  */
 export const S3_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -51,6 +53,8 @@ export interface S3BackendOptions {
   forcePathStyle?: boolean;
   /** Static credentials; absent means the AWS default credential chain. */
   credentials?: S3Credentials;
+  /** Idle timeout of one request in ms (default {@link S3_REQUEST_TIMEOUT_MS}); the SDK's retries follow a timeout. */
+  requestTimeoutMs?: number;
 }
 
 /** Where errors point: never credentials (an endpoint's user info is stripped). */
@@ -172,7 +176,9 @@ export class S3Backend implements StorageBackend {
       // Checksums only where S3 requires them: S3-compatible servers differ in what they accept.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, requestTimeout: S3_REQUEST_TIMEOUT_MS },
+      // socketTimeout is the SDK's idle timeout: it fails the request (and the SDK retries it). Its
+      // requestTimeout is a total-time bound that only logs a warning unless asked to throw: not used.
+      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: options.requestTimeoutMs ?? S3_REQUEST_TIMEOUT_MS },
     });
     const backend = new S3Backend(sdk, client, options.bucket, prefix, where);
     try {

@@ -33,6 +33,8 @@ export interface RunFixtureOptions {
   parent_run_id?: string;
   root_run_id?: string;
   depth?: number;
+  /** A fan-out root: `fanout: true` in its claim and manifest. */
+  fanout?: boolean;
   job?: unknown;
   contract_version?: string;
   /** Item events (default 3), written `itemsPerSegment` (default 2) to a segment. */
@@ -101,6 +103,7 @@ export async function writeRunFixture(storage: StorageBackend, o: RunFixtureOpti
   if (o.claim !== false) {
     const claim: RunClaim = {
       claim_version: 1, ...p, started_at: started, attempt, root_run_id: o.root_run_id ?? p.run_id, depth: o.depth ?? 0, script_path: 'scripts/fixture.ts',
+      ...(o.fanout === true ? { fanout: true as const } : {}),
       ...(o.job_id === undefined ? {} : { job_id: o.job_id }), ...(o.parent_run_id === undefined ? {} : { parent_run_id: o.parent_run_id }),
     };
     await storage.putNew(runClaimKey(p.dataset, p.run_id), serializeManifest(claim));
@@ -176,6 +179,7 @@ export async function writeRunFixture(storage: StorageBackend, o: RunFixtureOpti
     attempt,
     root_run_id: o.root_run_id ?? p.run_id,
     depth: o.depth ?? 0,
+    ...(o.fanout === true ? { fanout: true as const } : {}),
     script: { path: 'scripts/fixture.ts', sha256: sha256('export default async () => {}') },
     job: o.job ?? { url: `https://example.test/${p.run_id}` },
     started_at: started,

@@ -56,6 +56,13 @@ export interface S3TestServer {
    * connection is destroyed). Resolves the returned promise once it happened.
    */
   dropResponse(match: (method: string, url: string) => boolean): Promise<void>;
+  /**
+   * Stops the server as a crash or an outage would, keeping its data: every
+   * open connection is cut and new ones are refused until {@link resume}.
+   */
+  halt(): Promise<void>;
+  /** Listens again on the same port, with the data it had. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -315,6 +322,14 @@ export async function startS3Server(): Promise<S3TestServer> {
     },
     dropResponse(match) {
       return new Promise<void>((resolve) => drops.push({ match, done: resolve }));
+    },
+    async halt() {
+      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+      proxy.closeAllConnections();
+      await closed;
+    },
+    async resume() {
+      await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
     },
     async stop() {
       proxy.closeAllConnections();

@@ -136,7 +136,12 @@ describe('config errors name the file, the key and what to do', () => {
     expect(error('proxies:\n  main:\n    strategy: round_robin\n')).toMatch(/"proxies" is not available in this version of quarry: proxy pools are not built yet; remove it/);
     expect(error('adapter:\n  type: webhook\n')).toMatch(/"adapter" is not available .*adapters are not built yet/);
     expect(error('events:\n  sinks: [redis]\n')).toMatch(/"events" is not available .*event sinks are not built yet/);
-    expect(error('depth: 2\n')).toMatch(/fan-out is not built yet/);
+    expect(error('queue: redis://127.0.0.1\n')).toMatch(/distributed mode is not built yet/);
+  });
+
+  it('fills the fan-out flags from the file', () => {
+    expect(parse('depth: 2\nmax_runs: 50\nparallel: 3\nallow_failed_children: 1\nstate_dir: ./state\n')).toMatchObject({ depth: 2, 'max-runs': 50, parallel: 3, 'allow-failed-children': 1, 'state-dir': './state' });
+    expect(error('depth: -1\n')).toMatch(/depth must be 0 or more/);
   });
 
   it('policy options that contradict the file’s own policy are refused', () => {

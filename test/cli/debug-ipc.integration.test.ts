@@ -43,3 +43,13 @@ describe('quarry debug ipc --decode', () => {
     expect(malformed.stderr).toMatch(new RegExp(`malformed frame at byte ${good.length}`));
   });
 });
+
+describe('quarry debug ipc', () => {
+  it('names the frame pipe: fd 3 after the frame_fd handshake, else stdout', async () => {
+    const r = await quarry(['debug', 'ipc']);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout) as { transport: string; frame_fd: number };
+    expect(info.frame_fd).toBe(3);
+    expect(info.transport).toMatch(/fd 3 once the executor's stdout opens with the frame_fd handshake \(QUARRY_FRAME_FD=3 offers it\), else on stdout/);
+  });
+});

@@ -42,7 +42,21 @@ describe('flag parsing', () => {
 
   it('refuses flags of features not built yet instead of ignoring them', () => {
     expect(usage(() => parse('--proxy-pool', 'p'))).toMatch(/--proxy-pool is not available in this version/);
-    expect(usage(() => parse('--depth', '2'))).toMatch(/fan-out/);
+    expect(usage(() => parse('--queue', 'redis://x'))).toMatch(/distributed mode is not built yet/);
+  });
+
+  it('compiles the fan-out flags (SPEC §10): --depth > 0 needs --max-runs; without --depth they only earn a notice', () => {
+    expect(plan('--depth', '2', '--max-runs', '10', '--parallel', '3', '--allow-failed-children', '1').tree).toEqual({ depth: 2, maxRuns: 10, parallel: 3, allowFailedChildren: 1 });
+    expect(usage(() => plan('--depth', '1'))).toMatch(/--depth 1 needs --max-runs N: a crawl must be bounded/);
+    expect(usage(() => plan('--depth', '1', '--max-runs', '0'))).toMatch(/--max-runs must be 1 or more/);
+    expect(usage(() => plan('--depth', '1', '--max-runs', '5', '--parallel', '0'))).toMatch(/--parallel must be 1 or more/);
+    expect(usage(() => plan('--depth', '-1'))).toMatch(/--depth must be 0 or more/);
+    const neutral = plan('--depth', '0', '--parallel', '1');
+    expect(neutral.tree).toBeUndefined();
+    expect(neutral.notices).toEqual([]);
+    const idle = plan('--max-runs', '5', '--parallel', '4');
+    expect(idle.tree).toBeUndefined();
+    expect(idle.notices).toEqual(['--max-runs and --parallel have no effect without --depth N > 0 (no fan-out: enqueue events are only stored)']);
   });
 
   it('quotes a bad value', () => {

@@ -217,7 +217,7 @@ describe('a quarry run killed with SIGKILL', () => {
     expect(await state(c)).toEqual(before);
 
     const pending = await quarry(['validate', '--pending', '--storage-path', c.storage, '--format', 'json']);
-    expect(JSON.parse(pending.stdout)).toEqual({ validated: [], unfinalized: ['dead'] });
+    expect(JSON.parse(pending.stdout)).toEqual({ validated: [], unfinalized: ['dead'], trees: [] });
     expect(await state(c)).toEqual(before);
     expect((await readItems(c)).map((r) => r.run_id)).toEqual(['good']);
   });

@@ -126,7 +126,10 @@ describe('quarry run with a real browser', () => {
     let child: import('node:child_process').ChildProcess | undefined;
     // Kill only once events are on disk: the open item segment of this quarry run (its temp file is
     // named by the run's pid) holds bytes on two polls in a row, which a short-lived put's temp file
-    // does not. A fixed wait failed under load with nothing persisted yet.
+    // does not. A fixed wait failed under load with nothing persisted yet. The script must also have
+    // said READY: the executor starts before the claim, and on a loaded machine the claim's temp
+    // file can hold bytes across two polls too.
+    let ready = false;
     let seen = new Set<string>();
     const persisted = async (pid: number): Promise<boolean> => {
       const dir = join(tmp.path, FS_TMP_DIR);
@@ -141,7 +144,7 @@ describe('quarry run with a real browser', () => {
     const killer = (async () => {
       for (;;) {
         await new Promise((r) => setTimeout(r, 50));
-        if (!child?.pid || !(await persisted(child.pid))) continue;
+        if (!ready || !child?.pid || !(await persisted(child.pid))) continue;
         let pids = '';
         try {
           pids = execFileSync('pgrep', ['-P', String(child.pid), '-f', 'executor/main.js']).toString().trim();
@@ -152,7 +155,12 @@ describe('quarry run with a real browser', () => {
         return;
       }
     })();
-    const done = run('killed', 'slow.ts', [], {}, (c) => (child = c));
+    const done = run('killed', 'slow.ts', [], {}, (c) => {
+      child = c;
+      c.stderr!.on('data', (d: Buffer) => {
+        if (d.toString().includes('READY')) ready = true;
+      });
+    });
     await killer;
     const { res, manifest } = await done;
     expect(res.code).toBe(2);

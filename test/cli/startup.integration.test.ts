@@ -22,3 +22,24 @@ describe('start-up stays light (heavy clients load only when a command needs the
     });
   }
 });
+
+describe('a direct ctx.http request loads only the undici parts it uses', () => {
+  it('GETs a local page without loading undici\'s entry (its every client, mock, cache and fetch module)', () => {
+    const sdk = join(REPO_ROOT, 'dist/sdk/index.js');
+    const child = `
+      import { createServer } from 'node:http';
+      import { createRequire } from 'node:module';
+      const { createHttpClient } = await import(${JSON.stringify(sdk)});
+      const server = createServer((_q, r) => r.end('hello')).listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const http = createHttpClient();
+      const text = await http.getText('http://127.0.0.1:' + server.address().port + '/');
+      await http.close();
+      server.close();
+      const entry = createRequire(${JSON.stringify(sdk)}).resolve('undici');
+      console.log(JSON.stringify({ text, entryLoaded: entry in createRequire(import.meta.url).cache }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', child], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ text: 'hello', entryLoaded: false });
+  });
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AckInbox } from '../../src/executor/ack-inbox.js';
 import { FrameWriter } from '../../src/executor/frame-writer.js';
 import type { LoadedScript } from '../../src/executor/loader.js';
-import { executeRun, exitCodeFor, runResultFrame } from '../../src/executor/run.js';
+import { executeRun, exitCodeFor, runMetaOf, runResultFrame } from '../../src/executor/run.js';
 import { RunSink } from '../../src/executor/run-sink.js';
 import { DEFAULT_SCRIPT_OPTIONS } from '../../src/executor/script-options.js';
 import type { RunRequest } from '../../src/protocol/index.js';
@@ -56,6 +56,13 @@ describe('executeRun', () => {
     expect(Object.isFrozen(seen)).toBe(true);
     expect(seen).toMatchObject({ job: { n: 1 }, run: { run_id: 'r1', attempt: 1 }, page: { fake: 'page' }, browserContext: { fake: 'context' } });
     expect(Object.isFrozen(seen!.run)).toBe(true);
+  });
+
+  it('tells the script its partition keys (category, day) when the request carries storage, frozen, and leaves them out otherwise', () => {
+    const withStorage = runMetaOf({ ...request, storage: { dataset: 'd', source: 'ads', category: 'acme', day: '2026-11-03', run_id: 'r1' } });
+    expect(withStorage.partition).toEqual({ dataset: 'd', source: 'ads', category: 'acme', day: '2026-11-03' });
+    expect(Object.isFrozen(withStorage.partition)).toBe(true);
+    expect('partition' in runMetaOf(request)).toBe(false);
   });
 
   it('opens no browser for a script with options.browser false, and its context has http but no page, browser or context', async () => {

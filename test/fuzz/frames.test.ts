@@ -1,7 +1,7 @@
 /**
  * A bounded sample of the frame fuzzer (test/fuzz/frames-target.ts) in CI; the
- * full campaign is `npm run fuzz` (docs/testing.md). The seed is printed so a
- * failure replays with `npm run fuzz -- --target frames --seed <seed>`.
+ * full campaign is `npm run fuzz` (docs/benchmarks.md). The seed is printed so a
+ * failure replays with `npm run fuzz -- --target frames --seed <seed> --runs 3000`.
  */
 import { describe, expect, it } from 'vitest';
 import { fuzzInWorker } from './run-in-worker.js';

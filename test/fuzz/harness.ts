@@ -37,6 +37,12 @@ export interface FuzzResult {
   inputs: number;
   ms: number;
   inputsPerSecond: number;
+  /**
+   * CPU time of the process meanwhile (user + system, every thread: the
+   * parent only waits), so a figure taken on a loaded machine still says what
+   * a quiet one would do.
+   */
+  cpuMs: number;
   counts: Record<string, number>;
   /** Required labels never produced. */
   missing: string[];
@@ -47,24 +53,44 @@ export interface FuzzResult {
 export async function fuzz<I>(target: FuzzTarget<I>, opts: FuzzOptions): Promise<FuzzResult> {
   const counts: Record<string, number> = {};
   let inputs = 0;
+  let lastBeat = performance.now();
   const every = opts.progressEvery ?? 1_000;
-  const timed = async (input: I): Promise<void> => {
+  /** A heartbeat every `every` inputs, and at least once a second (shrinking, a loaded machine), so the watchdog sees life. */
+  const beat = (now: number, counted: boolean): void => {
+    if ((counted && inputs % every === 0) || now - lastBeat > 1_000) {
+      lastBeat = now;
+      opts.onProgress?.(inputs);
+    }
+  };
+  const once = async (input: I): Promise<{ labels: string[]; took: number }> => {
     const t0 = performance.now();
     const labels = await target.run(input);
     const took = performance.now() - t0;
-    if (took > opts.perInputMs) throw new Error(`input took ${took.toFixed(0)} ms, over the ${opts.perInputMs} ms per-input limit`);
+    beat(t0 + took, false);
+    return { labels, took };
+  };
+  const timed = async (input: I): Promise<void> => {
+    let { labels, took } = await once(input);
+    // A loaded machine can stall any input once; an input that is slow is slow every time, so only a
+    // second run over the limit fails it (the wall-clock limit stays the one the issue sets).
+    if (took > opts.perInputMs) ({ labels, took } = await once(input));
+    if (took > opts.perInputMs) throw new Error(`input took ${took.toFixed(0)} ms twice, over the ${opts.perInputMs} ms per-input limit`);
     for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
-    if (++inputs % every === 0) opts.onProgress?.(inputs);
+    inputs++;
+    beat(performance.now(), true);
   };
   const t0 = performance.now();
-  const details = await fc.check(fc.asyncProperty(target.arbitrary, timed), { seed: opts.seed, numRuns: opts.numRuns, timeout: opts.perInputMs * 2 });
+  const cpu0 = process.cpuUsage();
+  const details = await fc.check(fc.asyncProperty(target.arbitrary, timed), { seed: opts.seed, numRuns: opts.numRuns, timeout: opts.perInputMs * 4 });
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   const result: FuzzResult = {
     target: target.name,
     seed: opts.seed,
     inputs,
     ms: Math.round(ms),
     inputsPerSecond: Math.round(inputs / (ms / 1000)),
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     counts,
     missing: target.required.filter((l) => !counts[l]),
   };

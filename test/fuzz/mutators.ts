@@ -27,16 +27,58 @@ export type ByteMutation =
 
 const isContainer = (v: unknown): v is Record<string, unknown> | unknown[] => typeof v === 'object' && v !== null && !(v instanceof Uint8Array) && Object.getPrototypeOf(v) !== null && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype);
 
-/** Every path in `v` (the root included), depth first. */
-export function pathsOf(v: unknown, prefix: Path = [], out: Path[] = []): Path[] {
-  out.push(prefix);
-  if (isContainer(v)) for (const [k, x] of Object.entries(v)) pathsOf(x, [...prefix, Array.isArray(v) ? Number(k) : k], out);
+/** Children of a container as [key, value] pairs (array indexes as numbers). */
+function childrenOf(v: Record<string, unknown> | unknown[]): Array<[string | number, unknown]> {
+  if (!Array.isArray(v)) return Object.entries(v);
+  // Not v.map: a mutation may have given the array an own `constructor`, which map consults.
+  const out: Array<[number, unknown]> = [];
+  for (let i = 0; i < v.length; i++) out.push([i, v[i]]);
   return out;
+}
+
+/**
+ * The path of the `index % n`-th of the `n` nodes of `v` (the root included),
+ * in depth-first pre-order. Iterative, and without building every path: a
+ * tree nested 20,000 deep (which the mutators make) neither overflows the
+ * stack nor costs more than two walks.
+ */
+export function pathAt(v: unknown, index: number): Path {
+  let n = 0;
+  const count: unknown[] = [v];
+  while (count.length > 0) {
+    const x = count.pop();
+    n++;
+    if (isContainer(x)) for (const [, c] of childrenOf(x)) count.push(c);
+  }
+  let left = index % n;
+  // Pre-order with an explicit stack; each entry links to its parent, so a path is built only for the node chosen.
+  interface Entry {
+    x: unknown;
+    key: string | number;
+    parent: Entry | undefined;
+  }
+  const stack: Entry[] = [{ x: v, key: 0, parent: undefined }];
+  for (;;) {
+    const e = stack.pop()!;
+    if (left-- === 0) {
+      const path: Array<string | number> = [];
+      for (let at: Entry | undefined = e; at?.parent !== undefined; at = at.parent) path.push(at.key);
+      return path.reverse();
+    }
+    if (isContainer(e.x)) {
+      const kids = childrenOf(e.x);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push({ x: kids[i]![1], key: kids[i]![0], parent: e });
+    }
+  }
 }
 
 /** Deep copy of a JSON-like tree (binary and other leaves are shared: mutations never write into them). */
 export function clone<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(clone) as T;
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    for (let i = 0; i < v.length; i++) out.push(clone(v[i]));
+    return out as T;
+  }
   if (isContainer(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clone(x)])) as T;
   return v;
 }
@@ -60,7 +102,12 @@ const nest = (v: unknown, depth: number, asMap: boolean): unknown => new Nested(
 export function toJsonText(v: unknown): string {
   if (v instanceof Nested) return (v.asMap ? '{"n":' : '[').repeat(v.depth) + toJsonText(v.inner) + (v.asMap ? '}' : ']').repeat(v.depth);
   if (v instanceof Uint8Array) return `[${v.join(',')}]`;
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : toJsonText(x))).join(',')}]`;
+  if (Array.isArray(v)) {
+    // Not v.map: a mutation may have given the array an own `constructor`, which map consults.
+    const items: string[] = [];
+    for (let i = 0; i < v.length; i++) items.push(v[i] === undefined ? 'null' : toJsonText(v[i]));
+    return `[${items.join(',')}]`;
+  }
   if (typeof v === 'object' && v !== null) {
     return `{${Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => `${JSON.stringify(k)}:${toJsonText(x)}`).join(',')}}`;
   }
@@ -84,8 +131,7 @@ export function applyValueMutation(root: unknown, m: ValueMutation): unknown {
     if (m.path.length > 0) parent[m.path[m.path.length - 1]!] = m.value;
     return root;
   }
-  const all = pathsOf(root);
-  const path = all[m.at % all.length]!;
+  const path = pathAt(root, m.at);
   if (path.length === 0) {
     if (m.kind === 'set') return m.value;
     if (m.kind === 'nest') return nest(root, m.depth, m.asMap);

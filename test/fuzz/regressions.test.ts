@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { FrameDecoder, FrameError, MAX_FRAME_NESTING } from '../../src/protocol/codec.js';
 import { checkEventInRun, type AnyEventEnvelope } from '../../src/protocol/envelope.js';
 import { FrameShapeError, toExecutorFrame } from '../../src/protocol/frames.js';
+import { checkRun } from '../../src/ledger/run-checks.js';
+import { ManifestError, parseManifest } from '../../src/storage/manifest.js';
 import { ReaderError, streamRecords, summarize } from '../../src/storage/reader.js';
 import { MemoryBackend } from '../_harness/memory-backend.js';
 import { writeRun } from '../storage/run-fixture.js';
@@ -133,5 +135,28 @@ describe('manifests the fuzzer found', () => {
     const claim = { ...p, claim_version: 1, started_at: m.started_at, attempt: 1, root_run_id: 'r1', depth: 0, script_path: 's.ts' };
     const row = summarize(claim, { ...m, objects: [null as never, ...m.objects] });
     expect(row.bytes).toBe(m.objects.reduce((n, o) => n + o.bytes, 0));
+  });
+
+  const deep = (depth: number): string => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+  const runOf = async () => {
+    const backend = new MemoryBackend();
+    const p = { dataset: 'quarry', source: 's', category: 'default', day: '2024-01-01', run_id: 'r1' };
+    const m = (await writeRun(backend, { partition: p, outcome: 'success', events: [] }))!;
+    return { backend, p, m };
+  };
+
+  it('a manifest whose object kind is nested 20,000 deep is manifest_malformed, not a stack overflow in the validator', async () => {
+    const { backend, p, m } = await runOf();
+    const text = JSON.stringify({ ...m, objects: [{ ...m.objects[0], kind: 'PLACEHOLDER' }, ...m.objects.slice(1)] }).replace('"PLACEHOLDER"', deep(20_000));
+    const { reasons } = await checkRun(backend, p, Buffer.from(text), 2);
+    expect(reasons.map((r) => r.code)).toContain('manifest_malformed');
+    expect(reasons.find((r) => r.message.includes('objects[0].kind'))?.message).toMatch(/objects\[0\]\.kind \(a value too deeply nested to show\) is not one of/);
+  });
+
+  it('a manifest whose fanout is nested 20,000 deep is a ManifestError, not a RangeError', async () => {
+    const { m } = await runOf();
+    const text = JSON.stringify({ ...m, fanout: 'PLACEHOLDER' }).replace('"PLACEHOLDER"', deep(20_000));
+    expect(() => parseManifest(Buffer.from(text))).toThrow(ManifestError);
+    expect(() => parseManifest(Buffer.from(text))).toThrow(/fanout must be true when present, got \(a value too deeply nested to show\)/);
   });
 });

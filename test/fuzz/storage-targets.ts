@@ -22,7 +22,9 @@ const PARTITION: RunPartition = { dataset: 'quarry', source: 'fuzz', category: '
 
 interface BaseRun {
   objects: ReadonlyMap<string, Buffer>;
+  /** Never mutated: inputs that change it work on a copy. */
   manifest: RunManifest;
+  manifestBytes: Buffer;
   claim: Record<string, unknown>;
 }
 
@@ -32,7 +34,7 @@ async function baseRun(): Promise<BaseRun> {
   const events = eventsOf(PARTITION.run_id, ['item', 'log', 'item', 'checkpoint', 'artifact', 'item', 'enqueue', 'item', 'run_complete']);
   const manifest = (await writeRun(backend, { partition: PARTITION, outcome: 'success', events, segmentSize: 2, artifacts: { a5: Buffer.from('PNG!') }, job_id: 'job-1' }))!;
   const claim = JSON.parse((await backend.get(runClaimKey(PARTITION.dataset, PARTITION.run_id))).toString()) as Record<string, unknown>;
-  return { objects: new Map(backend.objects), manifest, claim };
+  return { objects: new Map(backend.objects), manifest, manifestBytes: Buffer.from(serializeManifest(manifest)), claim };
 }
 
 let base: Promise<BaseRun> | undefined;
@@ -93,7 +95,7 @@ const MANIFEST_FIELDS: ReadonlyArray<readonly [Path, readonly unknown[]]> = [
   [['objects', 1, 'records'], [1, 3]], [['objects', 1, 'first_seq'], [2, 0]], [['objects', 1, 'last_seq'], [9, 1]], [['objects', 1, 'kind'], ['file', 'bogus']],
   [['objects', 1, 'event_type'], ['log']], [['objects', 2, 'path'], ['event_type=item/part-000001.jsonl']],
   [['seq'], [null, {}]], [['seq', 'first'], [2, null]], [['seq', 'last'], [8, 20]], [['event_count'], [-1]], [['artifacts'], [[]]], [['orphaned_artifacts'], [{}]], [['metrics'], [null]],
-  [['claim_version'], ['1']], [['script_path'], [1]],
+  [['claim_version'], ['1']], [['script_path'], [1]], [['fanout'], [true, false, 1]], [['settings'], [{}, null, []]],
 ];
 const MANIFEST_VALUES = ['interrupted', 'bogus', '2.0.0', '1.0.0', 'run-other', 'not-a-date', 'x', 'records', 3, 9];
 
@@ -107,7 +109,16 @@ export const manifestTarget: FuzzTarget<ManifestInput> = {
   name: 'manifest',
   arbitrary: fc.record({
     claim: fc.boolean(),
-    muts: fc.array(fc.oneof(valueMutation(oddValue(MANIFEST_VALUES)), setPath(MANIFEST_FIELDS, oddValue(MANIFEST_VALUES))), { maxLength: 3 }),
+    // The named fields are where the parser and the validator branch, so most mutations aim there; random
+    // paths keep the rest covered, and a few replace the whole document (at 0 is the root).
+    muts: fc.array(
+      fc.oneof(
+        { weight: 2, arbitrary: valueMutation(oddValue(MANIFEST_VALUES)) },
+        { weight: 5, arbitrary: setPath(MANIFEST_FIELDS, oddValue(MANIFEST_VALUES)) },
+        { weight: 1, arbitrary: fc.record({ kind: fc.constant('set' as const), at: fc.constant(0), value: oddValue(MANIFEST_VALUES) }) },
+      ),
+      { maxLength: 3 },
+    ),
     bytes: fc.oneof({ weight: 3, arbitrary: fc.constant<ByteMutation[]>([]) }, { weight: 1, arbitrary: fc.array(byteMutation(), { minLength: 1, maxLength: 2 }) }),
   }),
   async run(input) {
@@ -166,9 +177,24 @@ const RECORD_FIELDS: ReadonlyArray<readonly [Path, readonly unknown[]]> = [
 ];
 const RECORD_VALUES = [0, 1, 2, 5, 9, 10, 'run-other', 'item', 'log', 'run_complete', 'metrics'];
 
-function mutateLines(text: string, muts: readonly LineMutation[]): string {
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
+/** The lines of a JSON Lines object, without their `\n` (a trailing `\n` starts no line). */
+function splitBytes(data: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let from = 0;
+  let nl: number;
+  while ((nl = data.indexOf(0x0a, from)) !== -1) {
+    lines.push(data.subarray(from, nl));
+    from = nl + 1;
+  }
+  if (from < data.length) lines.push(data.subarray(from));
+  return lines;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** Applies line mutations to the bytes of an object; lines stay bytes (UTF-8 where re-serialized), so multi-byte text survives. */
+function mutateLines(data: Buffer, muts: readonly LineMutation[]): Buffer {
+  const lines = splitBytes(data);
   for (const m of muts) {
     const i = lines.length === 0 ? 0 : m.line % lines.length;
     switch (m.kind) {
@@ -176,22 +202,23 @@ function mutateLines(text: string, muts: readonly LineMutation[]): string {
         if (lines.length === 0) break;
         let v: unknown;
         try {
-          v = JSON.parse(lines[i]!);
+          v = JSON.parse(lines[i]!.toString('utf8'));
         } catch {
           break;
         }
         for (const vm of m.muts) v = applyValueMutation(v, vm);
         try {
-          lines[i] = toJsonText(v);
+          lines[i] = Buffer.from(toJsonText(v));
         } catch {
           // A line made deep by an earlier mutation is too deep to re-serialize here: keep it as it is.
         }
         break;
       }
       case 'bytes': {
-        let b: Buffer = Buffer.from(lines[i] ?? '');
+        let b: Buffer = lines[i] ?? Buffer.alloc(0);
         for (const bm of m.muts) b = applyByteMutation(b, bm);
-        lines[i] = b.toString('latin1');
+        if (lines.length === 0) lines.push(b);
+        else lines[i] = b;
         break;
       }
       case 'delete':
@@ -204,11 +231,14 @@ function mutateLines(text: string, muts: readonly LineMutation[]): string {
         if (lines.length > 1) [lines[i], lines[(i + 1) % lines.length]] = [lines[(i + 1) % lines.length]!, lines[i]!];
         break;
       case 'insert':
-        lines.splice(i, 0, m.text);
+        lines.splice(i, 0, Buffer.from(m.text));
         break;
     }
   }
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  if (lines.length === 0) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  for (const l of lines) parts.push(l, NEWLINE);
+  return Buffer.concat(parts);
 }
 
 const lineMutation: fc.Arbitrary<LineMutation> = fc.oneof(
@@ -231,17 +261,18 @@ export const recordsTarget: FuzzTarget<RecordsInput> = {
     const segments = b.manifest.objects.filter((o) => o.kind === 'records' || o.kind === 'metrics');
     const target = segments[input.object % segments.length]!;
     const key = `${manifestKey(PARTITION).slice(0, -'_manifest.json'.length)}${target.path}`;
-    const text = mutateLines(b.objects.get(key)!.toString('utf8'), input.lines);
     const backend = backendOf(b, input.chunkBytes);
-    backend.plant(key, Buffer.from(text, 'latin1'));
-    const manifest = structuredClone(b.manifest);
+    backend.plant(key, mutateLines(b.objects.get(key)!, input.lines));
+    let manifest = b.manifest;
+    let manifestBytes = b.manifestBytes;
     if (input.reseal) {
+      manifest = structuredClone(b.manifest);
       const o = manifest.objects.find((x) => x.path === target.path)!;
       const stored = backend.objects.get(key)!;
       o.bytes = stored.byteLength;
       o.sha256 = createHash('sha256').update(stored).digest('hex');
+      manifestBytes = Buffer.from(serializeManifest(manifest));
     }
-    const manifestBytes = Buffer.from(serializeManifest(manifest));
     return [...(await validate(backend, manifestBytes)), await read(backend, manifest)];
   },
   required: [

@@ -45,6 +45,7 @@ export function runInput(dataset: string, runId: string, over: Partial<RunHistor
     parent_run_id: null,
     root_run_id: id,
     depth: 0,
+    fanout: false,
     job: { url: 'https://example.test/', pages: [1, 2] },
     script_path: 'scripts/x.ts',
     script_sha256: 'a'.repeat(64),
@@ -98,7 +99,7 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
       const again = await h.open();
       await again.close();
       const rows = (await h.raw('SELECT version FROM quarry_schema_migrations ORDER BY version')) as Array<{ version: number }>;
-      expect(rows.map((r) => Number(r.version))).toEqual([1, 2]);
+      expect(rows.map((r) => Number(r.version))).toEqual([1, 2, 3]);
     });
 
     it('a ledger migrated by a newer Quarry is refused with a schema error', async () => {
@@ -117,6 +118,7 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
       expect(await ledger.getPartition({ dataset: ds, source: 's', category: 'default', day: '2024-06-10' })).toEqual({
         dataset: ds, source: 's', category: 'default', day: '2024-06-10',
         status: 'success', current_run_id: 'r1', attempts: 1, last_run_id: 'r1', last_error: null, updated_at: NOW.toISOString(),
+        authority: 'run', tree_manifest_sha256: null,
       });
     });
 
@@ -378,10 +380,10 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
         ? `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
            INSERT INTO partition_state SELECT '${ds}', 'src-' || (i % 50), CASE WHEN (i / 50) % 2 = 0 THEN 'default' ELSE 'cat' END,
              date('2020-01-01', '+' || (i / 100) || ' days'), CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'success' END,
-             CASE WHEN i % 10 = 0 THEN NULL ELSE 'run-' || i END, 1, 'run-' || i, NULL, '2024-01-01T00:00:00.000Z' FROM n`
+             CASE WHEN i % 10 = 0 THEN NULL ELSE 'run-' || i END, 1, 'run-' || i, NULL, '2024-01-01T00:00:00.000Z', 'run', NULL FROM n`
         : `INSERT INTO partition_state SELECT '${ds}', 'src-' || (i % 50), CASE WHEN (i / 50) % 2 = 0 THEN 'default' ELSE 'cat' END,
              to_char(date '2020-01-01' + (i / 100), 'YYYY-MM-DD'), CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'success' END,
-             CASE WHEN i % 10 = 0 THEN NULL ELSE 'run-' || i END, 1, 'run-' || i, NULL, now() FROM generate_series(0, 99999) AS i`;
+             CASE WHEN i % 10 = 0 THEN NULL ELSE 'run-' || i END, 1, 'run-' || i, NULL, now(), 'run', NULL FROM generate_series(0, 99999) AS i`;
       await h.raw(seed);
       await h.raw(h.dialect === 'sqlite' ? 'ANALYZE' : 'ANALYZE partition_state');
       const cases: Array<[string, Parameters<Ledger['listPartitions']>[0]]> = [

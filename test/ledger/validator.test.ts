@@ -291,7 +291,7 @@ describe('validatePending', () => {
     expect(await ledger.getRun('p-dead')).toBeUndefined();
 
     const again = await validatePending(storage, ledger, 'quarry', opts);
-    expect(again).toEqual({ validated: [], unfinalized: ['p-dead'], already_recorded: 3 });
+    expect(again).toEqual({ validated: [], unfinalized: ['p-dead'], already_recorded: 3, trees: { validated: [], errors: [], already_recorded: 0 } });
   });
 
   it('many pending runs go through in batches', async () => {

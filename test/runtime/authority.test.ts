@@ -18,6 +18,11 @@ describe('decideAuthority', () => {
     expect(decideAuthority(ok, { kind: 'unreachable' }, next)).toEqual({ authority: { authoritative: false, reason: 'ledger_unreachable', next: next.validate }, exit_code: 3 });
   });
 
+  it('a valid tree member (a fan-out root included) awaits its tree: not authoritative, exit 0; a rejected one is still rejected', () => {
+    expect(decideAuthority(ok, recorded({ current_run_id: null, role: 'tree_member' }), next)).toEqual({ authority: { authoritative: false, reason: 'awaits_tree', next: null }, exit_code: 0 });
+    expect(decideAuthority(ok, recorded({ valid: false, current_run_id: null, role: 'tree_member' }), next)).toEqual({ authority: { authoritative: false, reason: 'rejected', next: next.inspect }, exit_code: 3 });
+  });
+
   it('a failed outcome keeps its own exit code', () => {
     for (const [outcome, code] of [['script_error', 1], ['executor_crash', 2], ['policy_failure', 3], ['interrupted', 143]] as const) {
       expect(decideAuthority({ run_id: 'r', outcome, exit_code: code }, recorded({ valid: false, current_run_id: null }), next)).toEqual({ authority: { authoritative: false, reason: 'not_success', next: null }, exit_code: code });

@@ -48,7 +48,7 @@ function peakFromLog(log: string): number {
   return peak;
 }
 
-describe('runTree', () => {
+describe('runTree', { timeout: 180_000 }, () => {
   it('crawls listing → details → assets: each key once, retries, missing targets, overrides, lineage, parallel exact', async () => {
     const { cfg, log, close } = await config({ job: { pages: 8, missing: true, override: true, wait_for_child: true, hold: 3 } });
     try {

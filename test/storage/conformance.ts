@@ -5,6 +5,22 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError, type ListedObject, type StorageBackend } from '../../src/storage/backend.js';
+import { listTreeIds, publishTreeManifest, readTreeManifest, TREE_MANIFEST_VERSION, type TreeManifest } from '../../src/storage/tree-manifest.js';
+
+/** A small finished tree: a root and one child, in dataset `q`. */
+function treeManifest(treeId: string, finalizedAt = '2024-01-01T01:00:00.000Z'): TreeManifest {
+  const p = { source: 's', category: 'c', day: '2024-01-01' };
+  return {
+    tree_manifest_version: TREE_MANIFEST_VERSION, contract_version: '1.0.0', tree_id: treeId, dataset: 'q', job_id: treeId,
+    options: { depth: 1, max_runs: 10, parallel: 2, allow_failed_children: 0, retries: 0 },
+    started_at: '2024-01-01T00:00:00.000Z', finalized_at: finalizedAt,
+    items: [
+      { key: '["list.ts",{}]', target: 'list.ts', params_digest: 'a'.repeat(64), target_sha256: 'b'.repeat(64), depth: 0, parent_run_id: null, source: null, category: null, status: 'succeeded', reason: null, attempts: [{ run_id: treeId, attempt: 1, partition: p, outcome: 'success' }], final_run_id: treeId },
+      { key: '["detail.ts",{"n":1}]', target: 'detail.ts', params_digest: 'c'.repeat(64), target_sha256: 'd'.repeat(64), depth: 1, parent_run_id: treeId, source: null, category: null, status: 'succeeded', reason: null, attempts: [{ run_id: `${treeId}-1`, attempt: 1, partition: p, outcome: 'success' }], final_run_id: `${treeId}-1` },
+    ],
+    counters: { admitted: 2, succeeded: 2, failed: 0, retried: 0, deduplicated: 0, not_executed_cap: 0, not_executed_depth: 0, requeued: 0 },
+  };
+}
 
 export interface BackendFixture {
   backend: StorageBackend;
@@ -289,6 +305,28 @@ export function describeStorageConformance(name: string, factory: () => Promise<
         await poller;
         expect(seen.absent + seen.whole).toBeGreaterThan(0);
         expect((await b.get(key)).equals(manifest)).toBe(true);
+      });
+    });
+
+    describe('tree manifest (SPEC §8 run trees)', () => {
+      it('is published exclusively and reads back with the SHA-256 of its bytes', async () => {
+        const m = treeManifest('T1');
+        const pub = await publishTreeManifest(b, 'q', m);
+        expect(pub.key).toBe('datasets/q/trees/T1.json');
+        const got = await readTreeManifest(b, 'q', 'T1');
+        expect(got?.manifest).toEqual(m);
+        expect(got?.sha256).toBe(pub.sha256);
+        expect(sha256(await b.get(pub.key))).toBe(pub.sha256);
+        expect(await readTreeManifest(b, 'q', 'T-none')).toBeUndefined();
+        expect(await listTreeIds(b, 'q')).toEqual(['T1']);
+      });
+
+      it('publishing the same bytes again is a success; other bytes for the tree are refused and replace nothing', async () => {
+        const pub = await publishTreeManifest(b, 'q', treeManifest('T2'));
+        expect(await publishTreeManifest(b, 'q', treeManifest('T2'))).toEqual(pub);
+        const err = await storageError(publishTreeManifest(b, 'q', treeManifest('T2', '2024-01-01T02:00:00.000Z')));
+        expect(err.code).toBe('exists');
+        expect((await readTreeManifest(b, 'q', 'T2'))?.sha256).toBe(pub.sha256);
       });
     });
   });

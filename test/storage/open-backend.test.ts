@@ -51,6 +51,13 @@ describe('compileBackendOptions', () => {
     expect(message(() => compileBackendOptions({ backend: 's3', path: 'bucket', region: 'US East' }))).toContain('storage region "US East" is not a region name');
     expect(message(() => compileBackendOptions({ backend: 's3', path: 'bucket', endpoint: 'localhost:9000' }))).toContain('storage endpoint "localhost:9000" must start with http:// or https://');
     expect(message(() => compileBackendOptions({ backend: 's3', path: 'bucket', endpoint: 'not a url' }))).toContain('is not a URL');
+    expect(message(() => compileBackendOptions({ backend: 'fs', path: 'x', requestTimeoutMs: 5000 }))).toBe('storage request timeout applies to the s3 backend only; drop it or use the s3 backend');
+    expect(message(() => compileBackendOptions({ backend: 's3', path: 'bucket', requestTimeoutMs: 0 }))).toBe('storage request timeout 0 ms must be more than 0, e.g. 30s');
+    expect(message(() => compileBackendOptions({ backend: 's3', path: 'bucket', requestTimeoutMs: 1.5 }))).toContain('must be more than 0');
+  });
+
+  it('an s3 request timeout is carried to the backend', () => {
+    expect(compileBackendOptions({ backend: 's3', path: 'bucket', requestTimeoutMs: 2500 })).toEqual({ backend: 's3', s3: { bucket: 'bucket', prefix: '', requestTimeoutMs: 2500 } });
   });
 
   it('an endpoint with credentials in it is quoted masked', () => {

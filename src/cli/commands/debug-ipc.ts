@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FrameDecoder, FrameError } from '../../protocol/codec.js';
 import { CONTRACT_VERSION } from '../../protocol/envelope.js';
+import { FRAME_FD, FRAME_FD_ENV, FRAME_FD_HANDSHAKE_TYPE } from '../../protocol/frame-fd.js';
 import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES } from '../../protocol/frames.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -32,7 +33,8 @@ export async function debugIpcCommand(argv: readonly string[], io: CliIO, stdin:
   const source = p.values.decode as string | undefined;
   if (source === undefined) {
     io.stdout(`${JSON.stringify({
-      transport: 'stdio (executor stdout → runtime; runtime → executor stdin)',
+      transport: `stdio: runtime → executor on stdin; executor → runtime on fd ${FRAME_FD} once the executor's stdout opens with the ${FRAME_FD_HANDSHAKE_TYPE} handshake (${FRAME_FD_ENV}=${FRAME_FD} offers it), else on stdout`,
+      frame_fd: FRAME_FD,
       framing: '4-byte big-endian length prefix + msgpack payload',
       encoding: 'msgpack',
       max_frame_bytes: MAX_FRAME_BYTES,

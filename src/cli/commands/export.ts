@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { EVENT_TYPES } from '../../protocol/envelope.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
+import { beforeStart, InterruptedBeforeStart, signalExitCode } from '../interruptible.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { describeGaps, EXIT_INCOMPLETE, findGaps, REQUIRE_COMPLETE_FLAGS, requireCompleteQuery } from './completeness.js';
@@ -62,8 +63,11 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
   let backend;
   let ledger;
   try {
-    backend = await openReadBackend(p.values, io.cwd);
-    ledger = await openLedgerReaderAt(ledgerTargetFrom(p.values, io.cwd));
+    // Nothing loaded yet: a signal while storage or the ledger opens stops at once.
+    const opening = openReadBackend(p.values, io.cwd);
+    backend = await beforeStart(opening, io.signal);
+    const ledgerOpening = openLedgerReaderAt(ledgerTargetFrom(p.values, io.cwd));
+    ledger = await beforeStart(ledgerOpening, io.signal);
     if (complete) {
       // Before the warehouse is even opened: an incomplete range loads nothing.
       const gaps = await findGaps(ledger, complete);
@@ -83,11 +87,15 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
   } catch (err) {
     if (err instanceof ExportError) {
       io.stderr(`quarry export: ${err.message}\n`);
-      return err.code === 'aborted' ? 130 : 1;
+      return err.code === 'aborted' ? signalExitCode(io.signal) : 1;
     }
     if (err instanceof ReadCommandError) {
       io.stderr(`quarry export: ${err.message}\n`);
       return EXIT_NOT_FOUND;
+    }
+    if (err instanceof InterruptedBeforeStart) {
+      io.stderr(`quarry export: ${err.message}\n`);
+      return err.exitCode;
     }
     throw err;
   } finally {

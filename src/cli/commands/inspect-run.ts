@@ -29,7 +29,7 @@ export interface RunView {
   note?: string;
   partition: { dataset: string; source: string; category: string; day: string; key: string };
   location: string;
-  lineage: { job_id: string | null; attempt: number; parent_run_id: string | null; root_run_id: string; depth: number };
+  lineage: { job_id: string | null; attempt: number; parent_run_id: string | null; root_run_id: string; depth: number; fanout: boolean };
   outcome: RunOutcome | null;
   message: string | null;
   exit_code: number | null;
@@ -79,6 +79,7 @@ export async function inspectRunView(backend: StorageBackend, dataset: string, r
       parent_run_id: claim.parent_run_id ?? null,
       root_run_id: claim.root_run_id,
       depth: claim.depth,
+      fanout: claim.fanout === true,
     },
     outcome: null,
     message: null,

@@ -4,37 +4,41 @@
  */
 import type { CliIO } from '../io.js';
 import { inspectJobView } from './inspect-job.js';
+import type { LedgerReader } from '../../ledger/ledger.js';
 import { inspectRunView } from './inspect-run.js';
+import { inspectTreeView } from './inspect-tree.js';
 import { LEDGER_FLAG, ledgerTargetFrom, openLedgerReaderAt } from './ledger-common.js';
 import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
 import type { ParsedFlags } from '../flags.js';
 
-/** What the ledger recorded of a run; null when there is no ledger to ask. Never creates one. */
-async function ledgerView(values: ParsedFlags['values'], cwd: string, runId: string): Promise<Record<string, unknown> | null> {
+/** The ledger to ask, read-only; null when there is none. Never creates one. */
+async function openLedgerIfAny(values: ParsedFlags['values'], cwd: string): Promise<LedgerReader | null> {
   if ((stringFlag(values, 'storage-backend') ?? 'fs') !== 'fs' && !stringFlag(values, 'ledger')) return null;
-  let ledger;
   try {
-    ledger = await openLedgerReaderAt(ledgerTargetFrom(values, cwd));
+    return await openLedgerReaderAt(ledgerTargetFrom(values, cwd));
   } catch {
     return null;
   }
-  try {
-    const h = await ledger.getRun(runId);
-    if (!h) return { location: ledger.location, recorded: false, note: 'not validated yet (quarry validate --run or --pending records it)' };
-    const state = await ledger.getPartition(h);
-    return {
-      location: ledger.location,
-      recorded: true,
-      validation_status: h.validation_status,
-      validation_reasons: h.validation_reasons,
-      validated_at: h.validated_at,
-      partition_status: state?.status ?? 'pending',
-      authoritative_run_id: state?.current_run_id ?? null,
-      authoritative: state?.current_run_id === runId,
-    };
-  } finally {
-    await ledger.close();
-  }
+}
+
+/** What the ledger recorded of a run; null when there is no ledger to ask. */
+async function ledgerView(ledger: LedgerReader | null, runId: string): Promise<Record<string, unknown> | null> {
+  if (ledger === null) return null;
+  const h = await ledger.getRun(runId);
+  if (!h) return { location: ledger.location, recorded: false, note: 'not validated yet (quarry validate --run or --pending records it)' };
+  const state = await ledger.getPartition(h);
+  return {
+    location: ledger.location,
+    recorded: true,
+    validation_status: h.validation_status,
+    validation_reasons: h.validation_reasons,
+    validated_at: h.validated_at,
+    partition_status: state?.status ?? 'pending',
+    authoritative_run_id: state?.current_run_id ?? null,
+    partition_authority: state?.authority ?? null,
+    // A tree member is authoritative through its tree (SPEC §8 run trees).
+    authoritative: state?.current_run_id === runId || (state?.authority === 'tree' && state.current_run_id === h.root_run_id),
+  };
 }
 
 /** `quarry inspect run <run-id>`: one run in depth; exit 1 when it does not exist. */
@@ -47,7 +51,9 @@ outcome and message, policy counters, events by type, artifacts, every
 published object, sidecar files, orphaned artifacts, superseded objects and
 timestamps, and what the ledger recorded of it (validation result and
 reasons, whether it is authoritative), when a ledger exists. A run without a
-manifest is shown as unfinalized.
+manifest is shown as unfinalized. Given a tree id (a fan-out root's run id),
+it also shows the tree: its options, counters, every work item with its
+attempts, its validation and the authority of each partition it wrote in.
 Exit code: 0, 1 when the run does not exist, 2 for a bad command line.`,
   flags: [...READ_FLAGS, LEDGER_FLAG],
   positionals: ['run-id'],
@@ -56,8 +62,14 @@ Exit code: 0, 1 when the run does not exist, 2 for a bad command line.`,
     const runId = positionals[0]!;
     checkRunId('run id', runId);
     const view = await inspectRunView(backend, dataset, runId);
-    const ledger = await ledgerView(values, io.cwd, runId);
-    return { data: { ...view, ledger }, ...(view.finalized ? {} : { notice: `run ${runId} is ${view.note!}` }) };
+    const reader = await openLedgerIfAny(values, io.cwd);
+    try {
+      const ledger = await ledgerView(reader, runId);
+      const tree = await inspectTreeView(backend, dataset, runId, view.lineage.fanout, reader);
+      return { data: { ...view, ledger, ...(tree === undefined ? {} : { tree }) }, ...(view.finalized ? {} : { notice: `run ${runId} is ${view.note!}` }) };
+    } finally {
+      await reader?.close();
+    }
   },
 };
 

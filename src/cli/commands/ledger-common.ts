@@ -4,13 +4,13 @@
  * partition filters over logical partitions (day ranges included).
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
 import type { PartitionFilters } from '../../ledger/types.js';
 import { checkDay } from '../../storage/layout.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
 import { daysOf } from './completeness.js';
-import { parseLedgerTarget } from './ledger-target.js';
+import { ledgerTargetFor, parseLedgerTarget } from './ledger-target.js';
 import { partitionFilters, ReadCommandError, stringFlag } from './read-common.js';
 
 export const LEDGER_FLAG: FlagSpec = {
@@ -32,17 +32,6 @@ export const OLD_RANGE_ALIASES: readonly FlagSpec[] = [
 ];
 
 const isUrl = (t: string): boolean => /^postgres(ql)?:\/\//i.test(t);
-
-/**
- * The one rule for where the ledger is: the given path or URL, else
- * `ledger.sqlite` beside fs storage. `storagePath` is already resolved.
- * @throws UsageError for s3 storage without a ledger.
- */
-export function ledgerTargetFor(backend: string, storagePath: string, given: string | undefined): string {
-  if (given) return given;
-  if (backend !== 'fs') throw new UsageError('--ledger is required with --storage-backend s3 (a postgres:// URL every machine shares, or a SQLite file)');
-  return join(storagePath, 'ledger.sqlite');
-}
 
 /** The ledger the flags name (paths resolved against `cwd`). @throws UsageError for s3 storage without `--ledger`. */
 export function ledgerTargetFrom(values: ParsedFlags['values'], cwd: string): string {

@@ -4,7 +4,7 @@
  * (`none`, `mysql://…`, a typo) is refused before anything runs: taken as a
  * path it would silently create a ledger named after the typo.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redactUrl } from '../../protocol/redact.js';
 import { UsageError } from '../flags.js';
@@ -40,4 +40,17 @@ export function parseLedgerTarget(given: string, cwd: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given)) throw new UsageError(`--ledger ${redactUrl(given)}: not a ledger URL; ${HOW}`);
   if (!SQLITE_NAME.test(given)) throw new UsageError(`--ledger ${JSON.stringify(given)} is neither a URL nor a SQLite file name; ${HOW}`);
   return resolve(cwd, given);
+}
+
+/**
+ * The one rule for where the ledger is: the given path or URL, else
+ * `ledger.sqlite` beside fs storage. `storagePath` is already resolved.
+ * Here, not in ledger-common.ts, so `quarry run` does not load the read
+ * commands' modules (and their YAML renderer) to find its ledger.
+ * @throws UsageError for s3 storage without a ledger.
+ */
+export function ledgerTargetFor(backend: string, storagePath: string, given: string | undefined): string {
+  if (given) return given;
+  if (backend !== 'fs') throw new UsageError('--ledger is required with --storage-backend s3 (a postgres:// URL every machine shares, or a SQLite file)');
+  return join(storagePath, 'ledger.sqlite');
 }

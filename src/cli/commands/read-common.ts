@@ -192,6 +192,7 @@ export async function openReadBackend(values: ParsedFlags['values'], cwd: string
       ...(region !== undefined ? { region } : {}),
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(values['storage-s3-path-style'] === true ? { s3PathStyle: true } : {}),
+      ...(values['storage-request-timeout'] !== undefined ? { requestTimeoutMs: values['storage-request-timeout'] as number } : {}),
       readOnly: true,
     });
   } catch (err) {

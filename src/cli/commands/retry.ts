@@ -10,12 +10,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ulid } from 'ulid';
 import type { Ledger, LedgerReader } from '../../ledger/ledger.js';
+import { policyFromRecord } from '../../runtime/settings.js';
+import type { StorageBackend } from '../../storage/backend.js';
 import type { LogicalPartition } from '../../storage/layout.js';
+import { ManifestError } from '../../storage/manifest.js';
+import { readManifest, readRunClaim } from '../../storage/reader.js';
+import type { RunSettings } from '../../storage/run-settings.js';
 import type { PartitionFilters, RunHistoryRow } from '../../ledger/types.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
-import { parseFlags, renderFlagHelp, UsageError, type FlagSpec } from '../flags.js';
+import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
+import { beforeStart, InterruptedBeforeStart } from '../interruptible.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { daysOf } from './completeness.js';
@@ -38,15 +43,20 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   { name: 'dry-run', type: 'bool', help: 'List what would run, run nothing', group: 'Retry' },
   { name: 'quiet', type: 'bool', help: 'No per-run summary lines', group: 'Retry' },
   { name: 'chromium-path', type: 'string', arg: 'PATH', help: 'Chromium binary (default $QUARRY_CHROMIUM_PATH or /usr/bin/chromium)', group: 'Retry' },
+  { name: 'run-timeout', type: 'duration', help: 'Bound each run (default: the run-timeout the retried run recorded)', group: 'Retry' },
+  { name: 'retries', type: 'int', help: 'Re-run a failed run up to N times (default: the retries the retried run recorded)', group: 'Retry' },
+  { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Browser to connect to; needed again when the retried run used one (its credentials are never recorded)', group: 'Retry' },
   ...OUTPUT_FLAGS,
 ];
 
 const USAGE = `Usage: quarry retry [filters] [--from-day FROM --to-day TO --expect-all --script S --job '{"day":"{day}"}'] [--reprocess] [--include-skipped] [--dry-run]
 
 Re-runs failed partitions (and pending days, and with --reprocess success
-ones) as new runs, each validated into the ledger. A partition whose only runs
-were skipped by prepare stays pending and is left alone unless --include-skipped. Exit 0 when every run
-succeeded, else the highest exit code of the runs.`;
+ones) as new runs, each validated into the ledger, under the settings the
+retried run recorded (policy and its options, run-timeout, retries, browser).
+A partition whose only runs were skipped by prepare stays pending and is left
+alone unless --include-skipped. Exit 0 when every run succeeded, else the
+highest exit code of the runs.`;
 
 /** One run retry would start. */
 export interface RetryTarget {
@@ -61,6 +71,40 @@ export interface RetryTarget {
   script_sha256: string | null;
   attempt: number;
   parent_run_id: string | null;
+  /** What the retried run (`parent_run_id`) recorded it ran with; null when it recorded none (older runs, a day that never ran). */
+  settings: RunSettings | null;
+  /**
+   * Set when the partition's last attempt came from a fan-out tree (SPEC §8
+   * retry): the tree is re-run as a whole — a new tree whose root's
+   * `parent_run_id` is the old root — never one member alone. `script`,
+   * `job` and `parent_run_id` are then the tree root's.
+   */
+  tree_id?: string;
+}
+
+/**
+ * The fan-out tree a partition's last attempt came from, or undefined: the
+ * partition's last recorded entry is a validated tree, or its last run is a
+ * tree member (a tree not validated yet, e.g. interrupted).
+ */
+async function lastTreeOf(ledger: LedgerReader, lastRunId: string | null, last: RunHistoryRow | undefined): Promise<string | undefined> {
+  if (lastRunId !== null && (await ledger.getTree(lastRunId)) !== undefined) return lastRunId;
+  if (last !== undefined && (last.fanout || last.root_run_id !== last.run_id || last.depth > 0)) return last.root_run_id;
+  return undefined;
+}
+
+/** The `--run-timeout`, `--retries` and `--browser-ws-endpoint` given to `retry`. @throws UsageError */
+function retryOverrides(v: ParsedFlags['values']): RetryOverrides {
+  const runTimeoutMs = v['run-timeout'] as number | undefined;
+  if (runTimeoutMs !== undefined && runTimeoutMs <= 0) throw new UsageError(`--run-timeout must be more than 0, e.g. 10m, got ${runTimeoutMs}ms`);
+  const retries = v.retries as number | undefined;
+  if (retries !== undefined && retries < 0) throw new UsageError(`--retries must be 0 or more, got ${retries}`);
+  const browserWsEndpoint = stringFlag(v, 'browser-ws-endpoint');
+  return {
+    ...(runTimeoutMs !== undefined ? { runTimeoutMs } : {}),
+    ...(retries !== undefined ? { retries } : {}),
+    ...(browserWsEndpoint !== undefined ? { browserWsEndpoint } : {}),
+  };
 }
 
 /** Replaces `{day}` in every string of a job template. */
@@ -75,7 +119,7 @@ export function fillTemplate(template: unknown, day: string): unknown {
 export async function planRetries(ledger: LedgerReader, filters: PartitionFilters, opts: { days?: string[]; script?: string; job?: unknown; reprocess: boolean; includeSkipped?: boolean; limit?: number }): Promise<RetryTarget[]> {
   const targets: RetryTarget[] = [];
   const statuses: Array<'failed' | 'success'> = opts.reprocess ? ['failed', 'success'] : ['failed'];
-  const rows: Array<LogicalPartition & { status: 'failed' | 'success' | 'skipped'; current_run_id: string | null }> =
+  const rows: Array<LogicalPartition & { status: 'failed' | 'success' | 'skipped'; current_run_id: string | null; last_run_id?: string }> =
     (await Promise.all(statuses.map((status) => ledger.listPartitions({ ...filters, status })))).flat();
   // A skip leaves its partition pending; retry leaves it alone unless asked (SPEC §8 skip rule).
   const skips = await ledger.pendingSkips(filters);
@@ -85,6 +129,23 @@ export async function planRetries(ledger: LedgerReader, filters: PartitionFilter
     if (opts.days && !opts.days.includes(p.day)) continue;
     const history = await ledger.runsOfPartition(p);
     const last: RunHistoryRow | undefined = history[history.length - 1];
+    const treeId = await lastTreeOf(ledger, p.last_run_id ?? null, last);
+    if (treeId !== undefined) {
+      // §8: a partition whose last attempt came from a tree is retried by re-running the tree, once per tree.
+      if (targets.some((t) => t.tree_id === treeId)) continue;
+      const roots = (await ledger.listRuns({ root_run_id: treeId })).filter((r) => r.depth === 0);
+      const root = roots[roots.length - 1];
+      const script = opts.script ?? root?.script_path ?? undefined;
+      if (!script) throw new UsageError(`partition ${p.source}/${p.category}/${p.day}: tree ${treeId} recorded no root script; give --script`);
+      targets.push({
+        source: p.source, category: p.category, day: p.day,
+        reason: p.status === 'success' ? 'reprocess' : p.status,
+        script, job: root?.job ?? {}, job_id: null,
+        script_sha256: opts.script === undefined ? (root?.script_sha256 ?? null) : null,
+        attempt: 1, parent_run_id: root?.run_id ?? treeId, settings: null, tree_id: treeId,
+      });
+      continue;
+    }
     const script = opts.script ?? last?.script_path ?? undefined;
     if (!script) throw new UsageError(`partition ${p.source}/${p.category}/${p.day}: its last run recorded no script; give --script`);
     const parent = p.status === 'success' ? p.current_run_id : last?.run_id ?? null;
@@ -100,6 +161,7 @@ export async function planRetries(ledger: LedgerReader, filters: PartitionFilter
       script_sha256: opts.script === undefined ? (last?.script_sha256 ?? null) : null,
       attempt: Math.max(0, ...history.map((h) => h.attempt ?? 0)) + 1,
       parent_run_id: parent,
+      settings: null,
     });
   }
   if (opts.days) {
@@ -110,10 +172,60 @@ export async function planRetries(ledger: LedgerReader, filters: PartitionFilter
     for (const day of opts.days) {
       const state = await ledger.getPartition({ dataset: filters.dataset!, source: filters.source, category, day });
       if (state || skipped.has(`${filters.source}\u0000${category}\u0000${day}`)) continue;
-      targets.push({ source: filters.source, category, day, reason: 'pending', script: opts.script, job: fillTemplate(opts.job, day), job_id: null, script_sha256: null, attempt: 1, parent_run_id: null });
+      targets.push({ source: filters.source, category, day, reason: 'pending', script: opts.script, job: fillTemplate(opts.job, day), job_id: null, script_sha256: null, attempt: 1, parent_run_id: null, settings: null });
     }
   }
   return opts.limit !== undefined ? targets.slice(0, opts.limit) : targets;
+}
+
+/**
+ * The settings the run a target replaces recorded: from its manifest, or from
+ * its claim when it never finalized or its manifest is unreadable. Null when
+ * it recorded none (a run written before settings were recorded) or the
+ * target replaces no run.
+ * @throws StorageError when the storage cannot be read.
+ */
+export async function recordedSettings(backend: StorageBackend, dataset: string, t: RetryTarget): Promise<RunSettings | null> {
+  if (!t.parent_run_id) return null;
+  try {
+    const m = await readManifest(backend, { dataset, source: t.source, category: t.category, day: t.day, run_id: t.parent_run_id });
+    if (m?.settings) return m.settings;
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+  }
+  try {
+    return (await readRunClaim(backend, dataset, t.parent_run_id))?.settings ?? null;
+  } catch (err) {
+    if (err instanceof ManifestError) return null;
+    throw err;
+  }
+}
+
+/** Settings given on the `retry` command line: each beats what the retried run recorded. */
+export interface RetryOverrides {
+  runTimeoutMs?: number;
+  retries?: number;
+  browserWsEndpoint?: string;
+}
+
+/**
+ * The run settings of one retry: recorded ones, overridden by the command
+ * line; strict with no timeout and no retries when nothing was recorded. A
+ * recorded browser endpoint lost its credentials when it was recorded, so it
+ * is reused only when given again: without `--browser-ws-endpoint` the retry
+ * is refused (a string saying so) rather than run against another browser.
+ */
+export function retrySettings(recorded: RunSettings | null, given: RetryOverrides): Pick<RunPlan, 'policy' | 'retries' | 'runTimeoutMs' | 'browserWsEndpoint'> | string {
+  if (recorded?.browser.mode === 'endpoint' && given.browserWsEndpoint === undefined) {
+    return `its last run used the browser at ${recorded.browser.endpoint}, whose credentials are never recorded; give --browser-ws-endpoint to reuse it`;
+  }
+  const runTimeoutMs = given.runTimeoutMs ?? recorded?.run_timeout_ms ?? undefined;
+  return {
+    policy: recorded ? policyFromRecord(recorded.policy) : { name: 'strict' },
+    retries: given.retries ?? recorded?.retries ?? 0,
+    ...(runTimeoutMs !== undefined ? { runTimeoutMs } : {}),
+    ...(given.browserWsEndpoint !== undefined ? { browserWsEndpoint: given.browserWsEndpoint } : {}),
+  };
 }
 
 export async function retryCommand(argv: readonly string[], io: CliIO): Promise<number> {
@@ -145,48 +257,82 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   }
   const limit = p.values.limit as number | undefined;
   if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
+  const overrides = retryOverrides(p.values);
   const options = renderOptionsFrom(p.values, io);
 
-  const { openRunLedger, openStorage, runAndValidate, LedgerUnreachableError } = await import('./run-execute.js');
+  const { openRunLedger, openStorage, runWithRetries, LedgerUnreachableError } = await import('./run-execute.js');
   const storageOpts = compileStorage(p.values, io.cwd);
   let ledger: Ledger | undefined;
-  let backend;
+  let backend: StorageBackend | undefined;
   try {
     const target = ledgerTargetFrom(p.values, io.cwd);
     // A retry writes: it opens the ledger as a writer (SPEC §8 "Binding and writers"), but never creates one.
     requireLedgerFile(target);
-    ledger = await openRunLedger(target);
+    // Nothing started yet: a signal while the ledger or storage opens stops at once.
+    ledger = await beforeStart(openRunLedger(target), io.signal);
     const targets = await planRetries(ledger, filters, { ...(days ? { days } : {}), ...(script ? { script } : {}), ...(job !== undefined ? { job } : {}), reprocess: p.values.reprocess === true, includeSkipped: p.values['include-skipped'] === true, ...(limit !== undefined ? { limit } : {}) });
-    if (p.values['dry-run'] === true || targets.length === 0) {
-      io.stdout(render(targets, options, { columns: ['source', 'category', 'day', 'reason', 'attempt', 'parent_run_id', 'script'], empty: '(nothing to retry)' }));
+    const columns = ['source', 'category', 'day', 'reason', 'attempt', 'parent_run_id', 'script', 'tree_id'];
+    if (targets.length === 0) {
+      io.stdout(render(targets, options, { columns, empty: '(nothing to retry)' }));
       return 0;
     }
-    backend = await openStorage({ storage: storageOpts });
+    const store = await beforeStart(openStorage({ storage: storageOpts }), io.signal);
+    backend = store;
+    for (const t of targets) t.settings = await recordedSettings(store, dataset, t);
+    if (p.values['dry-run'] === true) {
+      io.stdout(render(targets, options, { columns }));
+      return 0;
+    }
     let worst = 0;
     let succeeded = 0;
     for (const t of targets) {
       if (io.signal.aborted) break;
+      const where = `${t.source}/${t.category}/${t.day}`;
+      if (t.tree_id !== undefined) {
+        // Never one member alone (SPEC §8): the whole tree again, as a new tree whose root's parent is the old root.
+        const { retryTree } = await import('./retry-tree.js');
+        const chromiumPath = stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH;
+        const given = stringFlag(p.values, 'ledger');
+        const code = await retryTree(t.tree_id, t.parent_run_id ?? t.tree_id, {
+          backend: store, dataset, storage: storageOpts, ledger: target, ...(given ? { ledgerGiven: given } : {}), quiet: p.values.quiet === true,
+          ...(chromiumPath ? { chromiumPath } : {}),
+          ...(overrides.runTimeoutMs !== undefined ? { runTimeoutMs: overrides.runTimeoutMs } : {}),
+          ...(overrides.retries !== undefined ? { retries: overrides.retries } : {}),
+        }, io);
+        if (code === 0) succeeded++;
+        worst = Math.max(worst, code);
+        continue;
+      }
       if (!existsSync(t.script)) {
-        io.stderr(`quarry retry: ${t.source}/${t.category}/${t.day}: recorded script ${t.script} no longer exists; give --script\n`);
+        io.stderr(`quarry retry: ${where}: recorded script ${t.script} no longer exists; give --script\n`);
         worst = Math.max(worst, 2);
         continue;
       }
       if (t.script_sha256 !== null) {
         const now = createHash('sha256').update(readFileSync(t.script)).digest('hex');
         if (now !== t.script_sha256) {
-          io.stderr(`quarry retry: ${t.source}/${t.category}/${t.day}: recorded script ${t.script} changed since its last run (SHA-256 then ${t.script_sha256}, now ${now}); not re-run: give --script to run the current file\n`);
+          io.stderr(`quarry retry: ${where}: recorded script ${t.script} changed since its last run (SHA-256 then ${t.script_sha256}, now ${now}); not re-run: give --script to run the current file\n`);
           worst = Math.max(worst, 2);
           continue;
         }
       }
+      const settings = retrySettings(t.settings, overrides);
+      if (typeof settings === 'string') {
+        io.stderr(`quarry retry: ${where}: not re-run: ${settings}\n`);
+        worst = Math.max(worst, 2);
+        continue;
+      }
+      if (t.parent_run_id && !t.settings && p.values.quiet !== true) {
+        io.stderr(`quarry retry: ${where}: run ${t.parent_run_id} recorded no settings (stored before Quarry recorded them); re-running under policy strict\n`);
+      }
       const plan: RunPlan = {
         scriptPath: t.script, attempt: t.attempt, job: t.job, source: t.source, category: t.category, day: t.day, dataset,
-        storage: storageOpts, policy: { name: 'strict' }, dryRun: false, quiet: p.values.quiet === true, retries: 0,
+        storage: storageOpts, dryRun: false, quiet: p.values.quiet === true, ...settings,
         ...(t.job_id ? { jobId: t.job_id } : {}),
         ...(t.parent_run_id ? { parentRunId: t.parent_run_id } : {}),
         ...(stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH ? { chromiumPath: (stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH)! } : {}),
       };
-      const report = await runAndValidate(plan, ulid(), backend, ledger, io);
+      const report = await runWithRetries(plan, store, ledger, io, 'retry');
       if (report.exit_code === 0) succeeded++;
       worst = Math.max(worst, report.exit_code);
     }
@@ -200,6 +346,10 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry retry: ${err.message}\n`);
       return 3;
+    }
+    if (err instanceof InterruptedBeforeStart) {
+      io.stderr(`quarry retry: ${err.message}\n`);
+      return err.exitCode;
     }
     throw err;
   } finally {

@@ -14,14 +14,16 @@ import { openBackend } from '../../storage/open-backend.js';
 import { RunIdExistsError } from '../../storage/run-writer.js';
 import type { StorageBackend } from '../../storage/backend.js';
 import { StorageError } from '../../storage/backend.js';
+import type { StartedExecutor } from '../../runtime/executor-process.js';
 import { runOnce } from '../../runtime/run.js';
 import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { CommandFailure, UsageError } from '../flags.js';
+import { beforeStart, InterruptedBeforeStart } from '../interruptible.js';
 import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
-import { ledgerTargetFor } from './ledger-common.js';
+import { ledgerTargetFor } from './ledger-target.js';
 import { writeReport, type RunPlan } from './run.js';
 
 /** Wait before retry n (1-based): 1 s, 2 s, 4 s … capped at 30 s. */
@@ -42,6 +44,7 @@ export async function openStorage(plan: Pick<RunPlan, 'storage'>): Promise<Stora
       ...(plan.storage.region ? { region: plan.storage.region } : {}),
       ...(plan.storage.endpoint ? { endpoint: plan.storage.endpoint } : {}),
       s3PathStyle: plan.storage.s3PathStyle,
+      ...(plan.storage.requestTimeoutMs !== undefined ? { requestTimeoutMs: plan.storage.requestTimeoutMs } : {}),
     });
   } catch (err) {
     if (isRefusedWrite(err)) throw refusedWrite('cannot open storage', err);
@@ -110,44 +113,65 @@ export function shouldRetry(report: RunReport): boolean {
   return report.outcome !== 'success' || report.authority?.reason === 'rejected';
 }
 
-export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
-  const target = ledgerTarget(plan);
+/**
+ * Runs a plan with its ledger and storage. `early` is the executor `quarry run` started
+ * before loading this module (executor-process.ts): the first attempt uses it, and it is
+ * ended here if that attempt never starts (a refused binding or claim, an unreachable ledger).
+ */
+export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecutor): Promise<number> {
   let ledger: Ledger | undefined;
   let backend: StorageBackend | undefined;
   try {
-    ledger = await openRunLedger(target);
-    backend = await openStorage(plan);
+    const target = ledgerTarget(plan);
+    // Nothing claimed yet: a signal while the ledger or storage opens stops at once.
+    ledger = await beforeStart(openRunLedger(target), io.signal);
+    backend = await beforeStart(openStorage(plan), io.signal);
     // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
     await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
-    const retries = plan.retries;
-    // Attempts of one invocation share a job id so the ledger and `inspect job` group them.
-    const jobId = plan.jobId ?? (retries > 0 ? ulid() : undefined);
-    let attempt = plan.attempt;
-    let parentRunId = plan.parentRunId;
-    let runId = plan.runId ?? ulid();
-    let report: RunReport | undefined;
-    for (let n = 0; ; n++) {
-      report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io);
-      if (!shouldRetry(report) || io.signal.aborted || n >= retries) break;
-      const wait = retryBackoffMs(n + 1);
-      const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
-      if (!plan.quiet) io.stderr(`quarry run: attempt ${attempt} ended ${ended}; retrying in ${wait / 1000}s as a new run (attempt ${attempt + 1}, parent ${report.run_id})\n`);
-      await sleep(wait, io.signal);
-      if (io.signal.aborted) break;
-      parentRunId = report.run_id;
-      attempt++;
-      runId = ulid();
-    }
-    return report.exit_code;
+    return (await runWithRetries(plan, backend, ledger, io, 'run', early)).exit_code;
   } catch (err) {
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry run: ${err.message}\n`);
       return EXIT_NOT_AUTHORITATIVE;
     }
+    if (err instanceof InterruptedBeforeStart) {
+      io.stderr(`quarry run: ${err.message}\n`);
+      return err.exitCode;
+    }
     throw err;
   } finally {
+    if (early && !early.taken) await early.dispose();
     await ledger?.close();
     await backend?.close();
+  }
+}
+
+/**
+ * Runs a plan, and again as new runs (attempt + 1, parent = the run before)
+ * up to `plan.retries` times while a run fails (see {@link shouldRetry}), with
+ * backoff. Used by `quarry run` and, per partition, by `quarry retry`
+ * (`command`, named in its notices), which never makes up a job id: a
+ * retried run without one keeps none (SPEC §5).
+ * @returns the last run's report. @throws as {@link runAndValidate}.
+ */
+export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor): Promise<RunReport> {
+  const retries = plan.retries;
+  // Attempts of one invocation share a job id so the ledger and `inspect job` group them.
+  const jobId = plan.jobId ?? (retries > 0 && command === 'run' ? ulid() : undefined);
+  let attempt = plan.attempt;
+  let parentRunId = plan.parentRunId;
+  let runId = plan.runId ?? ulid();
+  for (let n = 0; ; n++) {
+    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined);
+    if (!shouldRetry(report) || io.signal.aborted || n >= retries) return report;
+    const wait = retryBackoffMs(n + 1);
+    const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
+    if (!plan.quiet) io.stderr(`quarry ${command}: attempt ${attempt} ended ${ended}; retrying in ${wait / 1000}s as a new run (attempt ${attempt + 1}, parent ${report.run_id})\n`);
+    await sleep(wait, io.signal);
+    if (io.signal.aborted) return report;
+    parentRunId = report.run_id;
+    attempt++;
+    runId = ulid();
   }
 }
 
@@ -156,7 +180,7 @@ export async function executePlan(plan: RunPlan, io: CliIO): Promise<number> {
  * `authority` say whether its data became authoritative (SPEC §8).
  * @throws UsageError when the binding or the claim refuses the run; LedgerUnreachableError before the claim.
  */
-export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO): Promise<RunReport> {
+export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor): Promise<RunReport> {
   await bindRun(plan, runId, ledger);
   let report: RunReport;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
@@ -172,9 +196,11 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       policy: plan.policy,
       backend,
       ...(plan.executorPath ? { executorPath: plan.executorPath } : {}),
+      ...(early ? { started: early } : {}),
       ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
       ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
+      retries: plan.retries,
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
       ...(progress ? { onEvent: (e: AnyEventEnvelope) => progress.onEvent(e) } : {}),
@@ -249,7 +275,7 @@ async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, repor
         ...(state?.current_run_id ? { authoritative_run_id: state.current_run_id } : {}),
         authoritative: state?.current_run_id === report.run_id,
       },
-      result: { kind: 'recorded', valid: v.status === 'valid', skipped: v.reasons.some((r) => r.code === 'skipped'), current_run_id: state?.current_run_id ?? null },
+      result: { kind: 'recorded', valid: v.status === 'valid', skipped: v.reasons.some((r) => r.code === 'skipped'), current_run_id: state?.current_run_id ?? null, role: v.role },
     };
   } catch (err) {
     // The run is finalized and stays so; `quarry validate` can record it later.

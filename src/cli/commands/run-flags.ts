@@ -9,7 +9,6 @@ import type { FlagSpec } from '../flags.js';
 const LATER_PROXY = 'proxy pools are not built yet';
 const LATER_ADAPTER = 'run-completed adapters are not built yet';
 const LATER_SINK = 'live event sinks are not built yet';
-const LATER_FANOUT = 'fan-out is not built yet';
 const LATER_QUEUE = 'distributed mode is not built yet';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -38,13 +37,15 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Connect to a running browser instead of launching one', group: 'Browser' },
   { name: 'chromium-path', type: 'string', arg: 'PATH', help: 'Chromium binary (default $QUARRY_CHROMIUM_PATH or /usr/bin/chromium)', group: 'Browser' },
   { name: 'no-browser-reuse', type: 'bool', help: 'Launch a browser per run (the default for a single run)', group: 'Browser' },
+  { name: 'depth', type: 'int', default: 0, help: 'Fan-out: enqueued items become runs of the tree down to this depth (0 = no fan-out; > 0 needs --max-runs)', group: 'Crawl' },
+  { name: 'max-runs', type: 'int', arg: 'N', help: 'Fan-out: cap on distinct work items admitted to the tree, root included', group: 'Crawl' },
+  { name: 'parallel', type: 'int', default: 1, help: 'Fan-out: runs of the tree executing at once, root included', group: 'Crawl' },
+  { name: 'allow-failed-children', type: 'int', default: 0, help: 'Fan-out: failed work items tolerated before the tree is not authoritative', group: 'Crawl' },
+  { name: 'state-dir', type: 'string', arg: 'DIR', help: 'Fan-out: folder of the tree frontiers (default <storage-path>/.quarry for fs, else $XDG_STATE_HOME/quarry)', group: 'Crawl' },
+  { name: 'resume', type: 'string', arg: 'TREE_ID', help: 'Continue an interrupted or killed crawl tree from its frontier (options come from the tree)', group: 'Crawl' },
   { name: 'report', type: 'string', arg: 'PATH|-', help: 'Write the exit report JSON to a file, or - for stderr', group: 'Output' },
   { name: 'dry-run', type: 'bool', help: 'Load and validate the script only: no browser, no storage', group: 'Output' },
   { name: 'quiet', type: 'bool', help: 'No summary line and no executor stderr passthrough', group: 'Output' },
-  { name: 'allow-failed-children', type: 'int', default: 0, help: 'Fan-out: failed child runs tolerated before the tree is not authoritative', planned: LATER_FANOUT },
-  { name: 'depth', type: 'int', default: 0, help: 'Fan-out: max child depth (0 = enqueue is advisory)', planned: LATER_FANOUT },
-  { name: 'max-runs', type: 'int', help: 'Fan-out: cap on child runs', planned: LATER_FANOUT },
-  { name: 'parallel', type: 'int', default: 1, help: 'Fan-out: concurrent child runs', planned: LATER_FANOUT },
   { name: 'resolve-from', type: 'string', help: 'Module resolution base for the script', planned: 'scripts resolve modules from their own folder' },
   { name: 'queue', type: 'string', help: 'Submit to a BullMQ queue on Redis', planned: LATER_QUEUE },
   { name: 'proxy-config', type: 'string', help: 'Proxy pools file', planned: LATER_PROXY },

@@ -35,7 +35,7 @@ export interface RunPlan {
   category: string;
   day: string;
   dataset: string;
-  storage: { backend: 'fs' | 's3'; path: string; region?: string; endpoint?: string; s3PathStyle: boolean };
+  storage: { backend: 'fs' | 's3'; path: string; region?: string; endpoint?: string; s3PathStyle: boolean; requestTimeoutMs?: number };
   policy: PolicyConfig;
   executorPath?: string;
   browserWsEndpoint?: string;
@@ -47,6 +47,20 @@ export interface RunPlan {
   retries: number;
   /** `--run-timeout` in milliseconds. */
   runTimeoutMs?: number;
+  /** Set with `--depth N > 0`: the run is the root of a crawl tree (SPEC §10). */
+  tree?: TreePlan;
+  /** `--state-dir` as given (resolved with the storage path when the tree starts). */
+  stateDir?: string;
+  /** One-line notices to print before the run (flags accepted with no effect). */
+  notices?: string[];
+}
+
+/** The fan-out flags of a tree (SPEC §10), checked. */
+export interface TreePlan {
+  depth: number;
+  maxRuns: number;
+  parallel: number;
+  allowFailedChildren: number;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -59,6 +73,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== 
 export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: string, now: Date): RunPlan {
   const v = p.values;
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])} (flags start with --)`);
+  if (str(v.resume) !== undefined) throw new UsageError('--resume is handled apart from a new run');
   const script = str(v.script);
   if (!script) throw new UsageError('--script is required: the path of the script to run');
   const scriptPath = resolve(cwd, script);
@@ -101,7 +116,12 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   const runTimeout = v['run-timeout'] as number | undefined;
   if (runTimeout !== undefined && runTimeout <= 0) throw new UsageError(`--run-timeout must be more than 0, e.g. 10m, got ${runTimeout}ms`);
 
+  const notices: string[] = [];
+  const tree = compileTree(p, notices);
+  const stateDir = str(v['state-dir']);
+
   const plan: RunPlan = {
+    notices,
     scriptPath,
     attempt,
     job,
@@ -122,11 +142,43 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (str(v['browser-ws-endpoint'])) plan.browserWsEndpoint = str(v['browser-ws-endpoint'])!;
   if (chromiumPath) plan.chromiumPath = chromiumPath;
   if (runTimeout !== undefined) plan.runTimeoutMs = runTimeout;
+  if (tree) plan.tree = tree;
+  if (stateDir) plan.stateDir = stateDir;
   if (str(v.report)) plan.report = str(v.report)!;
   if (plan.report && !dryRun) checkReportTarget(plan.report, cwd);
   const ledger = str(v.ledger);
   if (ledger) plan.ledger = parseLedgerTarget(ledger, cwd);
   return plan;
+}
+
+/**
+ * The fan-out flags (SPEC §10): `--depth N > 0` needs `--max-runs` (we
+ * require a bound, as the original's code does); `--max-runs`, `--parallel`
+ * and `--allow-failed-children` without it are accepted with a notice.
+ * @throws UsageError naming the bad value.
+ */
+export function compileTree(p: ParsedFlags, notices: string[]): TreePlan | undefined {
+  const v = p.values;
+  const depth = v.depth as number;
+  const maxRuns = v['max-runs'] as number | undefined;
+  const parallel = v.parallel as number;
+  const allow = v['allow-failed-children'] as number;
+  if (depth < 0) throw new UsageError(`--depth must be 0 or more, got ${depth}`);
+  if (maxRuns !== undefined && maxRuns < 1) throw new UsageError(`--max-runs must be 1 or more (the root counts), got ${maxRuns}`);
+  if (parallel < 1) throw new UsageError(`--parallel must be 1 or more (the root counts), got ${parallel}`);
+  if (allow < 0) throw new UsageError(`--allow-failed-children must be 0 or more, got ${allow}`);
+  if (depth === 0) {
+    const idle = [
+      ...(maxRuns !== undefined ? ['--max-runs'] : []),
+      ...(parallel !== 1 ? ['--parallel'] : []),
+      ...(allow !== 0 ? ['--allow-failed-children'] : []),
+    ];
+    if (idle.length > 0) notices.push(`${idle.join(' and ')} ${idle.length > 1 ? 'have' : 'has'} no effect without --depth N > 0 (no fan-out: enqueue events are only stored)`);
+    if (str(v['state-dir']) !== undefined) notices.push('--state-dir has no effect without --depth N > 0');
+    return undefined;
+  }
+  if (maxRuns === undefined) throw new UsageError(`--depth ${depth} needs --max-runs N: a crawl must be bounded (the root counts; e.g. --max-runs 1000)`);
+  return { depth, maxRuns, parallel, allowFailedChildren: allow };
 }
 
 /**
@@ -146,6 +198,7 @@ export function compileStorage(v: ParsedFlags['values'], cwd: string): RunPlan['
     s3PathStyle: v['storage-s3-path-style'] === true,
     ...(str(v['storage-region']) ? { region: str(v['storage-region'])! } : {}),
     ...(str(v['storage-endpoint']) ? { endpoint: str(v['storage-endpoint'])! } : {}),
+    ...(v['storage-request-timeout'] !== undefined ? { requestTimeoutMs: v['storage-request-timeout'] as number } : {}),
   };
 }
 
@@ -256,11 +309,29 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
     const { applyRunConfig, loadRunConfig } = await import('../config.js');
     parsed = applyRunConfig(parsed, await loadRunConfig(parsed.values.config, io.cwd, io.env));
   }
+  if (typeof parsed.values.resume === 'string') {
+    const { resumeCommand } = await import('./run-resume.js');
+    return resumeCommand(parsed, io);
+  }
   const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
+  if (!plan.quiet) for (const n of plan.notices ?? []) io.stderr(`quarry run: ${n}\n`);
   if (plan.dryRun) return dryRun(plan, io);
+  if (plan.tree) {
+    const { executeTreePlan } = await import('./run-tree.js');
+    return executeTreePlan(plan, plan.tree, io);
+  }
 
-  const { executePlan } = await import('./run-execute.js');
-  return executePlan(plan, io);
+  // The bundled executor starts now: node's start and its module loading overlap the rest of
+  // the runtime's loading, the ledger, the binding and the claim. It waits for its request,
+  // written after the claim, so nothing of the run happens before (executor-process.ts).
+  const { startExecutorEarly } = await import('../../runtime/executor-process.js');
+  const early = plan.executorPath === undefined ? startExecutorEarly(plan.scriptPath) : undefined;
+  try {
+    const { executePlan } = await import('./run-execute.js');
+    return await executePlan(plan, io, early);
+  } finally {
+    if (early && !early.taken) await early.dispose();
+  }
 }
 
 async function dryRun(plan: RunPlan, io: CliIO): Promise<number> {

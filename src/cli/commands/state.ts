@@ -2,6 +2,7 @@
  * `quarry state inspect` (SPEC §8): the ledger's partition states, read-only.
  * With `--expect-days FROM..TO`, days with no row are listed as `pending`.
  */
+import type { LedgerReader } from '../../ledger/ledger.js';
 import type { PartitionFilters, PartitionState, PendingSkip } from '../../ledger/types.js';
 import { UsageError, type ParsedFlags } from '../flags.js';
 import { daysOf, describeGaps, EXIT_INCOMPLETE, formatDuration, skipReason, staleGaps, type Gap } from './completeness.js';
@@ -31,6 +32,8 @@ export interface StateRow {
   /** The status as the table shows it: `status`, or "pending, skipped: <reason>" when every run was a skip (SPEC §8). */
   state: string;
   current_run_id: string | null;
+  /** What `current_run_id` names: a `run`, or a fan-out `tree` (SPEC §8 run trees); null when pending. */
+  authority: 'run' | 'tree' | null;
   attempts: number;
   last_run_id: string | null;
   last_error: string | null;
@@ -41,13 +44,13 @@ export interface StateRow {
 
 const toRow = (p: PartitionState): StateRow => ({
   dataset: p.dataset, source: p.source, category: p.category, day: p.day, status: p.status, state: p.status,
-  current_run_id: p.current_run_id, attempts: p.attempts, last_run_id: p.last_run_id, last_error: p.last_error, updated_at: p.updated_at, skipped: null,
+  current_run_id: p.current_run_id, authority: p.authority, attempts: p.attempts, last_run_id: p.last_run_id, last_error: p.last_error, updated_at: p.updated_at, skipped: null,
 });
 
 /** A pending partition (no row) whose only recorded runs were skipped by `prepare`. */
 const skippedRow = (k: PendingSkip): StateRow => ({
   dataset: k.dataset, source: k.source, category: k.category, day: k.day, status: 'pending', state: 'pending',
-  current_run_id: null, attempts: 0, last_run_id: k.run_id, last_error: null, updated_at: null, skipped: k.reason === null ? 'skipped' : `skipped: ${k.reason}`,
+  current_run_id: null, authority: null, attempts: 0, last_run_id: k.run_id, last_error: null, updated_at: null, skipped: k.reason === null ? 'skipped' : `skipped: ${k.reason}`,
 });
 
 /** "pending, skipped: <reason>" for a partition whose runs were all skips, else the status. */
@@ -59,19 +62,23 @@ const asGap = (r: StateRow): Gap => ({
 
 /**
  * The ledger rows for the filters plus, for `days`, a pending row for every
- * (source, category) known or named that has no row that day.
+ * expected (source, category) that has no row that day. Expected pairs: the
+ * one named by `--source` and `--category`; else every pair the rows hold
+ * (`rows` are already filtered); a `--source` with no row at all in the range
+ * expects its `default` category, the only one a run without `--category` writes.
  */
 export function withPendingDays(rows: StateRow[], days: string[] | undefined, dataset: string, named: { source?: string; category?: string }): StateRow[] {
   if (!days) return rows;
   const pairs = new Map<string, { source: string; category: string }>();
-  if (named.source) pairs.set(`${named.source}\u0000${named.category ?? 'default'}`, { source: named.source, category: named.category ?? 'default' });
-  for (const r of rows) if (!named.source) pairs.set(`${r.source}\u0000${r.category}`, { source: r.source, category: r.category });
+  if (named.source && named.category) pairs.set(`${named.source}\u0000${named.category}`, { source: named.source, category: named.category });
+  else for (const r of rows) pairs.set(`${r.source}\u0000${r.category}`, { source: r.source, category: r.category });
+  if (named.source && pairs.size === 0) pairs.set(`${named.source}\u0000default`, { source: named.source, category: 'default' });
   const have = new Set(rows.map((r) => `${r.source}\u0000${r.category}\u0000${r.day}`));
   const out = [...rows];
   for (const { source, category } of pairs.values()) {
     for (const day of days) {
       if (!have.has(`${source}\u0000${category}\u0000${day}`)) {
-        out.push({ dataset, source, category, day, status: 'pending', state: 'pending', current_run_id: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null, skipped: null });
+        out.push({ dataset, source, category, day, status: 'pending', state: 'pending', current_run_id: null, authority: null, attempts: 0, last_run_id: null, last_error: null, updated_at: null, skipped: null });
       }
     }
   }
@@ -81,6 +88,24 @@ export function withPendingDays(rows: StateRow[], days: string[] | undefined, da
 function sortRows(rows: StateRow[]): StateRow[] {
   const key = (r: StateRow): string => `${r.source}\u0000${r.category}\u0000${r.day}`;
   return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/**
+ * The rows `state inspect` shows for `filters`: the ledger's rows, the pending
+ * partitions whose runs were all skipped, and with `days` a pending row for
+ * every expected day with no row; sorted by (source, category, day). `quarry
+ * report` draws its calendar from the same rows, so their counts agree.
+ */
+export async function loadStateRows(ledger: LedgerReader, filters: PartitionFilters, days: string[] | undefined, dataset: string): Promise<StateRow[]> {
+  const range = days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters;
+  // Skipped-only partitions have no row (they stay pending) but are always shown, with why.
+  const ledgerRows = sortRows([...(await ledger.listPartitions(range)).map(toRow), ...(await ledger.pendingSkips(range)).map(skippedRow)]);
+  const rows = withPendingDays(ledgerRows, days, dataset, { ...(filters.source ? { source: filters.source } : {}), ...(filters.category ? { category: filters.category } : {}) });
+  for (const r of rows) {
+    if (r.status !== 'success') r.skipped = skipReason(await ledger.runsOfPartition(r)) ?? null;
+    r.state = stateOf(r);
+  }
+  return rows;
 }
 
 export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise<number> {
@@ -112,19 +137,12 @@ export function stateInspectCommand(argv: readonly string[], io: CliIO): Promise
       if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
       const ledger = await openLedgerReaderAt(ledgerTargetFrom(values, ctxIo.cwd));
       try {
-        const range = days ? { ...filters, from: days[0]!, to: days[days.length - 1]! } : filters;
-        // Skipped-only partitions have no row (they stay pending) but are always shown, with why.
-        const ledgerRows = sortRows([...(await ledger.listPartitions(range)).map(toRow), ...(await ledger.pendingSkips(range)).map(skippedRow)]);
-        let rows = withPendingDays(ledgerRows, days, dataset, { ...(filters.source ? { source: filters.source } : {}), ...(filters.category ? { category: filters.category } : {}) });
-        for (const r of rows) {
-          if (r.status !== 'success') r.skipped = skipReason(await ledger.runsOfPartition(r)) ?? null;
-          r.state = stateOf(r);
-        }
+        let rows = await loadStateRows(ledger, filters, days, dataset);
         const notComplete = rows.filter((r) => r.status !== 'success' && (r.skipped === null || includeSkipped));
         const stale = staleAfter === undefined ? [] : staleGaps(notComplete, staleAfter, new Date());
         if (status) rows = rows.filter((r) => r.status === status);
         if (limit !== undefined) rows = rows.slice(0, limit);
-        const table = { columns: ['source', 'category', 'day', 'state', 'current_run_id', 'attempts', 'last_error'], empty: '(no partitions match)' };
+        const table = { columns: ['source', 'category', 'day', 'state', 'current_run_id', 'authority', 'attempts', 'last_error'], empty: '(no partitions match)' };
         if (stale.length === 0 || staleAfter === undefined) return { data: rows, table };
         return {
           data: rows, table, exitCode: EXIT_INCOMPLETE,

@@ -45,6 +45,16 @@ interface ValidateRow {
   note?: string;
 }
 
+/** A tree `validate --pending` validated (SPEC §10). */
+interface TreeRow {
+  tree_id: string;
+  valid: boolean;
+  failures: number;
+  allowed: number;
+  authoritative: boolean;
+  reason: string;
+}
+
 export async function validateCommand(argv: readonly string[], io: CliIO): Promise<number> {
   const p = parseFlags(argv, FLAGS);
   if (p.help) {
@@ -69,11 +79,14 @@ export async function validateCommand(argv: readonly string[], io: CliIO): Promi
     ledger = await openLedgerAt(ledgerTargetFrom(p.values, io.cwd), false);
     const rows: ValidateRow[] = [];
     let unfinalized: string[] = [];
+    let trees: TreeRow[] = [];
     if (pending) {
       const r = await validatePending(backend, ledger, dataset);
       for (const v of r.validated) rows.push(row(v));
       unfinalized = r.unfinalized;
-      if (r.validated.length === 0) io.stderr(`quarry validate: nothing pending (${r.already_recorded} run(s) already recorded, ${r.unfinalized.length} unfinalized)\n`);
+      trees = r.trees.validated.map((t) => ({ tree_id: t.tree_id, valid: t.valid, failures: t.failures, allowed: t.allowed, authoritative: t.authoritative, reason: t.reason }));
+      for (const e of r.trees.errors) io.stderr(`quarry validate: tree ${e.tree_id} not validated: ${e.message}\n`);
+      if (r.validated.length === 0 && trees.length === 0) io.stderr(`quarry validate: nothing pending (${r.already_recorded} run(s) already recorded, ${r.unfinalized.length} unfinalized)\n`);
     } else {
       for (const id of runs) {
         let v;
@@ -98,7 +111,7 @@ export async function validateCommand(argv: readonly string[], io: CliIO): Promi
         rows.push(out);
       }
     }
-    io.stdout(render(pending ? { validated: rows, unfinalized } : rows, options, { columns: ['run_id', 'day', 'validation', 'promoted', 'partition_status', 'authoritative_run_id', 'reasons', 'note'] }));
+    io.stdout(render(pending ? { validated: rows, unfinalized, trees } : rows, options, { columns: ['run_id', 'day', 'validation', 'promoted', 'partition_status', 'authoritative_run_id', 'reasons', 'note'] }));
     const invalid = rows.filter((r) => r.validation === 'invalid');
     for (const r of invalid) io.stderr(`quarry validate: run ${r.run_id} is invalid: ${r.reasons.join('; ')}\n`);
     return !pending && invalid.length > 0 ? 1 : 0;

@@ -1,0 +1,94 @@
+/**
+ * Starting the executor process (SPEC §3, §5). Kept apart from the supervisor
+ * so `quarry run` can start the executor before it loads the rest of the
+ * runtime, opens the ledger, binds and claims the run: node's start and the
+ * executor's module loading then overlap that work. A started executor only
+ * waits for its request line; the script is loaded and run after the request,
+ * which is written after the claim, so nothing of a run happens before it is
+ * claimed. An executor whose run never starts is ended with {@link StartedExecutor.dispose}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd.js';
+
+/** The bundled executor entry, next to this file once compiled. */
+export function defaultExecutorPath(): string {
+  return fileURLToPath(new URL('../executor/main.js', import.meta.url));
+}
+
+/** How an executor process ended, filled in as it happens. */
+export interface ExecutorState {
+  /** The process was spawned (node's `spawn` event). */
+  launched: boolean;
+  exitCode: number | null;
+  exitSignal: NodeJS.Signals | null;
+  /** A spawn error (no such binary, no memory). */
+  error?: string;
+}
+
+/** An executor process, started and waiting for its request line on stdin. */
+export interface StartedExecutor {
+  /** Undefined when spawning threw; `launchError` says why. */
+  readonly child: ChildProcess | undefined;
+  readonly launchError?: string;
+  readonly state: ExecutorState;
+  /** Resolves when the process exited or failed to start. */
+  readonly ended: Promise<void>;
+  /** Set by the supervisor that runs it; a taken executor is the supervisor's to stop. */
+  taken: boolean;
+  /** Ends an executor whose run never started (closes stdin, then SIGKILL); resolves once it is gone. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Spawns `command args` with the runtime's environment (QUARRY_RUNTIME_PID:
+ * stdin stays open until it exits, so its end means we died; the frame fd
+ * offer, see frame-fd.ts) and pipes for stdin, stdout, stderr and frames.
+ * Its output waits in the pipes until the supervisor reads it.
+ */
+export function startExecutor(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): StartedExecutor {
+  const state: ExecutorState = { launched: false, exitCode: null, exitSignal: null };
+  let child: ChildProcess;
+  try {
+    child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { ...env, QUARRY_RUNTIME_PID: String(process.pid), [FRAME_FD_ENV]: String(FRAME_FD) } });
+  } catch (err) {
+    return { child: undefined, launchError: (err as Error).message, state, ended: Promise.resolve(), taken: false, dispose: () => Promise.resolve() };
+  }
+  const ended = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      state.exitCode = code;
+      state.exitSignal = signal;
+      resolve();
+    });
+    child.once('error', (err) => {
+      state.error = err.message;
+      resolve();
+    });
+  });
+  child.once('spawn', () => {
+    state.launched = true;
+  });
+  child.stdin!.on('error', () => undefined); // EPIPE after the executor exits: acks are then moot.
+  return {
+    child,
+    state,
+    ended,
+    taken: false,
+    async dispose() {
+      child.stdin!.destroy();
+      child.kill('SIGKILL');
+      await ended;
+    },
+  };
+}
+
+/**
+ * The bundled executor for `script`, started ahead of its run, or undefined
+ * when its entry is missing (the supervisor then reports that).
+ */
+export function startExecutorEarly(scriptPath: string): StartedExecutor | undefined {
+  const entry = defaultExecutorPath();
+  if (!existsSync(entry)) return undefined;
+  return startExecutor(process.execPath, [entry, scriptPath]);
+}
