@@ -9,8 +9,8 @@
  * calls `onGone` once; the caller then kills its browser and exits at once,
  * since there is nobody left to report to.
  */
-import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { pidIsDead } from '../runtime/owner-tag.js';
 
 /** How often the parent pid is checked (the "within a second" budget). */
 export const PARENT_POLL_MS = 100;
@@ -38,21 +38,6 @@ export interface LifelineOptions {
   readonly onGone: (why: string) => void;
 }
 
-/** True when `pid` names no process, or one that died and awaits its reaping (a zombie). */
-export function processIsGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  try {
-    // The state follows the command in parentheses: Z (zombie) or X (dead).
-    return /\)\s+[ZX]\s/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** A running watch. */
 export interface Lifeline {
   /** Also treats `out` breaking as the runtime's death (an output opened after the watch began). */
@@ -76,7 +61,7 @@ export function watchRuntime(opts: LifelineOptions): Lifeline {
   const parent = process.ppid;
   const check = (): void => {
     if (process.ppid !== parent) gone(`parent process ${parent} is gone (reparented to ${process.ppid})`);
-    else if (opts.runtimePid !== undefined && processIsGone(opts.runtimePid)) gone(`runtime process ${opts.runtimePid} is gone`);
+    else if (opts.runtimePid !== undefined && pidIsDead(opts.runtimePid)) gone(`runtime process ${opts.runtimePid} is gone`);
   };
   const timer = setInterval(check, PARENT_POLL_MS);
   timer.unref();

@@ -3,6 +3,7 @@
  * entry (a Chromium profile, an fs temporary file), so that a later run can
  * tell a dead owner's leftovers from a live concurrent run's.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 /** Prefix of a Chromium profile folder in the temporary folder; the owner tag follows it. */
@@ -24,12 +25,25 @@ export function parseOwner(name: string): { pid: number; host: string } | undefi
   return m ? { pid: Number(m[1]), host: m[2]! } : undefined;
 }
 
-/** True when `pid` names no process here (ESRCH); EPERM means it exists under another user. */
+/**
+ * True when `pid` names no process here (ESRCH), or one that has died and
+ * awaits its reaping (a zombie: state Z or X in `/proc/<pid>/stat`). A process
+ * whose parent died is reaped by pid 1, and on some machines pid 1 never reaps:
+ * its zombie would otherwise count as a live owner for ever. EPERM means it
+ * exists under another user: alive.
+ */
 export function pidIsDead(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return false;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  try {
+    // The state follows the command in parentheses; the command may itself hold ") ", so take the last one.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^\s*[ZX]\s/.test(stat.slice(stat.lastIndexOf(')') + 1));
+  } catch {
+    // No /proc (not Linux) or the process went between the two looks: kill(0) said it was there.
+    return false;
   }
 }
