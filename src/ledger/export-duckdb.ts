@@ -26,6 +26,29 @@ const DUCKDB_TYPES: Readonly<Record<ColumnType, string>> = {
   json: 'JSON',
 };
 
+/** How long an open waits for this process's previous database on the file to finish closing. */
+const CLOSING_WAIT_MS = 10_000;
+
+/**
+ * Opens `location` through DuckDB's instance cache. Closing a database is not
+ * synchronous: after the last handle is dropped the cache may hand out a new
+ * database while the old one is still attached to the file, and DuckDB then
+ * refuses with "Unique file handle conflict". That refusal is retried for a
+ * while (the old database is ours and is going away); anything else, such as
+ * another process holding the file's lock, is thrown at once.
+ */
+export async function openDuckDbFile(location: string): Promise<DuckDBInstance> {
+  const deadline = Date.now() + CLOSING_WAIT_MS;
+  for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
+    try {
+      return await DuckDBInstance.fromCache(location);
+    } catch (err) {
+      if (!/Unique file handle conflict/.test(errorMessage(err)) || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 const quote = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 /** `CREATE TABLE IF NOT EXISTS` for one export table, in DuckDB's types. */
@@ -82,7 +105,7 @@ export class DuckDbSink implements WarehouseSink {
     const location = path === ':memory:' ? path : resolve(path);
     try {
       if (location !== ':memory:') await mkdir(dirname(location), { recursive: true });
-      const instance = await DuckDBInstance.fromCache(location);
+      const instance = await openDuckDbFile(location);
       return new DuckDbSink(location, instance, await instance.connect());
     } catch (err) {
       throw new ExportError('unavailable', location, `cannot open the DuckDB file (${errorMessage(err)}): check that its folder is writable and that no other process (a DuckDB shell, another export) has it open`, { cause: err });

@@ -14,6 +14,7 @@ import { readCommand } from '../../src/cli/commands/read.js';
 import { retryCommand } from '../../src/cli/commands/retry.js';
 import { stateInspectCommand } from '../../src/cli/commands/state.js';
 import type { CliIO } from '../../src/cli/io.js';
+import { openDuckDbFile } from '../../src/ledger/export-duckdb.js';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { validateTree } from '../../src/ledger/tree-validator.js';
 import { FsBackend } from '../../src/storage/fs-backend.js';
@@ -146,8 +147,8 @@ describe('quarry export over a tree', () => {
     expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out) as Record<string, unknown>;
     expect(JSON.stringify(out)).toContain('"T0"');
-    const { DuckDBInstance } = await import('@duckdb/node-api');
-    const db = await DuckDBInstance.create(target);
+    // Opened as the export opened it: this process's export database may still be closing.
+    const db = await openDuckDbFile(target);
     const c = await db.connect();
     try {
       const rows = (await c.runAndReadAll('SELECT run_id, count(*) AS n FROM quarry_items GROUP BY run_id ORDER BY run_id')).getRowObjects();

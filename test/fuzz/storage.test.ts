@@ -6,7 +6,7 @@
  * `npm run fuzz -- --target <name> --seed <seed> --runs <n>`.
  */
 import { describe, expect, it } from 'vitest';
-import { fuzzInWorker } from './run-in-worker.js';
+import { fuzzInWorker, LOADED_MACHINE } from './run-in-worker.js';
 import { sampleSeed } from './sample-seed.js';
 
 // Sized so that the rarest error class is expected several times over (about 1 input in 600 for
@@ -20,9 +20,9 @@ describe.each(SAMPLES)('%s fuzzing', (target, inputs, what) => {
   it(`${what}: no input crashes, hangs or throws an undocumented error, and every error class is reached`, async () => {
     const seed = sampleSeed();
     console.log(`fuzz ${target}: seed ${seed}`);
-    const r = await fuzzInWorker({ target, seed, numRuns: inputs });
+    const r = await fuzzInWorker({ target, seed, numRuns: inputs, ...LOADED_MACHINE });
     expect(r.failure, `seed ${seed}`).toBeUndefined();
     expect(r.inputs).toBe(inputs);
     expect(r.missing, `labels never reached with seed ${seed}: ${JSON.stringify(r.counts)}`).toEqual([]);
-  });
+  }, LOADED_MACHINE.testTimeoutMs);
 });

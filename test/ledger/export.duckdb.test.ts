@@ -1,8 +1,8 @@
 /** The export suite against a real DuckDB file (the default warehouse), plus what only DuckDB has: a file. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
+import { openDuckDbFile } from '../../src/ledger/export-duckdb.js';
 import { exportPartitions } from '../../src/ledger/export.js';
 import { openLedger } from '../../src/ledger/ledger.js';
 import { FsBackend } from '../../src/storage/fs-backend.js';
@@ -11,7 +11,7 @@ import { exportSuite } from './export-suite.js';
 
 /** Reads a DuckDB file the way a person would after an export: open, query, close. */
 async function queryDuckDb(path: string, sql: string): Promise<Array<Record<string, unknown>>> {
-  const instance = await DuckDBInstance.fromCache(path);
+  const instance = await openDuckDbFile(path);
   const conn = await instance.connect();
   try {
     return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Array<Record<string, unknown>>;
