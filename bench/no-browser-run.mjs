@@ -7,7 +7,9 @@
 // (--validate), and the runtime's own duration_ms from the report.
 // CPU time (user + system, children included) is printed beside each wall
 // time: on a shared machine it moves less than wall time does.
-//   node bench/no-browser-run.mjs [--repeat 5]
+//   node bench/no-browser-run.mjs [--repeat 5] [--before /path/to/older/dist/cli/main.js]
+// --before alternates a third row: another build's CLI (e.g. main before a
+// change, built in a copy of the tree with its own node_modules link) on the same script.
 // Needs a built dist/ (npm run build).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,7 @@ const REPEAT = Number(arg('repeat', '5'));
 const CLI = join(root, 'dist/cli/main.js');
 const EXECUTOR = join(root, 'dist/executor/main.js');
 const SCRIPT = join(root, 'bench/scripts/get-one.ts');
+const BEFORE = arg('before', undefined);
 
 const site = await startSite(0);
 const tmp = await mkdtemp(join(tmpdir(), 'quarry-bench-nobrowser-'));
@@ -33,11 +36,13 @@ try {
   const bare = [];
   const quarry = [];
   const runtime = [];
+  const before = [];
   for (let i = 0; i < REPEAT; i++) {
     bare.push(await timed([join(root, 'bench/scripts/bare-get.mjs'), url, join(tmp, `bare-${i}.json`)], root));
     const report = join(tmp, `report-${i}.json`);
     quarry.push(await timed([CLI, 'run', '--script', SCRIPT, '--source', 'bench', '--run-id', `nb-${i}`, '--job', JSON.stringify({ url }), '--storage-path', join(tmp, 'data'), '--report', report, '--quiet'], root));
     runtime.push(JSON.parse(await readFile(report, 'utf8')).duration_ms);
+    if (BEFORE) before.push(await timed([BEFORE, 'run', '--script', SCRIPT, '--source', 'bench', '--run-id', `nb-before-${i}`, '--job', JSON.stringify({ url }), '--storage-path', join(tmp, 'data-before'), '--quiet'], root));
   }
   const parts = { node: [], help: [], validate: [], undici: [] };
   for (let i = 0; i < REPEAT; i++) {
@@ -53,6 +58,7 @@ try {
   console.log(`| bare node: GET + write + fsync (reference) | ${fmt(bare)} |`);
   console.log(`| \`quarry run\` of get-one.ts, no browser | ${fmt(quarry)} |`);
   console.log(`| ratio of wall medians (target ≤ 3) | ${ratio.toFixed(2)} | |`);
+  if (BEFORE) console.log(`| before: \`quarry run\` of get-one.ts with ${BEFORE} (ratio ${(median(before.map((r) => r.ms)) / median(bare.map((r) => r.ms))).toFixed(2)}) | ${fmt(before)} |`);
   console.log(`| of which the runtime's duration_ms (claim → executor → finalize) | ${median(runtime).toFixed(0)} (${Math.min(...runtime)}–${Math.max(...runtime)}) | |`);
   console.log(`| parts: \`node -e 0\` | ${fmt(parts.node)} |`);
   console.log(`| parts: \`quarry run --help\` (CLI start) | ${fmt(parts.help)} |`);

@@ -65,7 +65,7 @@ function newest(dir) {
   return t;
 }
 const stamp = join(root, 'dist', 'cli', 'main.js');
-const srcTime = Math.max(newest(join(root, 'src')), statSync(join(root, 'tsconfig.json')).mtimeMs);
+const srcTime = Math.max(newest(join(root, 'src')), statSync(join(root, 'tsconfig.json')).mtimeMs, statSync(join(root, 'scripts/bundle.mjs')).mtimeMs);
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < srcTime) {
   log('building (tsc)');
   try {
@@ -74,4 +74,6 @@ if (!existsSync(stamp) || statSync(stamp).mtimeMs < srcTime) {
     log('the TypeScript build failed; see the errors above');
     process.exit(1);
   }
+  // The CLI and the executor, each bundled into one file and its lazy chunks (scripts/bundle.mjs).
+  run(process.execPath, [join(root, 'scripts/bundle.mjs')]);
 }

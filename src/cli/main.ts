@@ -4,6 +4,7 @@
  * and calls `process.exit`. Commands load lazily so `--help` and `version`
  * never pay for the browser, S3 or database clients.
  */
+import { resolve } from 'node:path';
 import type { CliIO } from './io.js';
 import { COMMANDS, findCommand, topLevelHelp } from './registry.js';
 import { CommandFailure, UsageError } from './flags.js';
@@ -84,6 +85,11 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  const script = name === 'run' ? speculativeScript(found.rest) : undefined;
+  if (script !== undefined) {
+    const { speculateExecutor } = await import('../runtime/executor-process.js');
+    speculateExecutor(resolve(script));
+  }
   try {
     return await found.command.run(found.rest, io, process.stdin);
   } catch (err) {
@@ -98,7 +104,24 @@ async function main(argv: string[]): Promise<number> {
     }
     io.stderr(`quarry ${name}: internal error: ${redactUrlsIn((err as Error).stack ?? String(err))}\n`);
     return EXIT_INTERNAL;
+  } finally {
+    if (script !== undefined) await (await import('../runtime/executor-process.js')).disposeSpeculativeExecutor();
   }
+}
+
+/** Flags after which `quarry run` may not run `--script` in the default executor at once (a tree, a config, a resume, a dry run, help). */
+const NOT_SPECULATED = ['--help', '-h', '--dry-run', '--config', '--resume', '--depth', '--executor'];
+
+/**
+ * The script of a plain `quarry run --script S …`, whose executor can start
+ * before the run command loads (executor-process.ts `speculateExecutor`);
+ * undefined when another flag may change what runs.
+ */
+function speculativeScript(rest: readonly string[]): string | undefined {
+  if (rest.some((a) => NOT_SPECULATED.some((f) => a === f || a.startsWith(`${f}=`)))) return undefined;
+  const i = rest.indexOf('--script');
+  const script = i === -1 ? undefined : rest[i + 1];
+  return script === undefined || script.startsWith('-') || rest.indexOf('--script', i + 1) !== -1 ? undefined : script;
 }
 
 main(process.argv.slice(2)).then(

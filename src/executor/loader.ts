@@ -16,7 +16,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HOOK_NAMES, type QuarryHooks, type QuarryScript } from '../sdk/index.js';
 import { describeValue, parseScriptOptions, type ResolvedScriptOptions } from './script-options.js';
-import { inModuleScope, type TsHooksData } from './ts-hooks.js';
+import { cachedStandalone, inModuleScope, type TsHooksData } from './ts-hooks.js';
 
 /** The script cannot be used; the executor exits 3. */
 export class ScriptLoadError extends Error {
@@ -100,7 +100,31 @@ function registerHooks(typescript: boolean): void {
  */
 export function prepareLoader(scriptPath: string): void {
   const ext = extname(scriptPath);
+  if (ext === '.ts' || ext === '.mts') {
+    // A compiled script that imports nothing needs no hooks thread (its start is a second node
+    // environment's): look for it first, and start the thread only when it is not there.
+    prepared = { path: resolve(scriptPath), standalone: standaloneScript(resolve(scriptPath)) };
+    void prepared.standalone.then((found) => {
+      if (found === undefined) registerHooks(true);
+    });
+    return;
+  }
   if (TS_EXTENSIONS.has(ext) || JS_EXTENSIONS.has(ext)) registerHooks(TS_EXTENSIONS.has(ext));
+}
+
+/** What prepareLoader found for the script before the request came. */
+let prepared: { path: string; standalone: Promise<string | undefined> } | undefined;
+
+/** The cached, import-free compiled output of an ES-module TypeScript script (ts-hooks.ts `cachedStandalone`), or undefined. */
+async function standaloneScript(path: string): Promise<string | undefined> {
+  if (hooksRegistered) return undefined;
+  let version: string;
+  try {
+    version = locateEsbuild().version;
+  } catch {
+    return undefined;
+  }
+  return cachedStandalone(path, { cacheDir: tsCacheDir(), esbuildVersion: version }).catch(() => undefined);
 }
 
 /** Whether ts-hooks.ts compiles ES-module TypeScript in this process. */
@@ -156,11 +180,18 @@ export async function loadScript(scriptPath: string): Promise<LoadedScript> {
     if (err instanceof ScriptLoadError) throw err;
     throw new ScriptLoadError(path, 'script not found', { cause: err });
   }
-  registerHooks(TS_EXTENSIONS.has(ext));
+  // Looked up again now the run is here: the script may have changed since prepareLoader.
+  if (prepared?.path === path) await prepared.standalone;
+  const standalone = ext === '.ts' || ext === '.mts' ? await standaloneScript(path) : undefined;
+  if (standalone === undefined) registerHooks(TS_EXTENSIONS.has(ext));
   const url = pathToFileURL(path).href;
   let ns: Record<string, unknown>;
   try {
-    if (TS_EXTENSIONS.has(ext)) {
+    if (standalone !== undefined) {
+      // Stack traces point into the .ts source through the output's inline source map.
+      process.setSourceMapsEnabled(true);
+      ns = (await import(pathToFileURL(standalone).href)) as Record<string, unknown>;
+    } else if (TS_EXTENSIONS.has(ext)) {
       ns = await importTypeScript(path, url);
     } else {
       ns = (await import(url)) as Record<string, unknown>;

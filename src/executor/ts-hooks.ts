@@ -135,9 +135,7 @@ export async function load(url: string, context: LoadContext, next: NextLoad): P
  */
 async function compiled(path: string, source: string, d: TsHooksData): Promise<string> {
   const tsconfig = await emitOptionsFor(dirname(path));
-  const key = createHash('sha256').update(`${COMPILE_VERSION}\0${d.esbuildVersion}\0${process.versions.node}\0${path}\0${tsconfig}\0`).update(source).digest('hex');
-  const cacheDir = await usableCacheDir(d.cacheDir);
-  const entry = cacheDir === undefined ? undefined : join(cacheDir, `${key}.mjs`);
+  const entry = await cacheEntryFor(path, source, tsconfig, d);
   if (entry !== undefined) {
     try {
       return await readFile(entry, 'utf8');
@@ -175,6 +173,55 @@ async function compiled(path: string, source: string, d: TsHooksData): Promise<s
     }
   }
   return code;
+}
+
+/**
+ * Where the compiled output of exactly these bytes, path, compiler and
+ * options is cached; undefined when there is no usable cache folder.
+ */
+async function cacheEntryFor(path: string, source: string, tsconfig: string, d: Pick<TsHooksData, 'cacheDir' | 'esbuildVersion'>): Promise<string | undefined> {
+  const key = createHash('sha256').update(`${COMPILE_VERSION}\0${d.esbuildVersion}\0${process.versions.node}\0${path}\0${tsconfig}\0`).update(source).digest('hex');
+  const cacheDir = await usableCacheDir(d.cacheDir);
+  return cacheDir === undefined ? undefined : join(cacheDir, `${key}.mjs`);
+}
+
+/**
+ * The cached compiled output of an ES-module TypeScript file when it is there
+ * and imports nothing (no static or dynamic import, `import.meta`, `require`
+ * or re-export): such a module loads from its cache file as it is, without
+ * these hooks, since nothing in it resolves relative to where it sits.
+ * Undefined otherwise (not cached yet, or it imports something): the file
+ * then loads through the hooks. Called by loader.ts in the executor's main thread.
+ */
+export async function cachedStandalone(path: string, d: Pick<TsHooksData, 'cacheDir' | 'esbuildVersion'>): Promise<string | undefined> {
+  if (extname(path) === '.ts' && !(await inModuleScope(dirname(path)))) return undefined;
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const entry = await cacheEntryFor(path, source, await emitOptionsFor(dirname(path)), d);
+  if (entry === undefined) return undefined;
+  let code: string;
+  try {
+    code = await readFile(entry, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return importsNothing(code) ? entry : undefined;
+}
+
+/**
+ * Whether compiled JavaScript imports nothing. Conservative: any word
+ * `import` or `require`, or a re-export, counts (even in a string), since a
+ * false "imports something" only costs the hooks thread. The inline source
+ * map is left out (its base64 may spell anything).
+ */
+export function importsNothing(code: string): boolean {
+  const map = code.lastIndexOf('\n//# sourceMappingURL=');
+  const body = map === -1 ? code : code.slice(0, map);
+  return !/\bimport\b|\brequire\b|\bexport\s*(\*|\{[^}]*\}\s*from\b)/.test(body);
 }
 
 let cacheChecked: Promise<string | undefined> | undefined;

@@ -223,6 +223,9 @@ export class SqliteLedger implements Ledger {
   }
 
   static #migrate(db: Database.Database): void {
+    // A ledger already at this schema (every run after the first) is only read: no write lock is taken,
+    // so opening it never waits behind another run's writer.
+    if (SqliteLedger.#isCurrent(db)) return;
     db.transaction(() => {
       db.exec(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
       const applied = new Set((db.prepare(`SELECT version FROM ${MIGRATIONS_TABLE}`).all() as Array<{ version: number }>).map((r) => r.version));
@@ -236,6 +239,13 @@ export class SqliteLedger implements Ledger {
         db.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, new Date().toISOString());
       }
     }).immediate();
+  }
+
+  /** Whether every migration of this Quarry is applied and none newer (read only; the migration's transaction decides otherwise). */
+  static #isCurrent(db: Database.Database): boolean {
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(MIGRATIONS_TABLE) === undefined) return false;
+    const applied = new Set((db.prepare(`SELECT version FROM ${MIGRATIONS_TABLE}`).all() as Array<{ version: number }>).map((r) => r.version));
+    return Math.max(0, ...applied) <= SCHEMA_VERSION && MIGRATIONS.every((m) => applied.has(m.version));
   }
 
   /** Retries `fn` while SQLite stays busy past its busy timeout (many writers on one file). */

@@ -92,3 +92,36 @@ export function startExecutorEarly(scriptPath: string): StartedExecutor | undefi
   if (!existsSync(entry)) return undefined;
   return startExecutor(process.execPath, [entry, scriptPath]);
 }
+
+/** The executor `quarry` started for a run before it parsed the run's flags (see {@link speculateExecutor}). */
+let speculative: { scriptPath: string; started: StartedExecutor } | undefined;
+
+/**
+ * Starts the bundled executor for `scriptPath` as the very first thing a
+ * `quarry run` does, before the run command's modules load: node's start
+ * and the executor's loading then overlap all of the runtime's. The run
+ * takes it with {@link takeSpeculativeExecutor} when its plan names the same
+ * script and the default executor; any other outcome (a usage error, a dry
+ * run, a tree) leaves it to {@link disposeSpeculativeExecutor}. It only
+ * waits for its request line, so nothing of a run happens in it before the claim.
+ */
+export function speculateExecutor(scriptPath: string): void {
+  if (speculative) return;
+  const started = startExecutorEarly(scriptPath);
+  if (started) speculative = { scriptPath, started };
+}
+
+/** The speculative executor when it was started for exactly `scriptPath`; it is then the caller's. */
+export function takeSpeculativeExecutor(scriptPath: string): StartedExecutor | undefined {
+  const s = speculative;
+  if (!s || s.scriptPath !== scriptPath) return undefined;
+  speculative = undefined;
+  return s.started;
+}
+
+/** Ends a speculative executor no run took; resolves once it is gone. */
+export async function disposeSpeculativeExecutor(): Promise<void> {
+  const s = speculative;
+  speculative = undefined;
+  if (s && !s.started.taken) await s.started.dispose();
+}

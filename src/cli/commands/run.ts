@@ -324,8 +324,8 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
   // The bundled executor starts now: node's start and its module loading overlap the rest of
   // the runtime's loading, the ledger, the binding and the claim. It waits for its request,
   // written after the claim, so nothing of the run happens before (executor-process.ts).
-  const { startExecutorEarly } = await import('../../runtime/executor-process.js');
-  const early = plan.executorPath === undefined ? startExecutorEarly(plan.scriptPath) : undefined;
+  const { startExecutorEarly, takeSpeculativeExecutor } = await import('../../runtime/executor-process.js');
+  const early = plan.executorPath === undefined ? (takeSpeculativeExecutor(plan.scriptPath) ?? startExecutorEarly(plan.scriptPath)) : undefined;
   try {
     const { executePlan } = await import('./run-execute.js');
     return await executePlan(plan, io, early);
