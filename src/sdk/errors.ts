@@ -152,8 +152,8 @@ export class StorageWriteError extends QuarryError {
 /** A proxy endpoint failed validation; `issues` lists every problem, field by field. */
 export class ProxyValidationError extends QuarryError {
   override readonly name = 'ProxyValidationError';
-  constructor(readonly issues: readonly { readonly field: string; readonly message: string }[]) {
-    super(`invalid proxy endpoint: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`);
+  constructor(readonly issues: readonly { readonly field: string; readonly message: string }[], what = 'proxy endpoint') {
+    super(`invalid ${what}: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`);
   }
 }
 

@@ -110,6 +110,17 @@ export {
   type ProxyProtocol,
   type ProxyValidationResult,
 } from './proxy.js';
+export {
+  assertProxyPool,
+  POOL_NAME_RE,
+  PROXY_STICKY_SCOPES,
+  PROXY_STRATEGIES,
+  validateProxyPool,
+  type ProxyPool,
+  type ProxySticky,
+  type ProxyStickyScope,
+  type ProxyStrategy,
+} from './proxy-pool.js';
 export type { HttpClient, HttpCookie, HttpCookieJar, HttpGetOptions, HttpPostOptions, HttpRequestOptions, HttpResponse } from './http-types.js';
 export { createHttpClient, type HttpClientOptions, type RunHttpClient } from './http-client.js';
 export { CookieJar } from './http-cookies.js';
