@@ -44,6 +44,13 @@ export interface Observation {
   terminal?: { type: 'run_complete' | 'run_error'; message?: string; errorType?: string };
   /** run_result frame's outcome, context only (the exit code wins). */
   resultMessage?: string;
+  /** run_result frame's status; stands in for the exit code only when {@link killedAfterResultMs} is set. */
+  resultStatus?: 'completed' | 'error' | 'crash';
+  /**
+   * The executor ended its frame stream cleanly after its terminal event and run_result, then had
+   * not exited this many ms later and was killed: its exit code is lost, its result is not.
+   */
+  killedAfterResultMs?: number;
 }
 
 export interface Classified {
@@ -66,6 +73,13 @@ export function classify(o: Observation): Classified {
   }
   if (o.launchError !== undefined) return done('executor_crash', `executor could not start: ${o.launchError}`);
   if (o.streamError !== undefined) return done('executor_crash', o.streamError);
+  if (o.exitSignal && o.killedAfterResultMs !== undefined) {
+    // Killed by us while slow to exit after a complete result (docs/contracts/run.md): the result and the
+    // terminal event, when they agree, say what the exit code would have; otherwise it stays a crash.
+    const slow = `the executor was still exiting ${formatMs(o.killedAfterResultMs)} after its result and was stopped`;
+    if (o.resultStatus === 'completed' && o.terminal?.type === 'run_complete') return done('success', `run completed (${slow})`);
+    if (o.resultStatus === 'error' && o.terminal?.type === 'run_error') return { ...scriptError(o), message: `${scriptMessage(o)} (${slow})` };
+  }
   if (o.exitSignal) return done('executor_crash', `executor killed by ${o.exitSignal}`);
   switch (o.exitCode) {
     case EXECUTOR_EXIT.completed:

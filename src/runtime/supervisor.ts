@@ -23,8 +23,13 @@ import { startExecutor, type StartedExecutor } from './executor-process.js';
 
 /** How long the executor gets to finish after SIGTERM before SIGKILL. */
 export const EXECUTOR_STOP_GRACE_MS = 5_000;
-/** How long the executor may linger after closing its frame stream before it is killed. */
-const EXIT_AFTER_EOF_MS = 10_000;
+/**
+ * How long the executor may linger after closing its frame stream before it is killed. A
+ * node process past its exit handlers can take seconds more to end on a loaded machine
+ * (tearing down its loader and platform threads); one that ended its stream cleanly after
+ * its result keeps that result when killed (docs/contracts/run.md, "An executor slow to exit").
+ */
+export const EXIT_AFTER_EOF_MS = 10_000;
 /** Bytes of executor stderr kept for the report. */
 const STDERR_TAIL_BYTES = 64 * 1024;
 
@@ -252,6 +257,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
       case 'run_result':
         if (!res.runResult) {
           res.runResult = frame;
+          obs.resultStatus = frame.outcome.status;
           if (frame.outcome.message) obs.resultMessage = frame.outcome.message;
           if (frame.proxy_used) res.proxyUsed = redact(frame.proxy_used);
         }
@@ -307,8 +313,14 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     else obs.streamError = stopped.message;
     child.kill('SIGKILL');
   }
-  // The frame stream closed: the executor should exit now; one that lingers is killed.
-  const lingering = setTimeout(() => child.kill('SIGKILL'), EXIT_AFTER_EOF_MS);
+  // The frame stream closed: the executor should exit now; one that lingers is killed. After a clean end
+  // (terminal event, run_result, no stream fault) nothing of the run is left to arrive: the kill is noted
+  // so the run keeps the outcome its result states instead of reading as a crash.
+  const cleanEnd = !stopped && terminal && res.runResult !== undefined;
+  const lingering = setTimeout(() => {
+    if (cleanEnd) obs.killedAfterResultMs = EXIT_AFTER_EOF_MS;
+    child.kill('SIGKILL');
+  }, EXIT_AFTER_EOF_MS);
   lingering.unref();
   await exited;
   clearTimeout(lingering);
