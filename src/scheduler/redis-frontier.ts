@@ -76,6 +76,7 @@ export class RedisFrontier implements Frontier {
   readonly #opts: TreeOptions;
   readonly #keys: string[];
   readonly #newRunId = monotonicFactory();
+  #roundTrips = 0;
 
   private constructor(redis: Redis, ownsConnection: boolean, clock: Clock, opts: TreeOptions, keys: string[]) {
     this.#redis = redis;
@@ -87,6 +88,11 @@ export class RedisFrontier implements Frontier {
 
   get treeId(): string {
     return this.#opts.tree_id;
+  }
+
+  /** Redis round trips this client made (a script, a MULTI, or one read): what docs/scaling.md counts per page. */
+  get roundTrips(): number {
+    return this.#roundTrips;
   }
 
   /**
@@ -127,6 +133,7 @@ export class RedisFrontier implements Frontier {
   }
 
   #run(s: Script, args: (string | number)[]): Promise<unknown> {
+    this.#roundTrips++;
     return evalScript(this.#redis, s, this.#keys, args);
   }
 
@@ -181,6 +188,7 @@ export class RedisFrontier implements Frontier {
   }
 
   async counters(): Promise<FrontierCounters> {
+    this.#roundTrips++;
     const res = await this.#redis.multi()
       .hgetall(this.#keys[1]!)
       .zcard(this.#keys[3]!)
@@ -198,12 +206,14 @@ export class RedisFrontier implements Frontier {
   }
 
   async options(): Promise<TreeOptions> {
+    this.#roundTrips++;
     const parallel = await this.#redis.hget(this.#keys[1]!, 'parallel');
     return { ...this.#opts, parallel: Number(parallel) };
   }
 
   async setParallel(parallel: number): Promise<void> {
     if (!Number.isSafeInteger(parallel) || parallel < 1) throw new FrontierError(`parallel must be an integer ≥ 1, got ${JSON.stringify(parallel)}`);
+    this.#roundTrips++;
     await this.#redis.hset(this.#keys[1]!, 'parallel', parallel);
   }
 
@@ -226,6 +236,7 @@ export class RedisFrontier implements Frontier {
   }
 
   async items(): Promise<ItemRecord[]> {
+    this.#roundTrips++;
     const res = await this.#redis.multi()
       .zrange(this.#keys[3]!, '0', '-1')
       .hgetall(this.#keys[2]!)

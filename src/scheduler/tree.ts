@@ -22,10 +22,11 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import type { JsonValue } from './canonical-json.js';
 import { FrontierLock } from './frontier-lock.js';
-import { FrontierError, isRequeueOutcome, type Clock, type FrontierCounters, type ItemRecord, type Lease } from './frontier.js';
+import { FrontierError, isRequeueOutcome, type Clock, type Frontier, type FrontierCounters, type ItemRecord, type Lease } from './frontier.js';
 import { SqliteFrontier } from './sqlite-frontier.js';
 import { frontierPaths } from './state-dir.js';
 import { itemPartition, recoverInFlight, type RecoverySummary } from './tree-recover.js';
+import { resolveTarget } from './target.js';
 import { workItemFor, type EnqueueRequest } from './work-item.js';
 import { join } from 'node:path';
 
@@ -152,7 +153,24 @@ export async function runTree(cfg: TreeConfig): Promise<TreeReport> {
   }
 }
 
-async function drive(cfg: TreeConfig, frontier: SqliteFrontier, owner: string, treeId: string): Promise<Omit<TreeReport, 'recovered'>> {
+/** How {@link drive} takes part in a tree. */
+export interface DriveOptions {
+  /**
+   * Shared trees (§12): also look for work every `pollMs`, since other
+   * clients admit, finish and lose leases without waking this one.
+   */
+  pollMs?: number;
+  /** Shared trees: checks each leased item's script against the SHA-256 recorded at admission. */
+  checkScriptDigest?: boolean;
+}
+
+/**
+ * Leases items of `frontier` for `owner` (at most `cfg.parallel` of its own
+ * at once; the tree's `parallel` is the frontier's) and runs them until no
+ * item is queued or running anywhere, or `cfg.signal` aborts; then competes
+ * for the tree's finalization.
+ */
+export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, treeId: string, o: DriveOptions = {}): Promise<Omit<TreeReport, 'recovered'>> {
   const opts = await frontier.options();
   const leaseMs = opts.lease_ms;
   const running = new Map<string, Promise<void>>();
@@ -162,7 +180,11 @@ async function drive(cfg: TreeConfig, frontier: SqliteFrontier, owner: string, t
   const woken = (): Promise<void> => new Promise((r) => { wake = r; });
   const aborted = cfg.signal ? abortOf(cfg.signal) : undefined;
   const heartbeat = setInterval(() => { frontier.renew(owner).catch(() => undefined); }, Math.max(1, Math.floor(leaseMs / 3)));
-  const member: Member = { cfg, frontier, treeId, retries: opts.retries, runs, failures, changed: () => { wake(); void report(); } };
+  const member: Member = {
+    cfg, frontier, treeId, retries: opts.retries, runs, failures, checkScriptDigest: o.checkScriptDigest === true,
+    changed: () => { wake(); void report(); },
+  };
+  const poll = o.pollMs !== undefined ? setInterval(() => wake(), o.pollMs) : undefined;
   const report = async (): Promise<void> => { if (cfg.onCounters) cfg.onCounters(await frontier.counters()); };
   try {
     await report();
@@ -183,6 +205,7 @@ async function drive(cfg: TreeConfig, frontier: SqliteFrontier, owner: string, t
     await Promise.all(running.values());
   } finally {
     clearInterval(heartbeat);
+    if (poll !== undefined) clearInterval(poll);
   }
   const interrupted = cfg.signal?.aborted === true;
   const claimed = interrupted ? false : await frontier.claimFinalization();
@@ -193,7 +216,9 @@ async function drive(cfg: TreeConfig, frontier: SqliteFrontier, owner: string, t
 
 interface Member {
   cfg: TreeConfig;
-  frontier: SqliteFrontier;
+  frontier: Frontier;
+  /** Fail a run whose script differs from the one admitted (§12: workers resolve targets under their own scripts dir). */
+  checkScriptDigest: boolean;
   treeId: string;
   /** The tree's `--retries` (recorded in each member's settings). */
   retries: number;
@@ -227,8 +252,12 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
   // (the root's: the tree this one re-runs, if any).
   const parentRunId = lease.previous_run_id ?? item.parent_run_id ?? (item.depth === 0 ? cfg.rootParentRunId ?? null : null);
   let outcome: RunOutcome;
+  const differs = m.checkScriptDigest ? await scriptDiffers(cfg.scriptsRoot, item) : undefined;
   if (cfg.signal?.aborted) {
     outcome = 'interrupted';
+  } else if (differs !== undefined) {
+    cfg.onStderr?.(Buffer.from(`quarry: run ${lease.run_id} of ${item.target} failed: ${differs}\n`));
+    outcome = 'script_error';
   } else {
     cfg.onRunStart?.(lease);
     try {
@@ -269,6 +298,16 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
   await admits;
   const done = await frontier.complete(lease, outcome, partition);
   if (done.state === 'queued' && !isRequeueOutcome(outcome)) m.failures.set(item.key, failed + 1);
+}
+
+/** Why the script under `scriptsRoot` is not the one admitted, or undefined when it is. */
+async function scriptDiffers(scriptsRoot: string, item: Lease['item']): Promise<string | undefined> {
+  const t = await resolveTarget(scriptsRoot, item.target);
+  if (!t.ok) return `its script is not under this worker's scripts dir ${scriptsRoot} (${t.detail})`;
+  if (item.target_sha256 !== null && t.sha256 !== item.target_sha256) {
+    return `its script ${t.absPath} has SHA-256 ${t.sha256}, not the ${item.target_sha256} submitted; deploy the same scripts to every worker`;
+  }
+  return undefined;
 }
 
 function abortOf(signal: AbortSignal): Promise<void> {
