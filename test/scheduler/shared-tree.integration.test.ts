@@ -6,7 +6,7 @@
  * live worker within seconds, finalization goes to exactly one worker, and a
  * worker whose script differs from the submitted one fails that run.
  */
-import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TreeOptions } from '../../src/scheduler/frontier.js';
@@ -15,6 +15,7 @@ import { submitSharedTree, workSharedTree, type SharedTreeWorker } from '../../s
 import { FsBackend } from '../../src/storage/fs-backend.js';
 import { REPO_ROOT } from '../_harness/cli.js';
 import { ensureRedis, removeKeys, uniquePrefix } from '../_harness/redis.js';
+import { peakFromLog } from '../_harness/crawl-log.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 
 const SCRIPTS = join(REPO_ROOT, 'test/fixtures/crawl');
@@ -38,16 +39,6 @@ function treeOptions(job: Record<string, unknown>, over: Partial<TreeOptions> = 
     run: { script: 'listing.mjs', job: job as never, partition: { dataset: 'shop', source: 'web', category: 'products', day: '2026-01-01' }, policy: { name: 'strict' } },
     ...over,
   };
-}
-
-/** Peak of runs executing at once, from the executors' start/end lines. */
-function peakFromLog(log: string): number {
-  const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([t, what]) => [Number(t), what === 'start' ? 1 : -1] as const);
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (now += d));
-  return peak;
 }
 
 async function clients(treeId: string, n: number): Promise<RedisFrontier[]> {
@@ -111,7 +102,6 @@ describe('shared trees on the Redis frontier', { timeout: 240_000 }, () => {
       // The worker's copy of the scripts has an edited root script.
       const theirs = join(dir.path, 'scripts');
       cpSync(SCRIPTS, theirs, { recursive: true });
-      copyFileSync(join(SCRIPTS, 'listing.mjs'), join(theirs, 'listing.mjs'));
       writeFileSync(join(theirs, 'listing.mjs'), `${readFileSync(join(theirs, 'listing.mjs'), 'utf8')}\n// edited\n`);
       const stderr: string[] = [];
       const [f] = await clients(opts.tree_id, 1);

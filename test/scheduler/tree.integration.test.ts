@@ -15,6 +15,7 @@ import { frontierPaths } from '../../src/scheduler/state-dir.js';
 import { runTree, type TreeConfig } from '../../src/scheduler/tree.js';
 import { FsBackend } from '../../src/storage/fs-backend.js';
 import { REPO_ROOT } from '../_harness/cli.js';
+import { peakFromLog } from '../_harness/crawl-log.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 
 const SCRIPTS = join(REPO_ROOT, 'test/fixtures/crawl');
@@ -35,17 +36,6 @@ async function config(over: Partial<TreeConfig> & { job: TreeConfig['job'] }): P
     ...over,
   };
   return { cfg, log, close: () => backend.close() };
-}
-
-/** Peak of runs executing at once, from the executors' start/end lines. */
-function peakFromLog(log: string): number {
-  const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([t, what]) => [Number(t), what === 'start' ? 1 : -1] as const);
-  // Ends sort before starts at the same millisecond: a slot freed and retaken is not an overlap.
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (now += d));
-  return peak;
 }
 
 describe('runTree', { timeout: 180_000 }, () => {
