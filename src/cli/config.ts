@@ -88,7 +88,17 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
   dry_run: { kind: 'per-invocation', flag: 'dry-run' },
   proxies: { kind: 'reserved', why: planned('proxy-pool') },
   proxy: { kind: 'reserved', why: planned('proxy-pool') },
-  adapter: { kind: 'reserved', why: planned('adapter') },
+  adapter: {
+    kind: 'section',
+    fields: {
+      type: { kind: 'flag', flag: 'adapter' },
+      url: { kind: 'flag', flag: 'adapter-url' },
+      headers: { kind: 'flag', flag: 'adapter-header' },
+      channel: { kind: 'flag', flag: 'adapter-channel' },
+      timeout: { kind: 'flag', flag: 'adapter-timeout' },
+      retries: { kind: 'flag', flag: 'adapter-retries', check: notNegative },
+    },
+  },
   events: { kind: 'reserved', why: planned('event-sink') },
   depth: { kind: 'flag', flag: 'depth', check: notNegative },
   max_runs: { kind: 'flag', flag: 'max-runs' },

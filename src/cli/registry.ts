@@ -97,6 +97,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/report.js')).reportCommand(argv, io),
   },
   {
+    words: ['adapter', 'drain'],
+    summary: 'Send the pending run/tree notifications of the ledger outbox, once each (SPEC §11)',
+    run: async (argv, io) => (await import('./commands/adapter-drain.js')).adapterDrainCommand(argv, io),
+  },
+  {
     words: ['debug', 'ipc'],
     summary: 'Describe the executor pipe; --decode a captured frame stream',
     run: async (argv, io, stdin) => (await import('./commands/debug-ipc.js')).debugIpcCommand(argv, io, stdin),

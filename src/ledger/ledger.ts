@@ -9,6 +9,7 @@
  */
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunBindingInput } from './binding.js';
+import type { DeliveryLease, DeliveryResult, NotificationClaim, NotificationDraft, NotificationFilters, NotificationRow } from './outbox.js';
 import type { RunRole, TreePartitionMembers, TreePartitionOutcome } from './promotion.js';
 import {
   LedgerError,
@@ -64,6 +65,8 @@ export interface LedgerReader {
   getTree(treeId: string): Promise<TreeValidationRow | undefined>;
   /** Which of `treeIds` already have a tree validation (so `validate --pending` can skip them). */
   recordedTreeIds(treeIds: readonly string[]): Promise<Set<RunId>>;
+  /** Outbox rows (SPEC §11) matching every given filter, oldest first. */
+  listNotifications(filters?: NotificationFilters): Promise<NotificationRow[]>;
   /** Releases the connection(s). The ledger is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -79,6 +82,8 @@ export interface RecordedRun {
   promoted: boolean;
   /** The partition row after this run (undefined when the partition is still pending, e.g. for a tree member). */
   partition: PartitionState | undefined;
+  /** The outbox row inserted with this run (SPEC §11); null when none (no adapter, a tree member, or recorded before). */
+  notification_id: string | null;
 }
 
 /** One logical partition a tree touched, with what the tree left there. */
@@ -93,6 +98,8 @@ export interface TreeRecordInput {
   members: readonly RunHistoryInput[];
   /** Every logical partition an attempt of the tree wrote in. */
   partitions: readonly TreePartitionInput[];
+  /** The tree's notification (its root's adapter), inserted with the validation; absent: none. */
+  notify?: NotificationDraft;
 }
 
 /** What a tree did to one partition. */
@@ -112,6 +119,8 @@ export interface RecordedTree {
   members: RecordedRun[];
   /** Per touched partition; for a repeat, read from the rows as they are now. */
   partitions: RecordedTreePartition[];
+  /** The outbox row inserted with the tree (SPEC §11); null when none or recorded before. */
+  notification_id: string | null;
 }
 
 /** The full ledger: the reads plus the validator's write. */
@@ -153,6 +162,27 @@ export interface Ledger extends LedgerReader {
    *   `run_id_conflict` when the run id is recorded, or reserved for another dataset.
    */
   bindRun(input: RunBindingInput, now: Date): Promise<RunBinding>;
+
+  /**
+   * Leases pending outbox rows (SPEC §11) to one sender until `lease.until`:
+   * a row leased by another sender whose lease has not expired is skipped, so
+   * two drains (or a run and a drain) never send one row at once. Writes only
+   * delivery columns.
+   */
+  claimNotifications(claim: NotificationClaim, lease: DeliveryLease, now: Date): Promise<NotificationRow[]>;
+
+  /**
+   * Writes what a delivery did to the row's delivery columns and releases the
+   * lease; a delivered row is never sent again. Does nothing (returns false)
+   * when the row is no longer leased to `owner` or is not pending.
+   */
+  recordDelivery(notificationId: string, owner: string, result: DeliveryResult, now: Date): Promise<boolean>;
+
+  /**
+   * Marks pending rows `superseded` by `by` (a later attempt of one `--retries`
+   * invocation, whose row is sent instead: one notification per invocation).
+   */
+  supersedeNotifications(ids: readonly string[], by: string, now: Date): Promise<void>;
 }
 
 /** What {@link Ledger.bindRun} found. */

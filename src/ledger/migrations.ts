@@ -226,11 +226,82 @@ const V3_POSTGRES = [
     FOR EACH ROW EXECUTE FUNCTION quarry_run_history_append_only()`,
 ];
 
+/**
+ * Version 4 (SPEC §8 "Notifications", §11 outbox), additive only: one row per
+ * standalone run or tree whose manifest names an adapter, inserted by the
+ * validator in the transaction that records the validation. Only the delivery
+ * columns (`status` onwards) ever change, written by the adapter that sends
+ * the row; triggers refuse any other update and every delete. `subject_id`
+ * is unique: a run or tree is notified once, whatever re-validations happen.
+ */
+const OUTBOX_FIXED = 'notification_id, dataset, subject, subject_id, job_id, adapter_kind, adapter_target, payload, created_at';
+
+const V4_SQLITE = [
+  `CREATE TABLE notification_outbox (
+    notification_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    subject TEXT NOT NULL CHECK (subject IN ('run', 'tree')),
+    subject_id TEXT NOT NULL UNIQUE,
+    job_id TEXT,
+    adapter_kind TEXT NOT NULL CHECK (adapter_kind IN ('webhook', 'redis')),
+    adapter_target TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'superseded')),
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_attempt_at TEXT,
+    last_error TEXT,
+    delivered_at TEXT,
+    superseded_by TEXT,
+    lease_owner TEXT,
+    lease_until TEXT
+  ) WITHOUT ROWID`,
+  'CREATE INDEX notification_outbox_by_status ON notification_outbox (status, dataset, created_at)',
+  `CREATE TRIGGER notification_outbox_fixed BEFORE UPDATE OF ${OUTBOX_FIXED} ON notification_outbox
+    BEGIN SELECT RAISE(ABORT, 'notification_outbox: only delivery columns change'); END`,
+  `CREATE TRIGGER notification_outbox_no_delete BEFORE DELETE ON notification_outbox
+    BEGIN SELECT RAISE(ABORT, 'notification_outbox rows are never deleted'); END`,
+];
+
+const V4_POSTGRES = [
+  `CREATE TABLE notification_outbox (
+    notification_id text COLLATE "C" PRIMARY KEY,
+    dataset text COLLATE "C" NOT NULL,
+    subject text NOT NULL CHECK (subject IN ('run', 'tree')),
+    subject_id text COLLATE "C" NOT NULL UNIQUE,
+    job_id text COLLATE "C",
+    adapter_kind text NOT NULL CHECK (adapter_kind IN ('webhook', 'redis')),
+    adapter_target text NOT NULL,
+    payload text NOT NULL,
+    created_at timestamptz NOT NULL,
+    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'superseded')),
+    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_attempt_at timestamptz,
+    last_error text,
+    delivered_at timestamptz,
+    superseded_by text COLLATE "C",
+    lease_owner text,
+    lease_until timestamptz
+  )`,
+  'CREATE INDEX notification_outbox_by_status ON notification_outbox (status, dataset, created_at)',
+  `CREATE FUNCTION quarry_outbox_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'notification_outbox rows are never deleted'; END IF;
+      IF (NEW.notification_id, NEW.dataset, NEW.subject, NEW.subject_id, NEW.job_id, NEW.adapter_kind, NEW.adapter_target, NEW.payload, NEW.created_at)
+        IS DISTINCT FROM (OLD.notification_id, OLD.dataset, OLD.subject, OLD.subject_id, OLD.job_id, OLD.adapter_kind, OLD.adapter_target, OLD.payload, OLD.created_at)
+      THEN RAISE EXCEPTION 'notification_outbox: only delivery columns change'; END IF;
+      RETURN NEW;
+    END $$`,
+  `CREATE TRIGGER notification_outbox_guard BEFORE UPDATE OR DELETE ON notification_outbox
+    FOR EACH ROW EXECUTE FUNCTION quarry_outbox_guard()`,
+];
+
 /** Every migration, in version order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'partition_state and run_history', statements: { sqlite: V1_SQLITE, postgres: V1_POSTGRES } },
   { version: 2, name: 'dataset_binding and run_reservation', statements: { sqlite: V2_SQLITE, postgres: V2_POSTGRES } },
   { version: 3, name: 'run trees: fanout, partition authority, tree_validation', statements: { sqlite: V3_SQLITE, postgres: V3_POSTGRES } },
+  { version: 4, name: 'notification outbox', statements: { sqlite: V4_SQLITE, postgres: V4_POSTGRES } },
 ];
 
 /** The schema version this code reads and writes. */

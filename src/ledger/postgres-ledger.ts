@@ -19,6 +19,8 @@ import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js'
 import type { Ledger, RecordedRun, RecordedTree, RunBinding, TreeRecordInput } from './ledger.js';
 import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from '../protocol/redact.js';
+import { OUTBOX_COLUMNS, outboxRow, runAuthorityReason, type DeliveryLease, type DeliveryResult, type NotificationClaim, type NotificationDraft, type NotificationFilters, type NotificationRow, type NotificationSubject } from './outbox.js';
+import { decodeOutboxRow, outboxListQuery, type OutboxRowSql } from './sql.js';
 import { checkTreeRecord, nextPartitionState, nextTreePartitionState, runRole, treePartitionOutcomeNow, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, PARTITION_VALUE_COLUMNS, pendingSkipsQuery, TREE_COLUMNS, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
@@ -316,7 +318,7 @@ export class PostgresLedger implements Ledger {
           const state = await partitionNow(c, p.partition);
           partitions.push({ partition: p.partition, outcome: treePartitionOutcomeNow(treeId, tree.valid, p, state), state });
         }
-        return { tree, recorded: false, members: [], partitions };
+        return { tree, recorded: false, members: [], partitions, notification_id: null };
       }
       const members: RecordedRun[] = [];
       for (const m of input.members) members.push(await this.#recordOne(c, m, nowIso, placeholders));
@@ -333,8 +335,11 @@ export class PostgresLedger implements Ledger {
         partitions.push({ partition: p.partition, outcome, state });
       }
       await dropPlaceholders(c, placeholders);
+      const authoritative = partitions.some((p) => p.outcome === 'promoted');
+      const reason = !input.tree.valid ? 'rejected' : authoritative ? 'promoted' : partitions.some((p) => p.outcome === 'superseded') ? 'superseded' : 'skipped';
+      const notification_id = input.notify === undefined ? null : await insertNotification(c, input.notify, 'tree', authoritative, reason, nowIso);
       reachKillPoint('during_validation');
-      return { tree: input.tree, recorded: true, members, partitions };
+      return { tree: input.tree, recorded: true, members, partitions, notification_id };
     });
   }
 
@@ -370,7 +375,8 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  async #recordOne(c: Sql, run: RunHistoryInput, nowIso: string, placeholders: Set<string>): Promise<RecordedRun> {
+  async #recordOne(c: Sql, input: RunHistoryInput, nowIso: string, placeholders: Set<string>): Promise<RecordedRun> {
+    const { notify, ...run } = input;
     const role = runRole(run);
     const key = partitionKey(run);
     const inserted = await c.query<HistoryRowSql>(
@@ -385,23 +391,77 @@ export class PostgresLedger implements Ledger {
       if (row.dataset !== run.dataset || row.source !== run.source || row.category !== run.category || row.day !== run.day) {
         throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${row.dataset}/${row.source}/${row.category}/${row.day}, not ${run.dataset}/${run.source}/${run.category}/${run.day}`);
       }
-      return { run: row, recorded: false, role, promoted: false, partition: await this.#visiblePartition(c, run, placeholders) };
+      return { run: row, recorded: false, role, promoted: false, partition: await this.#visiblePartition(c, run, placeholders), notification_id: null };
     }
     const stored = toHistory(fresh);
-    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: await partitionNow(c, run) };
+    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: await partitionNow(c, run), notification_id: null };
 
     const prev = placeholders.has(key) ? undefined : await partitionNow(c, run);
     const { state, promoted } = nextPartitionState(prev, await currentKey(c, prev), run, nowIso);
     // No row to keep (a skip on a pending partition): the placeholder, if any, is deleted at the end.
-    if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
-    placeholders.delete(key);
-    await updatePartition(c, state);
-    return { run: stored, recorded: true, role, promoted, partition: state };
+    if (state !== undefined) {
+      placeholders.delete(key);
+      await updatePartition(c, state);
+    }
+    const notification_id = notify === undefined
+      ? null
+      : await insertNotification(c, notify, 'run', promoted, runAuthorityReason(run.validation_status === 'valid', run.skipped === true, promoted), nowIso);
+    return { run: stored, recorded: true, role, promoted, partition: state, notification_id };
   }
 
   /** The partition row as others will see it: a placeholder of this transaction is no row. */
   async #visiblePartition(c: Sql, p: LogicalPartition, placeholders: Set<string>): Promise<PartitionState | undefined> {
     return placeholders.has(partitionKey(p)) ? undefined : partitionNow(c, p);
+  }
+
+  /** {@inheritDoc LedgerReader.listNotifications} */
+  async listNotifications(filters: NotificationFilters = {}): Promise<NotificationRow[]> {
+    const q = outboxListQuery(filters, (i) => `$${i}`);
+    const { rows } = await this.#pool.query<OutboxRowSql>(q.sql, q.params);
+    return rows.map(decodeOutboxRow);
+  }
+
+  /** {@inheritDoc Ledger.claimNotifications} */
+  async claimNotifications(claim: NotificationClaim, lease: DeliveryLease, now: Date): Promise<NotificationRow[]> {
+    if (claim.ids !== undefined && claim.ids.length === 0) return [];
+    return this.#transaction(async (c) => {
+      const params: unknown[] = [now, lease.owner, lease.until];
+      const conds = ["status = 'pending'", '(lease_until IS NULL OR lease_until < $1)'];
+      if (claim.dataset !== undefined) {
+        params.push(claim.dataset);
+        conds.push(`dataset = $${params.length}`);
+      }
+      if (claim.ids !== undefined) {
+        params.push(claim.ids);
+        conds.push(`notification_id = ANY($${params.length}::text[])`);
+      }
+      // SKIP LOCKED: a concurrent drain takes other rows instead of waiting for these.
+      const { rows } = await c.query<OutboxRowSql>(
+        `UPDATE notification_outbox SET lease_owner = $2, lease_until = $3 WHERE notification_id IN (
+           SELECT notification_id FROM notification_outbox WHERE ${conds.join(' AND ')}
+           ORDER BY created_at, notification_id LIMIT ${claim.limit ?? 100} FOR UPDATE SKIP LOCKED)
+         RETURNING *`,
+        params,
+      );
+      return rows.map(decodeOutboxRow).sort((a, b) => (a.created_at === b.created_at ? (a.notification_id < b.notification_id ? -1 : 1) : a.created_at < b.created_at ? -1 : 1));
+    });
+  }
+
+  /** {@inheritDoc Ledger.recordDelivery} */
+  async recordDelivery(notificationId: string, owner: string, result: DeliveryResult, now: Date): Promise<boolean> {
+    const r = await this.#pool.query(
+      `UPDATE notification_outbox SET status = $1, attempts = attempts + $2, last_attempt_at = COALESCE($3, last_attempt_at), last_error = COALESCE($4, last_error), delivered_at = $5, lease_owner = NULL, lease_until = NULL
+       WHERE notification_id = $6 AND lease_owner = $7 AND status = 'pending'`,
+      [result.delivered ? 'delivered' : 'pending', result.attempts, result.attempts > 0 ? now : null, result.error, result.delivered ? now : null, notificationId, owner],
+    );
+    return r.rowCount === 1;
+  }
+
+  /** {@inheritDoc Ledger.supersedeNotifications} */
+  async supersedeNotifications(ids: readonly string[], by: string, now: Date): Promise<void> {
+    void now;
+    if (ids.length === 0) return;
+    await this.#pool.query("UPDATE notification_outbox SET status = 'superseded', superseded_by = $1 WHERE notification_id = ANY($2::text[]) AND status = 'pending'", [by, ids]);
   }
 
   /** {@inheritDoc LedgerReader.close} */
@@ -455,6 +515,13 @@ async function currentKey(c: Sql, prev: PartitionState | undefined): Promise<Aut
   const { rows } = await c.query<{ run_id: string; finalized_at: Date | null }>(sql, [prev.current_run_id]);
   const cur = rows[0];
   return cur?.finalized_at != null ? { run_id: cur.run_id, finalized_at: cur.finalized_at.toISOString() } : undefined;
+}
+
+/** Inserts an outbox row in the current transaction (SPEC §11); returns its id. */
+async function insertNotification(c: Sql, draft: NotificationDraft, subject: NotificationSubject, authoritative: boolean, reason: string, nowIso: string): Promise<string> {
+  const { values } = outboxRow(draft, subject, authoritative, reason, nowIso);
+  await c.query(`INSERT INTO notification_outbox (${OUTBOX_COLUMNS.join(', ')}) VALUES (${OUTBOX_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`, OUTBOX_COLUMNS.map((col) => values[col]));
+  return values.notification_id!;
 }
 
 function partitionKey(p: LogicalPartition): string {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { StorageError, type StorageBackend } from '../storage/backend.js';
 import { manifestKey, RUN_ID_RE, type RunPartition } from '../storage/layout.js';
 import type { RunClaim, RunManifest } from '../storage/manifest.js';
+import { runNotificationDraft } from './outbox.js';
 import { checkRun } from './run-checks.js';
 import { toRunId, type RunHistoryInput, type RunId, type ValidationReason } from './types.js';
 
@@ -60,6 +61,9 @@ export async function inspectRun(storage: StorageBackend, run: RunPartition, cla
   const bytes = await manifestBytes(storage, run);
   if (bytes === undefined) return undefined;
   const { manifest, reasons } = await checkRun(storage, run, bytes, concurrency);
-  return historyRow(run, manifest, claim, bytes, reasons, now);
+  const row = historyRow(run, manifest, claim, bytes, reasons, now);
+  // The notification travels with the row; the ledger inserts it only for a standalone run (SPEC §11).
+  const notify = runNotificationDraft(run, manifest, storage.location);
+  return notify === undefined ? row : { ...row, notify };
 }
 

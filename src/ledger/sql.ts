@@ -3,6 +3,7 @@
  * compiled filters, and row decoding helpers. Dialects differ only in
  * placeholders (`?` vs `$n`) and in value types, handled by each backend.
  */
+import type { AdapterKind, DeliveryStatus, NotificationFilters, NotificationPayload, NotificationRow, NotificationSubject } from './outbox.js';
 import { compilePartitionFilters, LedgerError, skipReason, type CompiledFilter, type PartitionFilters, type PendingSkip, type RunId } from './types.js';
 
 /** run_history columns written on insert, in parameter order. */
@@ -92,4 +93,42 @@ export function latestSkips(rows: readonly PendingSkipRowSql[]): PendingSkip[] {
     });
   }
   return [...out.values()];
+}
+
+/** A notification_outbox row as either driver returns it (PostgreSQL gives Dates for timestamps). */
+export interface OutboxRowSql {
+  notification_id: string; dataset: string; subject: string; subject_id: string; job_id: string | null;
+  adapter_kind: string; adapter_target: string; payload: string; created_at: string | Date; status: string; attempts: number;
+  last_attempt_at: string | Date | null; last_error: string | null; delivered_at: string | Date | null; superseded_by: string | null;
+}
+
+const instant = (v: string | Date | null): string | null => (v === null ? null : v instanceof Date ? v.toISOString() : v);
+
+/** Decodes an outbox row (SPEC §11). */
+export function decodeOutboxRow(r: OutboxRowSql): NotificationRow {
+  return {
+    notification_id: r.notification_id, dataset: r.dataset, subject: r.subject as NotificationSubject, subject_id: r.subject_id,
+    job_id: r.job_id, adapter: { kind: r.adapter_kind as AdapterKind, target: r.adapter_target },
+    payload: parseJsonColumn(r.payload) as NotificationPayload, created_at: instant(r.created_at)!,
+    status: r.status as DeliveryStatus, attempts: r.attempts, last_attempt_at: instant(r.last_attempt_at), last_error: r.last_error,
+    delivered_at: instant(r.delivered_at), superseded_by: r.superseded_by,
+  };
+}
+
+/** The SELECT of `listNotifications`, oldest first. */
+export function outboxListQuery(f: NotificationFilters, placeholder: (i: number) => string): WhereSql {
+  const conds: string[] = [];
+  const params: Array<string | number> = [];
+  const add = (sql: (p: string) => string, v: string): void => {
+    params.push(v);
+    conds.push(sql(placeholder(params.length)));
+  };
+  if (f.dataset !== undefined) add((p) => `dataset = ${p}`, f.dataset);
+  if (f.status !== undefined) add((p) => `status = ${p}`, f.status);
+  if (f.job_id !== undefined) add((p) => `job_id = ${p}`, f.job_id);
+  if (f.subject_ids !== undefined) {
+    if (f.subject_ids.length === 0) conds.push('1 = 0');
+    else conds.push(`subject_id IN (${f.subject_ids.map((id) => { params.push(id); return placeholder(params.length); }).join(', ')})`);
+  }
+  return { sql: `SELECT * FROM notification_outbox${conds.length > 0 ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY created_at, notification_id`, params };
 }

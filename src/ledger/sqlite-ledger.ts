@@ -17,6 +17,8 @@ import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
 import type { Ledger, RecordedRun, RecordedTree, RunBinding, TreeRecordInput } from './ledger.js';
 import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
+import { OUTBOX_COLUMNS, outboxRow, runAuthorityReason, type DeliveryLease, type DeliveryResult, type NotificationClaim, type NotificationDraft, type NotificationFilters, type NotificationRow, type NotificationSubject } from './outbox.js';
+import { decodeOutboxRow, outboxListQuery, type OutboxRowSql } from './sql.js';
 import { checkTreeRecord, nextPartitionState, nextTreePartitionState, runRole, treePartitionOutcomeNow, type AuthorityKey } from './promotion.js';
 import { HISTORY_COLUMNS, latestSkips, PARTITION_COLUMNS, PARTITION_VALUE_COLUMNS, parseJsonColumn, pendingSkipsQuery, TREE_COLUMNS, whereSql, type PendingSkipRowSql } from './sql.js';
 import {
@@ -360,7 +362,8 @@ export class SqliteLedger implements Ledger {
     return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
   }
 
-  #recordOne(run: RunHistoryInput, nowIso: string): RecordedRun {
+  #recordOne(input: RunHistoryInput, nowIso: string): RecordedRun {
+    const { notify, ...run } = input;
     const role = runRole(run);
     const existing = this.#stmt('SELECT * FROM run_history WHERE run_id = ?').get(run.run_id) as HistoryRowSql | undefined;
     if (existing !== undefined) {
@@ -368,17 +371,26 @@ export class SqliteLedger implements Ledger {
       if (row.dataset !== run.dataset || row.source !== run.source || row.category !== run.category || row.day !== run.day) {
         throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${row.dataset}/${row.source}/${row.category}/${row.day}, not ${run.dataset}/${run.source}/${run.category}/${run.day}`);
       }
-      return { run: row, recorded: false, role, promoted: false, partition: this.#partitionNow(run) };
+      return { run: row, recorded: false, role, promoted: false, partition: this.#partitionNow(run), notification_id: null };
     }
     const info = this.#stmt(`INSERT INTO run_history (${HISTORY_COLUMNS.join(', ')}) VALUES (${HISTORY_COLUMNS.map(() => '?').join(', ')})`).run(...historyParams(run));
     const stored: RunHistoryRow = { ...run, history_id: Number(info.lastInsertRowid) };
-    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: this.#partitionNow(run) };
+    if (role === 'tree_member') return { run: stored, recorded: true, role, promoted: false, partition: this.#partitionNow(run), notification_id: null };
 
     const prev = this.#partitionNow(run);
     const { state, promoted } = nextPartitionState(prev, this.#currentKey(prev), run, nowIso);
-    if (state === undefined) return { run: stored, recorded: true, role, promoted, partition: undefined };
-    this.#upsertPartition(state);
-    return { run: stored, recorded: true, role, promoted, partition: state };
+    if (state !== undefined) this.#upsertPartition(state);
+    const notification_id = notify === undefined
+      ? null
+      : this.#insertNotification(notify, 'run', promoted, runAuthorityReason(run.validation_status === 'valid', run.skipped === true, promoted), nowIso);
+    return { run: stored, recorded: true, role, promoted, partition: state, notification_id };
+  }
+
+  /** Inserts an outbox row in the current transaction (SPEC §11); returns its id. */
+  #insertNotification(draft: NotificationDraft, subject: NotificationSubject, authoritative: boolean, reason: string, nowIso: string): string {
+    const { values } = outboxRow(draft, subject, authoritative, reason, nowIso);
+    this.#stmt(`INSERT INTO notification_outbox (${OUTBOX_COLUMNS.join(', ')}) VALUES (${OUTBOX_COLUMNS.map(() => '?').join(', ')})`).run(...OUTBOX_COLUMNS.map((c) => values[c]));
+    return values.notification_id!;
   }
 
   /** The authority key of a row's current run or tree (SPEC §8 "Who wins"); undefined when none or unknown. */
@@ -407,7 +419,7 @@ export class SqliteLedger implements Ledger {
       if (existing !== undefined) {
         const tree = toTree(existing);
         return {
-          tree, recorded: false, members: [],
+          tree, recorded: false, members: [], notification_id: null,
           partitions: input.partitions.map((p) => {
             const state = this.#partitionNow(p.partition);
             return { partition: p.partition, outcome: treePartitionOutcomeNow(treeId, tree.valid, p, state), state };
@@ -423,8 +435,11 @@ export class SqliteLedger implements Ledger {
         if (state !== undefined) this.#upsertPartition(state);
         return { partition: p.partition, outcome, state };
       });
+      const authoritative = partitions.some((p) => p.outcome === 'promoted');
+      const reason = !input.tree.valid ? 'rejected' : authoritative ? 'promoted' : partitions.some((p) => p.outcome === 'superseded') ? 'superseded' : 'skipped';
+      const notification_id = input.notify === undefined ? null : this.#insertNotification(input.notify, 'tree', authoritative, reason, nowIso);
       reachKillPoint('during_validation');
-      return { tree: input.tree, recorded: true, members, partitions };
+      return { tree: input.tree, recorded: true, members, partitions, notification_id };
     });
     return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
   }
@@ -440,6 +455,55 @@ export class SqliteLedger implements Ledger {
     const found = new Set<RunId>();
     for (const id of treeIds) if (this.#stmt('SELECT 1 FROM tree_validation WHERE tree_id = ?').get(id) !== undefined) found.add(id as RunId);
     return found;
+  }
+
+  /** {@inheritDoc LedgerReader.listNotifications} */
+  async listNotifications(filters: NotificationFilters = {}): Promise<NotificationRow[]> {
+    const q = outboxListQuery(filters, () => '?');
+    return (this.#db.prepare(q.sql).all(...q.params) as OutboxRowSql[]).map(decodeOutboxRow);
+  }
+
+  /** {@inheritDoc Ledger.claimNotifications} */
+  async claimNotifications(claim: NotificationClaim, lease: DeliveryLease, now: Date): Promise<NotificationRow[]> {
+    const nowIso = now.toISOString();
+    const tx = this.#db.transaction((): NotificationRow[] => {
+      const conds = ["status = 'pending'", '(lease_until IS NULL OR lease_until < ?)'];
+      const params: Array<string | number> = [nowIso];
+      if (claim.dataset !== undefined) {
+        conds.push('dataset = ?');
+        params.push(claim.dataset);
+      }
+      if (claim.ids !== undefined) {
+        if (claim.ids.length === 0) return [];
+        conds.push(`notification_id IN (${claim.ids.map(() => '?').join(', ')})`);
+        params.push(...claim.ids);
+      }
+      const rows = this.#db.prepare(`SELECT * FROM notification_outbox WHERE ${conds.join(' AND ')} ORDER BY created_at, notification_id LIMIT ${claim.limit ?? 100}`).all(...params) as OutboxRowSql[];
+      const take = this.#stmt('UPDATE notification_outbox SET lease_owner = ?, lease_until = ? WHERE notification_id = ?');
+      for (const r of rows) take.run(lease.owner, lease.until.toISOString(), r.notification_id);
+      return rows.map(decodeOutboxRow);
+    });
+    return SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
+  }
+
+  /** {@inheritDoc Ledger.recordDelivery} */
+  async recordDelivery(notificationId: string, owner: string, result: DeliveryResult, now: Date): Promise<boolean> {
+    const nowIso = now.toISOString();
+    const run = (): boolean => this.#stmt(
+      `UPDATE notification_outbox SET status = ?, attempts = attempts + ?, last_attempt_at = COALESCE(?, last_attempt_at), last_error = COALESCE(?, last_error), delivered_at = ?, lease_owner = NULL, lease_until = NULL
+       WHERE notification_id = ? AND lease_owner = ? AND status = 'pending'`,
+    ).run(result.delivered ? 'delivered' : 'pending', result.attempts, result.attempts > 0 ? nowIso : null, result.error, result.delivered ? nowIso : null, notificationId, owner).changes === 1;
+    return SqliteLedger.#retryBusy(this.#busyRetries, run);
+  }
+
+  /** {@inheritDoc Ledger.supersedeNotifications} */
+  async supersedeNotifications(ids: readonly string[], by: string, now: Date): Promise<void> {
+    void now;
+    const tx = this.#db.transaction(() => {
+      const st = this.#stmt("UPDATE notification_outbox SET status = 'superseded', superseded_by = ? WHERE notification_id = ? AND status = 'pending'");
+      for (const id of ids) st.run(by, id);
+    });
+    await SqliteLedger.#retryBusy(this.#busyRetries, () => tx.immediate());
   }
 
   #partitionNow(p: LogicalPartition): PartitionState | undefined {

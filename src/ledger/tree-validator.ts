@@ -18,9 +18,10 @@
 import type { StorageBackend } from '../storage/backend.js';
 import { DEFAULT_DATASET, type LogicalPartition, type RunPartition } from '../storage/layout.js';
 import { ManifestError } from '../storage/manifest.js';
-import { readRunClaim } from '../storage/reader.js';
+import { readManifest, readRunClaim } from '../storage/reader.js';
 import { listTreeIds, readTreeManifest, type TreeItem, type TreeManifest } from '../storage/tree-manifest.js';
 import type { Ledger, RecordedTree, TreePartitionInput } from './ledger.js';
+import { manifestAdapter, treeNotificationDraft, type AdapterTarget } from './outbox.js';
 import type { TreePartitionOutcome } from './promotion.js';
 import { CHECK_CONCURRENCY, mapLimit } from './run-checks.js';
 import { inspectRun } from './run-record.js';
@@ -84,6 +85,8 @@ export interface TreeValidation {
   members_recorded: number;
   /** The stored validation row. */
   row: TreeValidationRow;
+  /** The outbox row inserted with the validation (SPEC §11), for `quarry run` to send; null: none. */
+  notification_id: string | null;
 }
 
 /** The tree has no published manifest: it is still running, was interrupted, or does not exist. Nothing was written. */
@@ -217,8 +220,17 @@ export async function validateTree(storage: StorageBackend, ledger: Ledger, ref:
   };
   // Only runs that belong to this tree are recorded with it; a stray run listed by a bad manifest is a failure above, not a member.
   const members = fresh.filter((r) => r.root_run_id === treeId);
-  const recorded: RecordedTree = await ledger.recordTree({ tree: row, members, partitions: [...parts.values()] }, now());
+  const notify = known === undefined ? treeNotificationDraft(m, await rootAdapter(storage, m), storage.kind, storage.location, failures) : undefined;
+  const recorded: RecordedTree = await ledger.recordTree({ tree: row, members, partitions: [...parts.values()], ...(notify ? { notify } : {}) }, now());
   return summarize(recorded, [...parts.values()], readable);
+}
+
+/** The adapter the tree's first root attempt ran with (every run of a tree shares its settings); undefined when none or unreadable. */
+async function rootAdapter(storage: StorageBackend, m: TreeManifest): Promise<AdapterTarget | undefined> {
+  const root = m.items.flatMap((it) => it.attempts).find((a) => a.run_id === m.tree_id);
+  if (root === undefined) return undefined;
+  const manifest = await readManifest(storage, { dataset: m.dataset, ...root.partition, run_id: root.run_id }).catch(() => undefined);
+  return manifestAdapter(manifest);
 }
 
 function summarize(r: RecordedTree, inputs: TreePartitionInput[], readable: number): TreeValidation {
@@ -249,6 +261,7 @@ function summarize(r: RecordedTree, inputs: TreePartitionInput[], readable: numb
     partitions,
     members_recorded: r.members.filter((m) => m.recorded).length,
     row: t,
+    notification_id: r.notification_id,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { checkDay, checkKeyValue, RUN_ID_RE, type LogicalPartition } from '../storage/layout.js';
 import { RUN_OUTCOMES, type RunOutcome } from '../storage/manifest.js';
+import type { NotificationDraft } from './outbox.js';
 
 declare const runIdBrand: unique symbol;
 
@@ -190,8 +191,12 @@ export interface TreeItemFailure {
   reason: string;
 }
 
-/** A history row before the ledger numbers it. */
-export type RunHistoryInput = Omit<RunHistoryRow, 'history_id'>;
+/**
+ * A history row before the ledger numbers it. `notify` (never stored in the
+ * history) is the run's notification, inserted in the outbox with the row
+ * when the run is standalone (SPEC §11).
+ */
+export type RunHistoryInput = Omit<RunHistoryRow, 'history_id'> & { notify?: NotificationDraft };
 
 /** Filters of {@link Ledger.listPartitions}. Every field narrows; `from`/`to` are inclusive days. */
 export interface PartitionFilters {

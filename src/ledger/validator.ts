@@ -53,6 +53,8 @@ export interface RunValidation {
   promoted: boolean;
   /** The partition's row after this validation (undefined: still pending, e.g. a tree member). */
   partition_state: PartitionState | undefined;
+  /** The outbox row inserted with this validation (SPEC §11), for `quarry run` to send; null: none. */
+  notification_id: string | null;
 }
 
 /** A run that cannot be validated because it has no manifest: it is still running, or it died. Nothing was written. */
@@ -113,6 +115,7 @@ function toValidation(run: RunPartition, r: RecordedRun): RunValidation {
     role: r.role,
     promoted: r.promoted,
     partition_state: r.partition,
+    notification_id: r.notification_id,
   };
 }
 
@@ -133,7 +136,7 @@ export async function validateRun(storage: StorageBackend, ledger: Ledger, ref: 
     if (known.dataset !== run.dataset || known.source !== run.source || known.category !== run.category || known.day !== run.day) {
       throw new LedgerError('run_id_conflict', `run ${run.run_id} is already recorded for ${known.dataset}/${known.source}/${known.category}/${known.day}: run ids must be unique across the datasets of one ledger`);
     }
-    return toValidation(run, { run: known, recorded: false, role: runRole(known), promoted: false, partition: await ledger.getPartition(run) });
+    return toValidation(run, { run: known, recorded: false, role: runRole(known), promoted: false, partition: await ledger.getPartition(run), notification_id: null });
   }
   const row = await inspectRun(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY);
   if (row === undefined) throw new RunNotFinalizedError(run);

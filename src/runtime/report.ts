@@ -40,6 +40,8 @@ export interface RunReport {
   ledger?: { location: string; validation: 'valid' | 'invalid' | 'not_run'; reasons: string[]; partition_status: string; authoritative_run_id?: string; authoritative: boolean };
   /** Whether the run's data became authoritative, why, and what to run next (SPEC §8); set when a ledger was used. */
   authority?: RunAuthority;
+  /** The run-completed notification of the invocation (SPEC §11), when `--adapter` was given and the run was validated. */
+  notification?: NotificationReport;
 }
 
 /** The one-line summary `quarry run` prints (SPEC §5). */
@@ -57,4 +59,17 @@ export function summaryLine(r: RunReport): string {
   if (r.artifacts.total > 0) parts.push(`artifacts=${r.artifacts.committed}/${r.artifacts.total}`);
   if (r.skipped) parts.push('skipped=true');
   return parts.join(', ');
+}
+
+/** What sending a run's (or tree's) notification did (SPEC §11). Never changes the exit code. */
+export interface NotificationReport {
+  notification_id: string;
+  /** Where it went, as recorded (no credentials). */
+  target: string;
+  /** `pending`: every attempt failed; it stays in the ledger outbox for `quarry adapter drain`. */
+  status: 'delivered' | 'pending';
+  attempts: number;
+  error: string | null;
+  /** Earlier attempts' rows of a `--retries` invocation, marked superseded (one notification per invocation). */
+  superseded: string[];
 }

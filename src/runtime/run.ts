@@ -20,6 +20,7 @@ import { classify, type Classified } from './outcome.js';
 import { createPolicy, type PolicyConfig } from './policies/index.js';
 import type { RunReport } from './report.js';
 import { recordSettings } from './settings.js';
+import type { AdapterTarget } from '../ledger/outbox.js';
 import { defaultExecutorPath, type StartedExecutor } from './executor-process.js';
 import { supervise } from './supervisor.js';
 
@@ -56,6 +57,8 @@ export interface RunConfig {
   timeoutMs?: number;
   /** `--retries` of the invocation: `runOnce` runs once; the number is only recorded in `settings` for `quarry retry`. */
   retries?: number;
+  /** The run-completed adapter (SPEC §11), recorded in `settings` so the validator writes the run's notification. */
+  adapter?: AdapterTarget;
   /**
    * The bundled executor, started by the caller before the claim (executor-process.ts) with
    * this script; used instead of spawning one. The caller disposes it if the run never starts.

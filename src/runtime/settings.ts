@@ -5,6 +5,7 @@
  */
 import { redactUrl } from '../protocol/redact.js';
 import type { RecordedPolicy, RunSettings } from '../storage/run-settings.js';
+import type { AdapterTarget } from '../ledger/outbox.js';
 import type { PolicyConfig } from './policies/index.js';
 
 /** What {@link recordSettings} needs of a run's configuration. */
@@ -13,6 +14,8 @@ export interface SettingsSource {
   timeoutMs?: number;
   browserWsEndpoint?: string;
   retries?: number;
+  /** The run-completed adapter, as recorded (no credentials, SPEC §11). */
+  adapter?: AdapterTarget;
 }
 
 /** Option names of a policy config and of its record: the only difference between the two. */
@@ -68,7 +71,7 @@ export function recordSettings(cfg: SettingsSource): RunSettings {
     retries: cfg.retries ?? 0,
     browser: cfg.browserWsEndpoint !== undefined ? { mode: 'endpoint', endpoint: endpointWithoutCredentials(cfg.browserWsEndpoint) } : { mode: 'launch' },
     proxy: null,
-    adapter: null,
+    adapter: cfg.adapter !== undefined ? { kind: cfg.adapter.kind, target: cfg.adapter.target } : null,
     event_sinks: [],
   };
 }

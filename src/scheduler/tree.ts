@@ -11,6 +11,7 @@
  * The tree manifest and tree validation (§8) are the caller's, after this
  * returns: member runs are written and finalized here, never validated.
  */
+import type { AdapterTarget } from '../ledger/outbox.js';
 import { ulid } from 'ulid';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
 import type { PolicyConfig } from '../runtime/policies/index.js';
@@ -76,6 +77,8 @@ export interface TreeConfig {
   executorPath?: string;
   chromiumPath?: string;
   browserWsEndpoint?: string;
+  /** The run-completed adapter recorded in every run's settings; the tree's notification takes its root's (SPEC §11). */
+  adapter?: AdapterTarget;
   /** Aborting interrupts runs in flight; their items stay queued in the frontier. */
   signal?: AbortSignal;
   onStderr?: (chunk: Buffer) => void;
@@ -279,6 +282,7 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
         ...(cfg.executorPath ? { executorPath: cfg.executorPath } : {}),
         ...(cfg.chromiumPath ? { chromiumPath: cfg.chromiumPath } : {}),
         ...(cfg.browserWsEndpoint ? { browserWsEndpoint: cfg.browserWsEndpoint } : {}),
+        ...(cfg.adapter ? { adapter: cfg.adapter } : {}),
         ...(cfg.runTimeoutMs !== undefined ? { timeoutMs: cfg.runTimeoutMs } : {}),
         ...(cfg.signal ? { signal: cfg.signal } : {}),
         ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { LedgerError, type RunHistoryInput, type RunId, type ValidationReason } from '../../src/ledger/types.js';
 import type { Dialect } from '../../src/ledger/migrations.js';
+import type { NotificationDraft } from '../../src/ledger/outbox.js';
 
 /** What a backend's test file gives the suite. */
 export interface LedgerHarness {
@@ -69,6 +70,19 @@ export function invalidInput(dataset: string, runId: string, over: Partial<RunHi
 
 const NOW = new Date('2024-06-11T00:00:00.000Z');
 
+/** A webhook notification draft for a run of `runInput`. */
+function draft(dataset: string, runId: string): NotificationDraft {
+  return {
+    adapter: { kind: 'webhook', target: 'http://127.0.0.1:9/hook' },
+    fields: {
+      event_type: 'run_completed', run_id: runId, tree_id: null, dataset, source: 's', category: 'default', day: '2024-06-10',
+      job_id: 'job-1', attempt: 1, parent_run_id: null, root_run_id: runId, depth: 0, outcome: 'success',
+      storage: { backend: 'fs', location: '/x', partition: 'p/', manifest: 'p/_manifest.json' },
+      counts: { events: 2, records: 1, dropped: 0 }, duration_ms: 10, started_at: null, finalized_at: null,
+    },
+  };
+}
+
 function permutations<T>(xs: readonly T[]): T[][] {
   if (xs.length <= 1) return [xs.slice()];
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]));
@@ -99,7 +113,7 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
       const again = await h.open();
       await again.close();
       const rows = (await h.raw('SELECT version FROM quarry_schema_migrations ORDER BY version')) as Array<{ version: number }>;
-      expect(rows.map((r) => Number(r.version))).toEqual([1, 2, 3]);
+      expect(rows.map((r) => Number(r.version))).toEqual([1, 2, 3, 4]);
     });
 
     it('a ledger migrated by a newer Quarry is refused with a schema error', async () => {
@@ -371,6 +385,55 @@ export function ledgerConformance(name: string, setup: () => Promise<LedgerHarne
       } finally {
         await Promise.all(ledgers.map((l) => l.close()));
       }
+    });
+
+    it('a standalone run whose manifest names an adapter gets one outbox row in its validation; a tree member and a repeat get none', async () => {
+      const ds = freshDataset('outbox');
+      const notify = draft(ds, 'ob-1');
+      const [first] = await ledger.recordRuns([{ ...runInput(ds, 'ob-1'), notify }], NOW);
+      expect(first!.notification_id).toEqual(expect.any(String));
+      const [again] = await ledger.recordRuns([{ ...runInput(ds, 'ob-1'), notify }], NOW);
+      expect(again!.notification_id).toBeNull();
+      const [member] = await ledger.recordRuns([{ ...runInput(ds, 'ob-2', { root_run_id: 'ob-1' as RunId, depth: 1 }), notify: draft(ds, 'ob-2') }], NOW);
+      expect(member!.notification_id).toBeNull();
+      const rows = await ledger.listNotifications({ dataset: ds });
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ notification_id: first!.notification_id, subject: 'run', subject_id: 'ob-1', status: 'pending', attempts: 0, adapter: { kind: 'webhook', target: 'http://127.0.0.1:9/hook' } });
+      expect(rows[0]!.payload).toMatchObject({ event_type: 'run_completed', notification_id: first!.notification_id, run_id: 'ob-1', authoritative: true, authority_reason: 'promoted' });
+      // The history row keeps nothing of the notification.
+      expect(await ledger.getRun('ob-1')).not.toHaveProperty('notify');
+    });
+
+    it('outbox rows are leased to one sender, delivered once, and only their delivery columns ever change', async () => {
+      const ds = freshDataset('lease');
+      await ledger.recordRuns([{ ...runInput(ds, 'ls-1'), notify: draft(ds, 'ls-1') }, { ...runInput(ds, 'ls-2', { source: 't' }), notify: draft(ds, 'ls-2') }], NOW);
+      const until = new Date(NOW.getTime() + 60_000);
+      const a = await ledger.claimNotifications({ dataset: ds }, { owner: 'a', until }, NOW);
+      expect(a.map((r) => r.subject_id).sort()).toEqual(['ls-1', 'ls-2']);
+      expect(await ledger.claimNotifications({ dataset: ds }, { owner: 'b', until }, NOW)).toEqual([]);
+      expect(await ledger.recordDelivery(a[0]!.notification_id, 'b', { delivered: true, attempts: 1, error: null }, NOW)).toBe(false);
+      expect(await ledger.recordDelivery(a[0]!.notification_id, 'a', { delivered: true, attempts: 2, error: null }, NOW)).toBe(true);
+      expect(await ledger.recordDelivery(a[1]!.notification_id, 'a', { delivered: false, attempts: 4, error: 'POST attempt 4: 503' }, NOW)).toBe(true);
+      // The failed one is pending again (never lost); the delivered one is never offered again.
+      const b = await ledger.claimNotifications({ dataset: ds }, { owner: 'b', until }, NOW);
+      expect(b.map((r) => r.notification_id)).toEqual([a[1]!.notification_id]);
+      expect(b[0]).toMatchObject({ attempts: 4, last_error: 'POST attempt 4: 503' });
+      const delivered = (await ledger.listNotifications({ dataset: ds, status: 'delivered' }))[0]!;
+      expect(delivered).toMatchObject({ notification_id: a[0]!.notification_id, attempts: 2 });
+      expect(delivered.delivered_at).not.toBeNull();
+      await expect(h.raw(`UPDATE notification_outbox SET payload = '{}' WHERE notification_id = '${a[0]!.notification_id}'`)).rejects.toThrow(/only delivery columns/);
+      await expect(h.raw(`DELETE FROM notification_outbox WHERE notification_id = '${a[0]!.notification_id}'`)).rejects.toThrow(/never deleted/);
+    });
+
+    it('superseded rows (earlier attempts of one --retries invocation) are never offered', async () => {
+      const ds = freshDataset('supersede');
+      const [r1] = await ledger.recordRuns([{ ...invalidInput(ds, 'sp-1'), notify: draft(ds, 'sp-1') }], NOW);
+      const [r2] = await ledger.recordRuns([{ ...runInput(ds, 'sp-2'), notify: draft(ds, 'sp-2') }], NOW);
+      expect((await ledger.listNotifications({ dataset: ds }))[0]!.payload).toMatchObject({ authoritative: false, authority_reason: 'rejected' });
+      await ledger.supersedeNotifications([r1!.notification_id!], r2!.notification_id!, NOW);
+      const claimed = await ledger.claimNotifications({ dataset: ds }, { owner: 'a', until: new Date(NOW.getTime() + 1000) }, NOW);
+      expect(claimed.map((r) => r.subject_id)).toEqual(['sp-2']);
+      expect((await ledger.listNotifications({ dataset: ds, status: 'superseded' }))[0]).toMatchObject({ subject_id: 'sp-1', superseded_by: r2!.notification_id });
     });
 
     it('listPartitions filters 100k partitions by source, day range, status and limit (speed: bench/ledger.ts)', async () => {

@@ -20,6 +20,8 @@ import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { CommandFailure, UsageError } from '../flags.js';
+import { recordedTarget } from '../../notify/adapter-config.js';
+import { sendOwnNotifications, type NotificationReport } from './run-notify.js';
 import { beforeStart, InterruptedBeforeStart } from '../interruptible.js';
 import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
@@ -161,9 +163,12 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
   let attempt = plan.attempt;
   let parentRunId = plan.parentRunId;
   let runId = plan.runId ?? ulid();
+  // Outbox rows of this invocation's attempts: one notification per invocation, its final attempt's (SPEC §11).
+  const notified: string[] = [];
   for (let n = 0; ; n++) {
-    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined);
-    if (!shouldRetry(report) || io.signal.aborted || n >= retries) return report;
+    const last = (r: RunReport): boolean => !shouldRetry(r) || io.signal.aborted || n >= retries;
+    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined, { previous: notified, last });
+    if (last(report)) return report;
     const wait = retryBackoffMs(n + 1);
     const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
     if (!plan.quiet) io.stderr(`quarry ${command}: attempt ${attempt} ended ${ended}; retrying in ${wait / 1000}s as a new run (attempt ${attempt + 1}, parent ${report.run_id})\n`);
@@ -180,7 +185,7 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
  * `authority` say whether its data became authoritative (SPEC §8).
  * @throws UsageError when the binding or the claim refuses the run; LedgerUnreachableError before the claim.
  */
-export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor): Promise<RunReport> {
+export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor, notify?: AttemptNotify): Promise<RunReport> {
   await bindRun(plan, runId, ledger);
   let report: RunReport;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
@@ -200,6 +205,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
       ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
+      ...(plan.adapter ? { adapter: recordedTarget(plan.adapter) } : {}),
       retries: plan.retries,
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
@@ -214,10 +220,12 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
     progress?.stop();
   }
   let result: ValidationResult;
+  let notificationId: string | null = null;
   if (report.storage.finalized) {
     const v = await validateIntoLedger(backend, ledger, report);
     report.ledger = v.ledger;
     result = v.result;
+    notificationId = v.notification_id;
   } else {
     report.ledger = { location: ledger.location, validation: 'not_run', reasons: ['the run has no manifest, so it was not validated'], partition_status: 'unchanged', authoritative: false };
     result = { kind: 'not_finalized' };
@@ -225,12 +233,18 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   const decided = decideAuthority(report, result, nextCommands(plan, runId, ledger));
   report.authority = decided.authority;
   report.exit_code = decided.exit_code;
+  if (notificationId !== null) notify?.previous.push(notificationId);
+  // Sent once the invocation's last attempt is known; never changes the exit code (SPEC §11).
+  if (notify !== undefined && notify.previous.length > 0 && notify.last(report)) {
+    report.notification = await sendOwnNotifications(ledger, notify.previous, plan.adapter, io.signal);
+  }
 
   if (!plan.quiet) {
     io.stdout(`${summaryLine(report)}\n`);
     io.stdout(`data: ${report.storage.location}/${report.storage.partition}${report.storage.finalized ? '' : ' (NOT finalized)'}\n`);
     if (report.outcome !== 'success') io.stdout(`message: ${report.message}\n`);
     io.stdout(`${ledgerLine(report)}\n`);
+    if (report.notification) io.stdout(`${notificationLine(report.notification, plan)}\n`);
   }
   // The one line that says why a success exits 3 and what to run next; printed even with --quiet.
   if (report.outcome === 'success' && report.exit_code === EXIT_NOT_AUTHORITATIVE) io.stderr(`quarry run: ${notAuthoritativeLine(report)}\n`);
@@ -259,7 +273,26 @@ function notAuthoritativeLine(r: RunReport): string {
   return `run ${r.run_id} finished but validation rejected its data (${why}), so it is not authoritative; next: ${a.next} to see why, then run it again`;
 }
 
-async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<{ ledger: NonNullable<RunReport['ledger']>; result: ValidationResult }> {
+/** What {@link runWithRetries} tells each attempt about notifications: the invocation's outbox rows so far, and whether an attempt is the last. */
+export interface AttemptNotify {
+  previous: string[];
+  last: (report: RunReport) => boolean;
+}
+
+/** The `drain` command that sends what stays pending, with this run's storage and ledger flags. */
+export function drainCommand(plan: Pick<RunPlan, 'storage' | 'dataset' | 'ledger'>): string {
+  return ['quarry adapter drain',
+    ...(plan.ledger ? [`--ledger ${isPostgresUrl(plan.ledger) ? redactUrl(plan.ledger) : plan.ledger}`] : [`--storage-path ${plan.storage.path}`]),
+    ...(plan.dataset !== 'quarry' ? [`--storage-dataset ${plan.dataset}`] : []),
+  ].join(' ');
+}
+
+export function notificationLine(n: NotificationReport, plan: Pick<RunPlan, 'storage' | 'dataset' | 'ledger'>): string {
+  if (n.status === 'delivered') return `notification: ${n.notification_id} delivered to ${n.target} (${n.attempts} attempt${n.attempts === 1 ? '' : 's'})`;
+  return `notification: ${n.notification_id} NOT delivered to ${n.target} (${n.error ?? 'not sent'}); it stays in the ledger outbox: send it with ${drainCommand(plan)}`;
+}
+
+async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<{ ledger: NonNullable<RunReport['ledger']>; result: ValidationResult; notification_id: string | null }> {
   const { validateRun } = await import('../../ledger/validator.js');
   const partition = parseRunPrefix(report.storage.partition);
   if (!partition) throw new Error(`unexpected partition prefix ${report.storage.partition}`);
@@ -276,12 +309,14 @@ async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, repor
         authoritative: state?.current_run_id === report.run_id,
       },
       result: { kind: 'recorded', valid: v.status === 'valid', skipped: v.reasons.some((r) => r.code === 'skipped'), current_run_id: state?.current_run_id ?? null, role: v.role },
+      notification_id: v.notification_id,
     };
   } catch (err) {
     // The run is finalized and stays so; `quarry validate` can record it later.
     return {
       ledger: { location: ledger.location, validation: 'not_run', reasons: [`validation failed to run: ${oneLine(err)}`], partition_status: 'unchanged', authoritative: false },
       result: { kind: 'unreachable' },
+      notification_id: null,
     };
   }
 }

@@ -7,7 +7,6 @@ import { STORAGE_FLAGS } from '../common-flags.js';
 import type { FlagSpec } from '../flags.js';
 
 const LATER_PROXY = 'proxy pools are not built yet';
-const LATER_ADAPTER = 'run-completed adapters are not built yet';
 const LATER_SINK = 'live event sinks are not built yet';
 const LATER_QUEUE = 'distributed mode is not built yet';
 
@@ -54,12 +53,12 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'proxy-sticky-key', type: 'string', help: 'Sticky key', planned: LATER_PROXY },
   { name: 'proxy-domain', type: 'string', help: 'Domain for sticky scope', planned: LATER_PROXY },
   { name: 'proxy-origin', type: 'string', help: 'Origin for sticky scope', planned: LATER_PROXY },
-  { name: 'adapter', type: 'string', help: 'webhook|redis', planned: LATER_ADAPTER },
-  { name: 'adapter-url', type: 'string', help: 'Adapter endpoint', planned: LATER_ADAPTER },
-  { name: 'adapter-header', type: 'list', help: 'Adapter header k=v (repeatable)', planned: LATER_ADAPTER },
-  { name: 'adapter-channel', type: 'string', help: 'Redis channel', planned: LATER_ADAPTER },
-  { name: 'adapter-timeout', type: 'duration', help: 'Adapter timeout', planned: LATER_ADAPTER },
-  { name: 'adapter-retries', type: 'int', help: 'Adapter retries', planned: LATER_ADAPTER },
+  { name: 'adapter', type: 'string', arg: 'webhook|redis', choices: ['webhook', 'redis'], help: 'Send one run_completed (or tree_completed) notification per run or tree, through the ledger outbox', group: 'Notifications' },
+  { name: 'adapter-url', type: 'string', arg: 'URL', help: 'Webhook URL to POST to, or redis:// server for PUBLISH (credentials and query are never recorded)', group: 'Notifications' },
+  { name: 'adapter-header', type: 'list', arg: 'K=V', help: 'Webhook header (repeatable); never recorded', group: 'Notifications' },
+  { name: 'adapter-channel', type: 'string', arg: 'CHANNEL', default: 'quarry:run_completed', help: 'Redis PUBLISH channel', group: 'Notifications' },
+  { name: 'adapter-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of EACH attempt, not of all retries together (default 10s)', group: 'Notifications' },
+  { name: 'adapter-retries', type: 'int', default: 3, help: 'Retries after a failed attempt (backoff 1s/2s/4s + jitter; none after a 4xx)', group: 'Notifications' },
   { name: 'event-sink', type: 'string', help: 'lode|redis', planned: LATER_SINK },
   { name: 'event-sink-lode-delivery', type: 'string', help: 'Delivery mode', planned: LATER_SINK },
   { name: 'event-sink-redis-url', type: 'string', help: 'Redis URL', planned: LATER_SINK },

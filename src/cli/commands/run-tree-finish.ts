@@ -27,6 +27,8 @@ export interface TreeAuthority {
   manifestKey?: string;
   /** 0 when the tree's data is settled (promoted, superseded by a later instant, skipped); 3 otherwise (SPEC §8). */
   exitCode: 0 | 3;
+  /** The outbox row the validation inserted (SPEC §11); absent: none. */
+  notificationId?: string;
 }
 
 /** The first failed items, named: what to look at first. */
@@ -85,5 +87,5 @@ export async function finishTree(ctx: FinishContext): Promise<TreeAuthority> {
   const line = v.authoritative
     ? `tree ${inv.treeId} is authoritative (${parts})`
     : `tree ${inv.treeId} is not authoritative: ${v.reason}, ${v.failures} failed item(s), ${v.allowed} allowed${failedList(v)}${parts ? ` (${parts})` : ''}`;
-  return { authoritative: v.authoritative, reason: v.reason, next: v.next, line, manifestKey: key, exitCode: v.exit_code };
+  return { authoritative: v.authoritative, reason: v.reason, next: v.next, line, manifestKey: key, exitCode: v.exit_code, ...(v.notification_id ? { notificationId: v.notification_id } : {}) };
 }

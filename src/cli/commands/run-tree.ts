@@ -6,6 +6,9 @@
  * code. `--resume` (run-resume.ts) comes through {@link runTreeInvocation}
  * with the options the tree was started with.
  */
+import { recordedTarget, type AdapterOptions } from '../../notify/adapter-config.js';
+import { sendOwnNotifications, type NotificationReport } from './run-notify.js';
+import { notificationLine } from './run-execute.js';
 import { homedir } from 'node:os';
 import { ulid } from 'ulid';
 import type { Ledger } from '../../ledger/ledger.js';
@@ -57,6 +60,8 @@ export interface TreeInvocation {
   report?: string;
   /** The tree's frontier lease duration (library default when absent). */
   leaseMs?: number;
+  /** `--adapter …` (SPEC §11): live options, in memory only. */
+  adapter?: AdapterOptions;
 }
 
 /** `quarry run --depth N > 0`: compiles the plan into an invocation and runs it. */
@@ -88,6 +93,7 @@ export async function executeTreePlan(plan: RunPlan, tree: TreePlan, io: CliIO):
     stateDir: stateDirFor(plan.stateDir, plan.storage, io),
     quiet: plan.quiet,
     ...(plan.report ? { report: plan.report } : {}),
+    ...(plan.adapter ? { adapter: plan.adapter } : {}),
   };
   return runTreeInvocation(inv, io);
 }
@@ -171,6 +177,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
         ...(inv.executorPath ? { executorPath: inv.executorPath } : {}),
         ...(inv.chromiumPath ? { chromiumPath: inv.chromiumPath } : {}),
         ...(inv.browserWsEndpoint ? { browserWsEndpoint: inv.browserWsEndpoint } : {}),
+        ...(inv.adapter ? { adapter: recordedTarget(inv.adapter) } : {}),
         signal: io.signal,
         ...(inv.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
         onRun: (r) => progress?.runEnded(r),
@@ -184,7 +191,9 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
     }
     if (result.interrupted) return interrupted(inv, result, io, started);
     const authority = await finishTree({ backend, ledger, inv, result, paths });
-    return finished(inv, result, authority, io, started);
+    // One notification per tree, none per child (SPEC §11); it never changes the exit code.
+    const notification = authority.notificationId ? await sendOwnNotifications(ledger, [authority.notificationId], inv.adapter, io.signal) : undefined;
+    return finished(inv, result, authority, io, started, notification);
   } catch (err) {
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry run: ${err.message}\n`);
@@ -232,7 +241,7 @@ function summary(inv: TreeInvocation, r: TreeReport, a: TreeAuthority | undefine
   return parts.join(', ');
 }
 
-function report(inv: TreeInvocation, r: TreeReport, a: TreeAuthority | undefined, exitCode: number, io: CliIO): void {
+function report(inv: TreeInvocation, r: TreeReport, a: TreeAuthority | undefined, exitCode: number, io: CliIO, notification?: NotificationReport): void {
   if (!inv.report) return;
   const root = [...r.runs].reverse().find((x: RunReport) => r.items.some((i) => i.depth === 0 && i.attempts.some((at) => at.run_id === x.run_id)));
   const json = {
@@ -240,6 +249,7 @@ function report(inv: TreeInvocation, r: TreeReport, a: TreeAuthority | undefined
     exit_code: exitCode,
     tree: treeBlock(inv.treeId, r.counters, a),
     ...(a ? { authority: { authoritative: a.authoritative, reason: a.reason, next: a.next } } : {}),
+    ...(notification ? { notification } : {}),
     runs: r.runs.map((x) => ({ run_id: x.run_id, attempt: x.attempt, parent_run_id: x.parent_run_id ?? null, outcome: x.outcome, items: x.items, partition: x.storage.partition })),
   };
   writeReport(inv.report, JSON.stringify(json, null, 2), io);
@@ -263,15 +273,16 @@ function interrupted(inv: TreeInvocation, r: TreeReport, io: CliIO, started: num
   return code;
 }
 
-function finished(inv: TreeInvocation, r: TreeReport, a: TreeAuthority, io: CliIO, started: number): number {
+function finished(inv: TreeInvocation, r: TreeReport, a: TreeAuthority, io: CliIO, started: number, notification?: NotificationReport): number {
   const rootCode = rootExitCode(r.items);
   const code = rootCode !== 0 ? rootCode : a.exitCode;
   if (!inv.quiet) {
     io.stdout(`${summary(inv, r, a, started)}\n`);
     io.stdout(`data: ${inv.storage.path} dataset ${inv.partition.dataset}, tree manifest ${a.manifestKey ?? '(not published)'}\n`);
     io.stdout(`ledger: ${a.line}\n`);
+    if (notification) io.stdout(`${notificationLine(notification, { storage: inv.storage, dataset: inv.partition.dataset, ...(inv.ledgerGiven ? { ledger: inv.ledgerGiven } : {}) })}\n`);
   }
   if (a.exitCode !== 0 && rootCode === 0) io.stderr(`quarry run: tree ${inv.treeId} is not authoritative: ${a.line}${a.next ? `; next: ${a.next}` : ''}\n`);
-  report(inv, r, a, code, io);
+  report(inv, r, a, code, io, notification);
   return code;
 }

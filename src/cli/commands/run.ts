@@ -11,6 +11,7 @@ import { parseFlags, renderFlagHelp, UsageError, type ParsedFlags } from '../fla
 import type { CliIO } from '../io.js';
 import { parseLedgerTarget } from './ledger-target.js';
 import { RUN_FLAGS } from './run-flags.js';
+import { AdapterConfigError, compileAdapter, type AdapterOptions } from '../../notify/adapter-config.js';
 
 export const RUN_USAGE = `Usage: quarry run --script <path> --source <name> [options]
 
@@ -53,6 +54,8 @@ export interface RunPlan {
   stateDir?: string;
   /** One-line notices to print before the run (flags accepted with no effect). */
   notices?: string[];
+  /** `--adapter …` (SPEC §11): the live options, credentials included, held in memory only. */
+  adapter?: AdapterOptions;
 }
 
 /** The fan-out flags of a tree (SPEC §10), checked. */
@@ -148,7 +151,41 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (plan.report && !dryRun) checkReportTarget(plan.report, cwd);
   const ledger = str(v.ledger);
   if (ledger) plan.ledger = parseLedgerTarget(ledger, cwd);
+  const adapter = compileAdapterFlags(p);
+  if (adapter) plan.adapter = adapter;
   return plan;
+}
+
+/** The adapter flags that only mean something with `--adapter`. */
+const ADAPTER_OPTION_FLAGS = ['adapter-url', 'adapter-header', 'adapter-channel', 'adapter-timeout', 'adapter-retries'] as const;
+
+/**
+ * `--adapter webhook|redis` and its options (SPEC §11). Options without
+ * `--adapter` are refused: a URL given alone would silently notify nobody.
+ * @throws UsageError quoting the bad value.
+ */
+export function compileAdapterFlags(p: ParsedFlags): AdapterOptions | undefined {
+  const v = p.values;
+  const kind = str(v.adapter);
+  if (kind === undefined) {
+    // Channel and retries have defaults: only an explicit one is stray. The others have none, so any value (config included) is.
+    const stray = ADAPTER_OPTION_FLAGS.find((f) => p.explicit.has(f) || (f !== 'adapter-channel' && f !== 'adapter-retries' && v[f] !== undefined));
+    if (stray) throw new UsageError(`--${stray} has no effect without --adapter webhook|redis`);
+    return undefined;
+  }
+  try {
+    return compileAdapter({
+      kind,
+      url: str(v['adapter-url']),
+      channel: str(v['adapter-channel']),
+      headers: (v['adapter-header'] as string[] | undefined) ?? [],
+      timeoutMs: v['adapter-timeout'] as number | undefined,
+      retries: v['adapter-retries'] as number | undefined,
+    });
+  } catch (err) {
+    if (err instanceof AdapterConfigError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /**
