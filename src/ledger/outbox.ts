@@ -171,13 +171,22 @@ export function manifestAdapter(m: Pick<RunManifest, 'settings'> | undefined): A
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
+/** Start, end and duration of a run or tree, from its manifest's instants (null where one does not parse). */
+function timing(startedAt: string, finalizedAt: string): Pick<NotificationFields, 'duration_ms' | 'started_at' | 'finalized_at'> {
+  const started = Date.parse(startedAt);
+  const finalized = Date.parse(finalizedAt);
+  return {
+    duration_ms: Number.isNaN(started) || Number.isNaN(finalized) ? null : finalized - started,
+    started_at: Number.isNaN(started) ? null : new Date(started).toISOString(),
+    finalized_at: Number.isNaN(finalized) ? null : new Date(finalized).toISOString(),
+  };
+}
+
 /** A standalone run's draft, from its (parsed) manifest; undefined when the manifest names no adapter. */
 export function runNotificationDraft(run: RunPartition, m: RunManifest | undefined, location: string): NotificationDraft | undefined {
   const adapter = manifestAdapter(m);
   if (adapter === undefined || m === undefined) return undefined;
   const records = (m.objects ?? []).filter((o) => o.kind === 'records').reduce((n, o) => n + num(o.records), 0);
-  const started = Date.parse(m.started_at);
-  const finalized = Date.parse(m.finalized_at);
   return {
     adapter,
     fields: {
@@ -193,9 +202,7 @@ export function runNotificationDraft(run: RunPartition, m: RunManifest | undefin
       outcome: String(m.outcome),
       storage: { backend: String(m.storage_backend), location, partition: runPrefix(run), manifest: manifestKey(run) },
       counts: { events: num(m.event_count), records, dropped: num(m.policy?.events_dropped) },
-      duration_ms: Number.isNaN(started) || Number.isNaN(finalized) ? null : finalized - started,
-      started_at: Number.isNaN(started) ? null : new Date(started).toISOString(),
-      finalized_at: Number.isNaN(finalized) ? null : new Date(finalized).toISOString(),
+      ...timing(m.started_at, m.finalized_at),
     },
   };
 }
@@ -206,8 +213,6 @@ export function treeNotificationDraft(m: TreeManifest, adapter: AdapterTarget | 
   const root = m.items.find((it) => it.depth === 0);
   const rootPart = root?.attempts[0]?.partition;
   const runs = m.items.reduce((n, it) => n + it.attempts.length, 0);
-  const started = Date.parse(m.started_at);
-  const finalized = Date.parse(m.finalized_at);
   return {
     adapter,
     fields: {
@@ -226,9 +231,7 @@ export function treeNotificationDraft(m: TreeManifest, adapter: AdapterTarget | 
       outcome: failures === 0 ? 'success' : 'partial_failure',
       storage: { backend, location, partition: '', manifest: treeManifestKey(m.dataset, m.tree_id) },
       counts: { events: 0, records: 0, dropped: 0, items: m.items.length, failed_items: failures, runs },
-      duration_ms: Number.isNaN(started) || Number.isNaN(finalized) ? null : finalized - started,
-      started_at: Number.isNaN(started) ? null : new Date(started).toISOString(),
-      finalized_at: Number.isNaN(finalized) ? null : new Date(finalized).toISOString(),
+      ...timing(m.started_at, m.finalized_at),
     },
   };
 }
