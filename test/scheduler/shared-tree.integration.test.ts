@@ -6,6 +6,7 @@
  * live worker within seconds, finalization goes to exactly one worker, and a
  * worker whose script differs from the submitted one fails that run.
  */
+import { spawn } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -85,6 +86,56 @@ describe('shared trees on the Redis frontier', { timeout: 240_000 }, () => {
       expect(root.attempts.map((a) => [a.owner, a.outcome])).toEqual([['dead-worker', 'expired'], [expect.stringMatching(/^worker-/), 'success']]);
       expect(root.final_run_id).toBe(root.attempts[1]!.run_id);
       expect(stderr.join('')).not.toMatch(/SHA-256/);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('re-runs a SIGKILLed worker process\'s runs on a live worker within seconds, and the tree completes', async () => {
+    url = await ensureRedis();
+    dir = await makeTempDir('shared-tree');
+    const log = join(dir.path, 'crawl.log');
+    writeFileSync(log, '');
+    const storage = join(dir.path, 'data');
+    const backend = await FsBackend.create(storage);
+    try {
+      // Each detail page holds its run for 5 s (99 never run at once), so the kill lands mid-run.
+      // Tree parallel 6: the survivor's slots are free for the lost items as soon as their leases expire.
+      const opts = treeOptions({ pages: 8, hold: 99 }, { parallel: 6 });
+      const submitter = await RedisFrontier.create(url, opts, { keyPrefix });
+      open.push(submitter);
+      await submitSharedTree(submitter, SCRIPTS);
+      const args = { url, keyPrefix, treeId: opts.tree_id, scriptsRoot: SCRIPTS, storage, owner: 'doomed', slots: 3, executor: EXECUTOR, log };
+      const doomed = spawn(process.execPath, [join(REPO_ROOT, 'test/scheduler/fixtures/shared-worker.mjs'), JSON.stringify(args)], { detached: true, stdio: 'ignore' });
+      const exited = new Promise<void>((r) => doomed.once('exit', () => r()));
+      // Kill once the doomed worker has the root and two detail pages started (read from the executors' log).
+      const until = Date.now() + 120_000;
+      while ((readFileSync(log, 'utf8').match(/ start /g) ?? []).length < 3) {
+        if (Date.now() > until || doomed.exitCode !== null) throw new Error(`the doomed worker never started 3 runs:\n${readFileSync(log, 'utf8')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      process.kill(-doomed.pid!, 'SIGKILL');
+      const killedAt = Date.now();
+      await exited;
+      const [f] = await clients(opts.tree_id, 1);
+      const r = await workSharedTree({ owner: 'survivor', scriptsRoot: SCRIPTS, backend, parallel: 6, executorPath: EXECUTOR, pollMs: 200, retryBackoffMs: () => 50, env: { ...process.env, CRAWL_LOG: log } }, f!);
+
+      // root + 8 details + 7 assets (page 4 always fails and enqueues none).
+      expect(r.counters).toMatchObject({ admitted: 16, succeeded: 15, failed: 1, running: 0, queued: 0 });
+      expect(r.finalization_claimed).toBe(true);
+      const lost = r.items.filter((i) => i.attempts.some((a) => a.owner === 'doomed' && a.outcome === 'expired'));
+      expect(lost.length).toBeGreaterThanOrEqual(1);
+      for (const item of lost) {
+        const i = item.attempts.findIndex((a) => a.owner === 'doomed' && a.outcome === 'expired');
+        const next = item.attempts[i + 1]!;
+        // Re-run as a new run (attempt + 1) by the live worker, within 10 s of the kill (lease_ms is 3 s).
+        expect(next).toMatchObject({ owner: 'survivor', attempt: item.attempts[i]!.attempt + 1 });
+        expect(next.run_id).not.toBe(item.attempts[i]!.run_id);
+        expect(next.leased_at - killedAt).toBeLessThan(10_000);
+      }
+      // Nothing the dead worker left in flight decides an item.
+      const deadRuns = new Set(r.items.flatMap((i) => i.attempts.filter((a) => a.owner === 'doomed' && a.outcome === 'expired').map((a) => a.run_id)));
+      expect(r.items.filter((i) => i.final_run_id !== null && deadRuns.has(i.final_run_id))).toEqual([]);
     } finally {
       await backend.close();
     }
