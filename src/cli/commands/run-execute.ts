@@ -152,14 +152,15 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
  * Runs a plan, and again as new runs (attempt + 1, parent = the run before)
  * up to `plan.retries` times while a run fails (see {@link shouldRetry}), with
  * backoff. Used by `quarry run` and, per partition, by `quarry retry`
- * (`command`, named in its notices), which never makes up a job id: a
- * retried run without one keeps none (SPEC §5).
+ * (`command`, named in its notices). Neither makes up a job id: a run
+ * without one keeps none, and so do its retries (SPEC §5).
  * @returns the last run's report. @throws as {@link runAndValidate}.
  */
 export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor): Promise<RunReport> {
   const retries = plan.retries;
-  // Attempts of one invocation share a job id so the ledger and `inspect job` group them.
-  const jobId = plan.jobId ?? (retries > 0 && command === 'run' ? ulid() : undefined);
+  // SPEC §5: a job id is generated only for fan-out trees; a standalone run without one keeps none, nor do its
+  // retries (they are grouped by lineage: parent_run_id and root_run_id).
+  const jobId = plan.jobId;
   let attempt = plan.attempt;
   let parentRunId = plan.parentRunId;
   let runId = plan.runId ?? ulid();
