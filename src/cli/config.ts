@@ -28,6 +28,8 @@ export interface RunConfigFile {
   /** The path as the user gave it, for messages. */
   file: string;
   values: Readonly<Record<string, FlagValue>>;
+  /** `proxies:` as plain data, variables expanded (pools are checked by the proxy loader). */
+  proxies?: unknown;
 }
 
 type Field =
@@ -35,7 +37,8 @@ type Field =
   | { kind: 'job' }
   | { kind: 'section'; fields: Readonly<Record<string, Field>> }
   | { kind: 'reserved'; why: string }
-  | { kind: 'per-invocation'; flag: string };
+  | { kind: 'per-invocation'; flag: string }
+  | { kind: 'pools' };
 
 const planned = (flag: string): string => RUN_FLAGS.find((f) => f.name === flag)?.planned ?? 'not built yet';
 const keyCheck = (what: string) => (v: FlagValue) => (typeof v === 'string' ? checkKeyValue(what, v) : undefined);
@@ -86,8 +89,18 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
   attempt: { kind: 'per-invocation', flag: 'attempt' },
   parent_run_id: { kind: 'per-invocation', flag: 'parent-run-id' },
   dry_run: { kind: 'per-invocation', flag: 'dry-run' },
-  proxies: { kind: 'reserved', why: planned('proxy-pool') },
-  proxy: { kind: 'reserved', why: planned('proxy-pool') },
+  proxies: { kind: 'pools' },
+  proxy: {
+    kind: 'section',
+    fields: {
+      pool: { kind: 'flag', flag: 'proxy-pool' },
+      strategy: { kind: 'flag', flag: 'proxy-strategy' },
+      sticky_key: { kind: 'flag', flag: 'proxy-sticky-key' },
+      domain: { kind: 'flag', flag: 'proxy-domain' },
+      origin: { kind: 'flag', flag: 'proxy-origin' },
+    },
+  },
+  proxy_config: { kind: 'flag', flag: 'proxy-config' },
   adapter: {
     kind: 'section',
     fields: {
@@ -154,6 +167,7 @@ export function parseRunConfig(text: string, file: string, env: NodeJS.ProcessEn
     throw new ConfigError(`config ${file}: malformed YAML at line ${line}, column ${col}: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '')}`);
   }
   const values: Record<string, FlagValue> = {};
+  let proxies: unknown;
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) return { file, values };
   if (!isMap(root)) return fail('the file must be a mapping of keys (like "source: books"), not a list or a single value', root.range?.[0]);
@@ -182,6 +196,12 @@ export function parseRunConfig(text: string, file: string, env: NodeJS.ProcessEn
           walk((valueNode as { items: Array<Pair<unknown, unknown>> }).items, field!.fields, `${path}.`);
           break;
         }
+        case 'pools': {
+          if (valueNode === undefined || (isScalar(valueNode) && valueNode.value === null)) break;
+          if (!isMap(valueNode)) fail(`proxies must be a mapping of pools keyed by name (proxies: { my_pool: { strategy, endpoints } }), got ${isSeq(valueNode) ? 'a list' : 'a single value'}`, at);
+          proxies = toPlain(doc, valueNode, env, path, fail);
+          break;
+        }
         case 'job': {
           if (valueNode === undefined || (isScalar(valueNode) && valueNode.value === null)) break;
           if (!isMap(valueNode)) fail(`job must be a mapping (the job payload), got ${describe(doc, valueNode, env, path, fail)}`, at);
@@ -204,7 +224,7 @@ export function parseRunConfig(text: string, file: string, env: NodeJS.ProcessEn
   walk(root.items, CONFIG_SCHEMA, '');
   if (values.job !== undefined && values['job-json'] !== undefined) fail('use job or job_json, not both');
   checkPolicy(values, fail);
-  return { file, values };
+  return { file, values, ...(proxies !== undefined ? { proxies } : {}) };
 }
 
 /**

@@ -148,6 +148,11 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
   // A script with options.browser === false never gets a browser (SPEC §13): the source is lazy, so nothing is launched.
   let rb: RunBrowser | undefined;
   if (script.options.browser) {
+    // Chromium cannot authenticate to a SOCKS5 proxy: it would go out without the proxy or fail obscurely (SPEC §11).
+    const p = request.proxy;
+    if (p?.protocol === 'socks5' && p.password) {
+      return { status: 'crash', message: `refused: the proxy socks5://${p.host}:${p.port} has a password, which a browser run cannot use (Chromium does not authenticate to SOCKS5 proxies); use an http or https endpoint, or a no-browser script (export const options = { browser: false })` };
+    }
     try {
       rb = await deps.browsers.openRun(request.proxy);
     } catch (err) {

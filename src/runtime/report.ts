@@ -4,7 +4,7 @@
  */
 import type { ProxyEndpointRedacted } from '../protocol/frames.js';
 import type { RunAuthority } from './authority.js';
-import type { FlushTrigger, PolicyName, RunMetrics, RunOutcome } from '../storage/manifest.js';
+import type { FlushTrigger, ManifestProxy, PolicyName, RunMetrics, RunOutcome } from '../storage/manifest.js';
 
 export interface RunReport {
   run_id: string;
@@ -30,6 +30,8 @@ export interface RunReport {
   metrics: RunMetrics;
   terminal_summary?: Record<string, unknown>;
   proxy_used?: ProxyEndpointRedacted;
+  /** The proxy pool's choice for the run and its rotations, as in the manifest (SPEC §11). */
+  proxy?: ManifestProxy;
   /** Tail of the executor's stderr. */
   stderr?: string;
   skipped: boolean;
@@ -58,6 +60,7 @@ export function summaryLine(r: RunReport): string {
   if (r.policy.events_dropped > 0) parts.push(`dropped=${r.policy.events_dropped}`);
   if (r.artifacts.total > 0) parts.push(`artifacts=${r.artifacts.committed}/${r.artifacts.total}`);
   if (r.skipped) parts.push('skipped=true');
+  if (r.proxy) parts.push(`proxy=${r.proxy.pool}#${r.proxy.endpoint_index}${r.proxy.rotations.length > 0 ? ` (rotated ${r.proxy.rotations.length}x)` : ''}`);
   return parts.join(', ');
 }
 

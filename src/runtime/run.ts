@@ -11,7 +11,7 @@ import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js
 import { redactUrlsIn } from '../protocol/redact.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { runPrefix, type RunPartition } from '../storage/layout.js';
-import { MANIFEST_VERSION, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
+import { MANIFEST_VERSION, type ManifestProxy, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
 import { metricsRecordLine } from '../storage/records.js';
 import { RunWriter } from '../storage/run-writer.js';
 import { reachKillPoint } from './kill-point.js';
@@ -49,6 +49,11 @@ export interface RunConfig {
   browserWsEndpoint?: string;
   chromiumPath?: string;
   proxy?: ProxyEndpoint;
+  /**
+   * How `proxy` was chosen from a pool (no password), recorded in the
+   * manifest and report with the run's `rotate_proxy` events (SPEC §11).
+   */
+  proxyRecord?: Omit<ManifestProxy, 'rotations'>;
   signal?: AbortSignal;
   onStderr?: (chunk: Buffer) => void;
   onEvent?: (event: AnyEventEnvelope) => void;
@@ -113,6 +118,15 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   if (cfg.chromiumPath !== undefined) request.chromium_path = cfg.chromiumPath;
   if (cfg.proxy !== undefined) request.proxy = cfg.proxy;
 
+  // Every rotate_proxy the runtime receives, even one the policy drops, is recorded with the proxy.
+  const rotations: ManifestProxy['rotations'] = [];
+  const onEvent = (e: AnyEventEnvelope): void => {
+    if (cfg.proxyRecord && e.type === 'rotate_proxy') {
+      const reason = (e.payload as { reason?: unknown }).reason;
+      rotations.push({ seq: e.seq, ...(typeof reason === 'string' ? { reason: redactUrlsIn(reason) } : {}) });
+    }
+    cfg.onEvent?.(e);
+  };
   const sup = await supervise({
     command: process.execPath,
     args: [cfg.executorPath ?? defaultExecutorPath(), cfg.scriptPath],
@@ -122,7 +136,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     writer,
     ...(cfg.signal ? { signal: cfg.signal } : {}),
     ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
-    ...(cfg.onEvent ? { onEvent: cfg.onEvent } : {}),
+    ...(cfg.onEvent || cfg.proxyRecord ? { onEvent } : {}),
     ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
     ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
     ...(cfg.started && !cfg.executorPath ? { started: cfg.started } : {}),
@@ -207,6 +221,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     metrics: runMetrics,
     storage_backend: cfg.backend.kind,
     settings,
+    ...(cfg.proxyRecord ? { proxy: { ...cfg.proxyRecord, rotations } } : {}),
   };
   let finalized = true;
   try {
@@ -240,6 +255,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     metrics: manifest.metrics,
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
     ...(sup.proxyUsed ? { proxy_used: sup.proxyUsed } : {}),
+    ...(cfg.proxyRecord ? { proxy: { ...cfg.proxyRecord, rotations } } : {}),
     ...(sup.stderrTail ? { stderr: redactUrlsIn(sup.stderrTail) } : {}),
     skipped,
     items: countOf(manifest, 'item'),

@@ -16,6 +16,8 @@ export interface SettingsSource {
   retries?: number;
   /** The run-completed adapter, as recorded (no credentials, SPEC §11). */
   adapter?: AdapterTarget;
+  /** The run's proxy pool choice (pool and strategy are recorded, never an endpoint's password). */
+  proxyRecord?: { pool: string; strategy: string };
 }
 
 /** Option names of a policy config and of its record: the only difference between the two. */
@@ -70,7 +72,7 @@ export function recordSettings(cfg: SettingsSource): RunSettings {
     run_timeout_ms: cfg.timeoutMs ?? null,
     retries: cfg.retries ?? 0,
     browser: cfg.browserWsEndpoint !== undefined ? { mode: 'endpoint', endpoint: endpointWithoutCredentials(cfg.browserWsEndpoint) } : { mode: 'launch' },
-    proxy: null,
+    proxy: cfg.proxyRecord ? { pool: cfg.proxyRecord.pool, strategy: cfg.proxyRecord.strategy } : null,
     adapter: cfg.adapter !== undefined ? { kind: cfg.adapter.kind, target: cfg.adapter.target } : null,
     event_sinks: [],
   };

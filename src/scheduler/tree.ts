@@ -14,6 +14,7 @@
 import type { AdapterTarget } from '../ledger/outbox.js';
 import { ulid } from 'ulid';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
+import type { RunProxy, RunProxyInput } from '../proxy/router.js';
 import type { PolicyConfig } from '../runtime/policies/index.js';
 import type { RunReport } from '../runtime/report.js';
 import { reachKillPoint } from '../runtime/kill-point.js';
@@ -79,6 +80,8 @@ export interface TreeConfig {
   browserWsEndpoint?: string;
   /** The run-completed adapter recorded in every run's settings; the tree's notification takes its root's (SPEC §11). */
   adapter?: AdapterTarget;
+  /** Each run's proxy, selected as the run starts (SPEC §11); none when absent. Keyed by the item's dedup key. */
+  proxy?: { start(input: RunProxyInput): Promise<RunProxy> };
   /** Aborting interrupts runs in flight; their items stay queued in the frontier. */
   signal?: AbortSignal;
   onStderr?: (chunk: Buffer) => void;
@@ -263,7 +266,10 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
     outcome = 'script_error';
   } else {
     cfg.onRunStart?.(lease);
+    let proxy: RunProxy | undefined;
     try {
+      const job = item.depth === 0 ? cfg.job : item.params;
+      proxy = cfg.proxy ? await cfg.proxy.start({ jobKey: item.key, job }) : undefined;
       const report = await runOnce({
         scriptPath: join(cfg.scriptsRoot, item.target),
         runId: lease.run_id,
@@ -274,7 +280,7 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
         depth: item.depth,
         // §8: a tree's runs are validated as one tree, never promoted alone.
         fanout: true,
-        job: item.depth === 0 ? cfg.job : item.params,
+        job,
         partition,
         policy: cfg.policy,
         retries: m.retries,
@@ -287,8 +293,10 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
         ...(cfg.signal ? { signal: cfg.signal } : {}),
         ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
         ...(cfg.env ? { env: cfg.env } : {}),
-        onEvent,
+        ...(proxy ? { proxy: proxy.endpoint, proxyRecord: proxy.record } : {}),
+        onEvent: (e) => { proxy?.onEvent(e); onEvent(e); },
       });
+      await proxy?.finish(report.outcome);
       m.runs.push(report);
       cfg.onRun?.(report, lease);
       outcome = report.outcome;

@@ -78,6 +78,23 @@ export interface RunMetrics {
   dimensions: { policy: PolicyName; executor: string; storage_backend: string };
 }
 
+/**
+ * The proxy a run went through (SPEC §11): the endpoint without its password,
+ * how it was chosen, and the run's `rotate_proxy` events. Absent when the run
+ * had no proxy pool (and in manifests written before pools existed).
+ */
+export interface ManifestProxy {
+  pool: string;
+  strategy: string;
+  endpoint: { protocol: string; host: string; port: number; username?: string };
+  /** Position of the endpoint in the pool's list. */
+  endpoint_index: number;
+  /** Sticky strategy: the key's scope, where the key came from (never the key), and whether the key was already on this endpoint. */
+  sticky?: { scope: string; key_source: string; hit: boolean };
+  /** The run's `rotate_proxy` events (seq and reason), each of which moved the pool's next selection off this endpoint. */
+  rotations: Array<{ seq: number; reason?: string }>;
+}
+
 export interface RunManifest extends RunPartition {
   manifest_version: number;
   /** Contract version of the envelopes in this run. */
@@ -122,6 +139,8 @@ export interface RunManifest extends RunPartition {
   storage_backend: string;
   /** What the run ran with, for `quarry retry` (SPEC §8); absent in manifests written before it was recorded. */
   settings?: RunSettings;
+  /** The run's proxy from a pool (SPEC §11); absent when it had none. */
+  proxy?: ManifestProxy;
 }
 
 /** Created exclusively when a run starts (`datasets/<d>/runs/<run_id>.json`): reserves the run_id. */
@@ -176,6 +195,12 @@ export function parseManifest(bytes: Uint8Array | string, where = '_manifest.jso
   if (!Array.isArray(m.objects)) throw new ManifestError(`${where}: objects is not a list`);
   if (!(RUN_OUTCOMES as readonly string[]).includes(m.outcome as string)) throw new ManifestError(`${where}: unknown outcome ${JSON.stringify(m.outcome)}`);
   checkSettings(m, where);
+  if (m.proxy !== undefined) {
+    const px = m.proxy as Record<string, unknown> | null;
+    if (typeof px !== 'object' || px === null || typeof px.pool !== 'string' || typeof px.endpoint !== 'object' || px.endpoint === null || !Array.isArray(px.rotations)) {
+      throw new ManifestError(`${where}: proxy must be { pool, strategy, endpoint, endpoint_index, rotations } when present, got ${quote(m.proxy)}`);
+    }
+  }
   if (m.fanout !== undefined && m.fanout !== true) throw new ManifestError(`${where}: fanout must be true when present, got ${quote(m.fanout)}`);
   return m as unknown as RunManifest;
 }

@@ -25,7 +25,7 @@ export interface RunSettings {
   /** `--retries` of the invocation that started the run. */
   retries: number;
   browser: RecordedBrowser;
-  /** Proxy pool and strategy; null: the run had no proxy (pools are not built yet, so always null today). */
+  /** Proxy pool and strategy; null: the run had no proxy pool. */
   proxy: { pool: string; strategy: string } | null;
   /** Run-completed adapter, kind and target without credentials; null: none (adapters are not built yet). */
   adapter: { kind: string; target: string } | null;

@@ -133,7 +133,6 @@ describe('config errors name the file, the key and what to do', () => {
   });
 
   it('sections of features not built yet parse but are refused with the reason', () => {
-    expect(error('proxies:\n  main:\n    strategy: round_robin\n')).toMatch(/"proxies" is not available in this version of quarry: proxy pools are not built yet; remove it/);
     expect(error('events:\n  sinks: [redis]\n')).toMatch(/"events" is not available .*event sinks are not built yet/);
     expect(error('queue: redis://127.0.0.1\n')).toMatch(/distributed mode is not built yet/);
   });
@@ -142,6 +141,14 @@ describe('config errors name the file, the key and what to do', () => {
     expect(parse('adapter:\n  type: webhook\n  url: http://127.0.0.1:9/h\n  headers: ["X-A=1"]\n  timeout: 2s\n  retries: 1\n  channel: c\n'))
       .toMatchObject({ adapter: 'webhook', 'adapter-url': 'http://127.0.0.1:9/h', 'adapter-header': ['X-A=1'], 'adapter-timeout': 2000, 'adapter-retries': 1, 'adapter-channel': 'c' });
     expect(error('adapter:\n  type: carrier-pigeon\n')).toMatch(/adapter.type must be one of webhook\|redis/);
+  });
+
+  it('reads proxy pools and the proxy section (SPEC §11), variables expanded', () => {
+    const c = parseRunConfig('proxies:\n  main:\n    strategy: round_robin\n    endpoints:\n      - { protocol: http, host: h, port: 8080, username: u, password: "${PW}" }\nproxy:\n  pool: main\n  strategy: random\n', 'q.yaml', { PW: 'pw' });
+    expect(c.values).toMatchObject({ 'proxy-pool': 'main', 'proxy-strategy': 'random' });
+    expect(c.proxies).toEqual({ main: { strategy: 'round_robin', endpoints: [{ protocol: 'http', host: 'h', port: 8080, username: 'u', password: 'pw' }] } });
+    expect(error('proxies: [a, b]\n')).toMatch(/proxies must be a mapping of pools keyed by name/);
+    expect(error('proxy:\n  strategy: fastest\n')).toMatch(/proxy.strategy must be one of round_robin\|random\|sticky/);
   });
 
   it('fills the fan-out flags from the file', () => {

@@ -41,7 +41,6 @@ describe('flag parsing', () => {
   });
 
   it('refuses flags of features not built yet instead of ignoring them', () => {
-    expect(usage(() => parse('--proxy-pool', 'p'))).toMatch(/--proxy-pool is not available in this version/);
     expect(usage(() => parse('--queue', 'redis://x'))).toMatch(/distributed mode is not built yet/);
   });
 

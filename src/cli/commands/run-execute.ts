@@ -26,7 +26,10 @@ import { beforeStart, InterruptedBeforeStart } from '../interruptible.js';
 import { RunProgress } from '../progress.js';
 import type { CliIO } from '../io.js';
 import { ledgerTargetFor } from './ledger-target.js';
+import type { ProxyRouter } from '../../proxy/router.js';
 import { writeReport, type RunPlan } from './run.js';
+import { openProxyRouter } from './proxy-setup.js';
+import { stateDirFor } from './state-dir-flag.js';
 
 /** Wait before retry n (1-based): 1 s, 2 s, 4 s … capped at 30 s. */
 export function retryBackoffMs(n: number): number {
@@ -123,6 +126,7 @@ export function shouldRetry(report: RunReport): boolean {
 export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecutor): Promise<number> {
   let ledger: Ledger | undefined;
   let backend: StorageBackend | undefined;
+  let router: ProxyRouter | undefined;
   try {
     const target = ledgerTarget(plan);
     // Nothing claimed yet: a signal while the ledger or storage opens stops at once.
@@ -130,7 +134,8 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
     backend = await beforeStart(openStorage(plan), io.signal);
     // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
     await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
-    return (await runWithRetries(plan, backend, ledger, io, 'run', early)).exit_code;
+    if (plan.proxy) router = openProxyRouter(plan.proxy, stateDirFor(plan.stateDir, plan.storage, io), (m) => io.stderr(`quarry run: ${m}\n`));
+    return (await runWithRetries(plan, backend, ledger, io, 'run', early, router)).exit_code;
   } catch (err) {
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry run: ${err.message}\n`);
@@ -143,6 +148,7 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
     throw err;
   } finally {
     if (early && !early.taken) await early.dispose();
+    await router?.close();
     await ledger?.close();
     await backend?.close();
   }
@@ -156,7 +162,7 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
  * without one keeps none, and so do its retries (SPEC §5).
  * @returns the last run's report. @throws as {@link runAndValidate}.
  */
-export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor): Promise<RunReport> {
+export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor, router?: ProxyRouter): Promise<RunReport> {
   const retries = plan.retries;
   // SPEC §5: a job id is generated only for fan-out trees; a standalone run without one keeps none, nor do its
   // retries (they are grouped by lineage: parent_run_id and root_run_id).
@@ -168,7 +174,7 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
   const notified: string[] = [];
   for (let n = 0; ; n++) {
     const last = (r: RunReport): boolean => !shouldRetry(r) || io.signal.aborted || n >= retries;
-    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined, { previous: notified, last });
+    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined, { previous: notified, last }, router);
     if (last(report)) return report;
     const wait = retryBackoffMs(n + 1);
     const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
@@ -186,9 +192,11 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
  * `authority` say whether its data became authoritative (SPEC §8).
  * @throws UsageError when the binding or the claim refuses the run; LedgerUnreachableError before the claim.
  */
-export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor, notify?: AttemptNotify): Promise<RunReport> {
+export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor, notify?: AttemptNotify, router?: ProxyRouter): Promise<RunReport> {
   await bindRun(plan, runId, ledger);
   let report: RunReport;
+  // Selected at run start, after the binding: a refused run takes no turn of the pool (SPEC §11).
+  const proxy = router ? await router.start({ jobKey: standaloneJobKey(plan), job: plan.job }) : undefined;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
   try {
     report = await runOnce({
@@ -210,8 +218,10 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       retries: plan.retries,
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
-      ...(progress ? { onEvent: (e: AnyEventEnvelope) => progress.onEvent(e) } : {}),
+      ...(proxy ? { proxy: proxy.endpoint, proxyRecord: proxy.record } : {}),
+      ...(progress || proxy ? { onEvent: (e: AnyEventEnvelope) => { progress?.onEvent(e); proxy?.onEvent(e); } } : {}),
     });
+    await proxy?.finish(report.outcome);
   } catch (err) {
     if (err instanceof RunIdExistsError) throw new UsageError(err.message);
     if (isRefusedWrite(err)) throw refusedWrite('cannot start the run', err);
@@ -251,6 +261,15 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   if (report.outcome === 'success' && report.exit_code === EXIT_NOT_AUTHORITATIVE) io.stderr(`quarry run: ${notAuthoritativeLine(report)}\n`);
   if (plan.report) writeReport(plan.report, JSON.stringify(report, null, 2), io);
   return report;
+}
+
+/**
+ * A standalone run's key for sticky scope `job`: its script and job, as a
+ * fan-out item's dedup key is its target and params (SPEC §10), so the
+ * attempts of one job share it.
+ */
+function standaloneJobKey(plan: RunPlan): string {
+  return `${plan.scriptPath}\n${JSON.stringify(plan.job ?? {})}`;
 }
 
 /** The commands a not-authoritative run suggests, with this run's storage and ledger flags. */

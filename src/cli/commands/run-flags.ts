@@ -6,7 +6,6 @@
 import { STORAGE_FLAGS } from '../common-flags.js';
 import type { FlagSpec } from '../flags.js';
 
-const LATER_PROXY = 'proxy pools are not built yet';
 const LATER_SINK = 'live event sinks are not built yet';
 const LATER_QUEUE = 'distributed mode is not built yet';
 
@@ -42,17 +41,17 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'allow-failed-children', type: 'int', default: 0, help: 'Fan-out: failed work items tolerated before the tree is not authoritative', group: 'Crawl' },
   { name: 'state-dir', type: 'string', arg: 'DIR', help: 'Fan-out: folder of the tree frontiers (default <storage-path>/.quarry for fs, else $XDG_STATE_HOME/quarry)', group: 'Crawl' },
   { name: 'resume', type: 'string', arg: 'TREE_ID', help: 'Continue an interrupted or killed crawl tree from its frontier (options come from the tree)', group: 'Crawl' },
+  { name: 'proxy-config', type: 'string', arg: 'FILE', help: 'JSON file of proxy pools (keyed by name, or a list with names), beside the config file\'s proxies:', group: 'Proxy' },
+  { name: 'proxy-pool', type: 'string', arg: 'NAME', help: 'Pool each run takes its proxy from (selected at run start; state kept in the state dir)', group: 'Proxy' },
+  { name: 'proxy-strategy', type: 'string', arg: 'round_robin|random|sticky', choices: ['round_robin', 'random', 'sticky'], help: 'Replace the pool\'s strategy', group: 'Proxy' },
+  { name: 'proxy-sticky-key', type: 'string', arg: 'KEY', help: 'Sticky: use this key instead of the scope\'s (job, domain, origin)', group: 'Proxy' },
+  { name: 'proxy-domain', type: 'string', arg: 'DOMAIN', help: 'Sticky scope domain: the domain when the job has no url', group: 'Proxy' },
+  { name: 'proxy-origin', type: 'string', arg: 'ORIGIN', help: 'Sticky scope origin: scheme://host:port when the job has no url', group: 'Proxy' },
   { name: 'report', type: 'string', arg: 'PATH|-', help: 'Write the exit report JSON to a file, or - for stderr', group: 'Output' },
   { name: 'dry-run', type: 'bool', help: 'Load and validate the script only: no browser, no storage', group: 'Output' },
   { name: 'quiet', type: 'bool', help: 'No summary line and no executor stderr passthrough', group: 'Output' },
   { name: 'resolve-from', type: 'string', help: 'Module resolution base for the script', planned: 'scripts resolve modules from their own folder' },
   { name: 'queue', type: 'string', help: 'Submit to a BullMQ queue on Redis', planned: LATER_QUEUE },
-  { name: 'proxy-config', type: 'string', help: 'Proxy pools file', planned: LATER_PROXY },
-  { name: 'proxy-pool', type: 'string', help: 'Proxy pool to use', planned: LATER_PROXY },
-  { name: 'proxy-strategy', type: 'string', help: 'round_robin|random|sticky', planned: LATER_PROXY },
-  { name: 'proxy-sticky-key', type: 'string', help: 'Sticky key', planned: LATER_PROXY },
-  { name: 'proxy-domain', type: 'string', help: 'Domain for sticky scope', planned: LATER_PROXY },
-  { name: 'proxy-origin', type: 'string', help: 'Origin for sticky scope', planned: LATER_PROXY },
   { name: 'adapter', type: 'string', arg: 'webhook|redis', choices: ['webhook', 'redis'], help: 'Send one run_completed (or tree_completed) notification per run or tree, through the ledger outbox', group: 'Notifications' },
   { name: 'adapter-url', type: 'string', arg: 'URL', help: 'Webhook URL to POST to, or redis:// server for PUBLISH (credentials and query are never recorded)', group: 'Notifications' },
   { name: 'adapter-header', type: 'list', arg: 'K=V', help: 'Webhook header (repeatable); never recorded', group: 'Notifications' },

@@ -9,7 +9,7 @@
  * error naming it.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { RUN_ID_RE } from '../../storage/layout.js';
 import { SqliteFrontier } from '../../scheduler/sqlite-frontier.js';
 import { frontierPaths } from '../../scheduler/state-dir.js';
@@ -21,6 +21,7 @@ import { parseLedgerTarget } from './ledger-target.js';
 import { checkReportTarget, compileStorage, type RunPlan } from './run.js';
 import { runTreeInvocation, stateDirFor, type TreeInvocation } from './run-tree.js';
 import { ledgerIdentity, parseStoredSettings } from './tree-settings.js';
+import { loadProxyPools, proxyPlanFromStored, type ConfigPools, type PreparedProxy } from './proxy-setup.js';
 
 /** Flags `--resume` accepts; every other run flag given with it is refused. */
 export const RESUME_FLAGS: readonly string[] = [
@@ -31,7 +32,7 @@ export const RESUME_FLAGS: readonly string[] = [
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 /** Entry of `quarry run --resume`: returns the tree's exit code. */
-export async function resumeCommand(p: ParsedFlags, io: CliIO): Promise<number> {
+export async function resumeCommand(p: ParsedFlags, io: CliIO, config?: ConfigPools): Promise<number> {
   const v = p.values;
   const treeId = str(v.resume) ?? '';
   if (!RUN_ID_RE.test(treeId)) throw new UsageError(`--resume ${JSON.stringify(treeId)}: a tree id matches [A-Za-z0-9._-]{1,128} (the tree's first root run_id, printed when it stopped)`);
@@ -70,6 +71,7 @@ export async function resumeCommand(p: ParsedFlags, io: CliIO): Promise<number> 
   const runTimeout = named('run-timeout') ? v['run-timeout'] as number | undefined : s.run_timeout_ms;
   if (runTimeout !== undefined && runTimeout <= 0) throw new UsageError(`--run-timeout must be more than 0, e.g. 10m, got ${runTimeout}ms`);
   const chromiumPath = str(v['chromium-path']) ?? str(io.env.QUARRY_CHROMIUM_PATH) ?? s.chromium_path;
+  const proxy = s.proxy ? await resumedProxy(s.proxy, v, config, io) : undefined;
   const storage: RunPlan['storage'] = {
     backend: s.storage.backend, path: s.storage.path, s3PathStyle: s.storage.s3_path_style,
     ...(s.storage.region ? { region: s.storage.region } : {}),
@@ -98,8 +100,27 @@ export async function resumeCommand(p: ParsedFlags, io: CliIO): Promise<number> 
     stateDir,
     quiet: v.quiet === true,
     ...(report ? { report } : {}),
+    ...(proxy ? { proxy } : {}),
   };
   return runTreeInvocation(inv, io);
+}
+
+/**
+ * The tree's proxy pool, its pools reloaded with their secrets: from
+ * `--config`/`--proxy-config` when given again, else from the files the
+ * tree was started with.
+ */
+async function resumedProxy(stored: Record<string, string>, v: ParsedFlags['values'], config: ConfigPools | undefined, io: CliIO): Promise<PreparedProxy> {
+  const plan = proxyPlanFromStored(stored);
+  const givenFile = str(v['proxy-config']);
+  if (givenFile) plan.proxyConfigFile = resolve(io.cwd, givenFile);
+  let pools = config;
+  if (pools === undefined && plan.configFile !== undefined) {
+    const { loadRunConfig } = await import('../config.js');
+    const c = await loadRunConfig(plan.configFile, io.cwd, io.env);
+    pools = { file: plan.configFile, ...(c.proxies !== undefined ? { proxies: c.proxies } : {}) };
+  }
+  return { plan, pools: await loadProxyPools(plan, pools, io.cwd) };
 }
 
 function mismatch(flag: string, given: string, stored: string): UsageError {

@@ -9,7 +9,6 @@
 import { recordedTarget, type AdapterOptions } from '../../notify/adapter-config.js';
 import { sendOwnNotifications, type NotificationReport } from './run-notify.js';
 import { notificationLine } from './run-execute.js';
-import { homedir } from 'node:os';
 import { ulid } from 'ulid';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { PolicyConfig } from '../../runtime/policies/index.js';
@@ -19,7 +18,7 @@ import type { RunReport } from '../../runtime/report.js';
 import type { JsonValue } from '../../scheduler/canonical-json.js';
 import { FrontierLock, FrontierLockedError } from '../../scheduler/frontier-lock.js';
 import { FrontierError, type FrontierCounters, type ItemRecord } from '../../scheduler/frontier.js';
-import { frontierPaths, resolveStateDir } from '../../scheduler/state-dir.js';
+import { frontierPaths } from '../../scheduler/state-dir.js';
 import { resolveTarget } from '../../scheduler/target.js';
 import { runTree, type TreeReport } from '../../scheduler/tree.js';
 import type { StorageBackend } from '../../storage/backend.js';
@@ -29,8 +28,13 @@ import type { CliIO } from '../io.js';
 import { TreeProgress } from '../tree-progress.js';
 import { bindRun, ledgerTarget, LedgerUnreachableError, openRunLedger, openStorage } from './run-execute.js';
 import { finishTree, type TreeAuthority } from './run-tree-finish.js';
+import type { ProxyRouter } from '../../proxy/router.js';
+import { openProxyRouter, storedProxyPlan, type PreparedProxy } from './proxy-setup.js';
 import { writeReport, type RunPlan, type TreePlan } from './run.js';
 import { ledgerIdentity, type StoredTreeSettings } from './tree-settings.js';
+import { stateDirFor } from './state-dir-flag.js';
+
+export { stateDirFor } from './state-dir-flag.js';
 
 /** One invocation of a tree, new or resumed, fully decided before any I/O but the lock. */
 export interface TreeInvocation {
@@ -62,6 +66,8 @@ export interface TreeInvocation {
   leaseMs?: number;
   /** `--adapter …` (SPEC §11): live options, in memory only. */
   adapter?: AdapterOptions;
+  /** `--proxy-pool`: each run of the tree selects its proxy at its start (SPEC §11). */
+  proxy?: PreparedProxy;
 }
 
 /** `quarry run --depth N > 0`: compiles the plan into an invocation and runs it. */
@@ -94,20 +100,9 @@ export async function executeTreePlan(plan: RunPlan, tree: TreePlan, io: CliIO):
     quiet: plan.quiet,
     ...(plan.report ? { report: plan.report } : {}),
     ...(plan.adapter ? { adapter: plan.adapter } : {}),
+    ...(plan.proxy ? { proxy: plan.proxy } : {}),
   };
   return runTreeInvocation(inv, io);
-}
-
-/** The state dir of `--state-dir` (or its default for this storage), resolved. */
-export function stateDirFor(given: string | undefined, storage: RunPlan['storage'], io: CliIO): string {
-  return resolveStateDir({
-    ...(given !== undefined ? { stateDir: given } : {}),
-    storageBackend: storage.backend,
-    storagePath: storage.path,
-    ...(io.env.XDG_STATE_HOME !== undefined ? { xdgStateHome: io.env.XDG_STATE_HOME } : {}),
-    home: io.env.HOME ?? homedir(),
-    cwd: io.cwd,
-  });
 }
 
 /** What is stored with the tree so `--resume` can take it back: sources, never secrets (§10). */
@@ -129,6 +124,7 @@ function settingsOf(inv: TreeInvocation): StoredTreeSettings {
     ...(inv.browserWsEndpoint ? { browser_ws_endpoint: ledgerIdentity(inv.browserWsEndpoint) } : {}),
     ...(inv.jobId ? { job_id: inv.jobId } : {}),
     ...(inv.parentRunId ? { parent_run_id: inv.parentRunId } : {}),
+    ...(inv.proxy ? { proxy: storedProxyPlan(inv.proxy.plan) } : {}),
   };
 }
 
@@ -142,9 +138,11 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
   let ledger: Ledger | undefined;
   let backend: StorageBackend | undefined;
   let lock: FrontierLock | undefined;
+  let router: ProxyRouter | undefined;
   const started = Date.now();
   try {
     lock = acquire(paths.lock);
+    if (inv.proxy) router = openProxyRouter(inv.proxy, inv.stateDir, (m) => io.stderr(`quarry run: ${m}\n`));
     ledger = await openRunLedger(inv.ledger);
     backend = await openStorage(inv);
     if (!inv.resume) {
@@ -178,6 +176,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
         ...(inv.chromiumPath ? { chromiumPath: inv.chromiumPath } : {}),
         ...(inv.browserWsEndpoint ? { browserWsEndpoint: inv.browserWsEndpoint } : {}),
         ...(inv.adapter ? { adapter: recordedTarget(inv.adapter) } : {}),
+        ...(router ? { proxy: router } : {}),
         signal: io.signal,
         ...(inv.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
         onRun: (r) => progress?.runEnded(r),
@@ -201,6 +200,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
     }
     throw err;
   } finally {
+    await router?.close();
     lock?.release();
     await ledger?.close();
     await backend?.close();

@@ -10,6 +10,7 @@ import type { PolicyConfig } from '../../runtime/policies/index.js';
 import { parseFlags, renderFlagHelp, UsageError, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { parseLedgerTarget } from './ledger-target.js';
+import type { ConfigPools, PreparedProxy } from './proxy-setup.js';
 import { RUN_FLAGS } from './run-flags.js';
 import { AdapterConfigError, compileAdapter, type AdapterOptions } from '../../notify/adapter-config.js';
 
@@ -56,6 +57,8 @@ export interface RunPlan {
   notices?: string[];
   /** `--adapter …` (SPEC §11): the live options, credentials included, held in memory only. */
   adapter?: AdapterOptions;
+  /** `--proxy-pool`: each run's proxy comes from this pool (SPEC §11). */
+  proxy?: PreparedProxy;
 }
 
 /** The fan-out flags of a tree (SPEC §10), checked. */
@@ -211,7 +214,7 @@ export function compileTree(p: ParsedFlags, notices: string[]): TreePlan | undef
       ...(allow !== 0 ? ['--allow-failed-children'] : []),
     ];
     if (idle.length > 0) notices.push(`${idle.join(' and ')} ${idle.length > 1 ? 'have' : 'has'} no effect without --depth N > 0 (no fan-out: enqueue events are only stored)`);
-    if (str(v['state-dir']) !== undefined) notices.push('--state-dir has no effect without --depth N > 0');
+    if (str(v['state-dir']) !== undefined && str(v['proxy-pool']) === undefined) notices.push('--state-dir has no effect without --depth N > 0 or --proxy-pool');
     return undefined;
   }
   if (maxRuns === undefined) throw new UsageError(`--depth ${depth} needs --max-runs N: a crawl must be bounded (the root counts; e.g. --max-runs 1000)`);
@@ -334,6 +337,9 @@ export function compilePolicy(p: ParsedFlags): PolicyConfig {
   return { name, flushMode, ...(flushCount > 0 ? { flushCount } : {}), ...(flushInterval !== undefined && flushInterval > 0 ? { flushIntervalMs: flushInterval } : {}) };
 }
 
+/** The flags that make `quarry run` load the proxy setup. */
+const PROXY_FLAG_NAMES = ['proxy-pool', 'proxy-config', 'proxy-strategy', 'proxy-sticky-key', 'proxy-domain', 'proxy-origin'] as const;
+
 /** Entry of `quarry run`: returns the exit code. */
 export async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed = parseFlags(argv, RUN_FLAGS);
@@ -341,16 +347,24 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
     io.stdout(`${RUN_USAGE}\n${renderFlagHelp(RUN_FLAGS)}\n`);
     return 0;
   }
+  let configPools: ConfigPools | undefined;
   if (typeof parsed.values.config === 'string') {
     // Loaded only when asked for: the YAML parser stays off the path of a plain run.
     const { applyRunConfig, loadRunConfig } = await import('../config.js');
-    parsed = applyRunConfig(parsed, await loadRunConfig(parsed.values.config, io.cwd, io.env));
+    const config = await loadRunConfig(parsed.values.config, io.cwd, io.env);
+    parsed = applyRunConfig(parsed, config);
+    configPools = { file: resolve(io.cwd, config.file), ...(config.proxies !== undefined ? { proxies: config.proxies } : {}) };
   }
   if (typeof parsed.values.resume === 'string') {
     const { resumeCommand } = await import('./run-resume.js');
-    return resumeCommand(parsed, io);
+    return resumeCommand(parsed, io, configPools);
   }
   const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
+  if (PROXY_FLAG_NAMES.some((f) => parsed.values[f] !== undefined)) {
+    const { prepareProxy } = await import('./proxy-setup.js');
+    const proxy = await prepareProxy(parsed.values, io.cwd, configPools, plan.notices ??= []);
+    if (proxy) plan.proxy = proxy;
+  }
   if (!plan.quiet) for (const n of plan.notices ?? []) io.stderr(`quarry run: ${n}\n`);
   if (plan.dryRun) return dryRun(plan, io);
   if (plan.tree) {

@@ -22,6 +22,8 @@ export interface StoredTreeSettings {
   browser_ws_endpoint?: string;
   job_id?: string;
   parent_run_id?: string;
+  /** `--proxy-pool` and the files its pools came from (paths, never the pools: they hold passwords). */
+  proxy?: Record<string, string>;
 }
 
 /**
