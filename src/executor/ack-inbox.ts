@@ -1,6 +1,9 @@
 /**
  * Frames from the runtime on stdin after the request line (SPEC §3, phase 2):
- * `file_write_ack`s, matched to waiting `storage.put` calls by `write_id`.
+ * `file_write_ack`s, matched to waiting `storage.put` calls by `write_id`, and,
+ * in a run slot (SPEC §10), `run_request`s: the next run. Stdin is one ordered
+ * stream, so every ack before a `run_request` belongs to the run before it:
+ * the request starts a fresh set of write ids.
  */
 import { FrameDecoder, toAckFrame, type FileWriteAckFrame } from '../protocol/index.js';
 
@@ -17,6 +20,10 @@ export class AckInbox {
   #closed: Error | undefined;
   #fault: Error | undefined;
   readonly #log: (line: string) => void;
+  /** Run requests not yet taken, and who waits for the next one. */
+  readonly #requests: unknown[] = [];
+  #requestWaiter: ((request: unknown) => void) | undefined;
+  #ended = false;
 
   constructor(log: (line: string) => void = () => {}) {
     this.#log = log;
@@ -39,6 +46,10 @@ export class AckInbox {
     }
     for (const f of frames) {
       const type = typeof f === 'object' && f !== null ? (f as { type?: unknown }).type : undefined;
+      if (type === 'run_request') {
+        this.#nextRun((f as { request?: unknown }).request);
+        continue;
+      }
       if (type !== 'file_write_ack') {
         // Frame types this executor does not know are skipped: contract changes are additive.
         this.#log(`ignoring a ${JSON.stringify(type)} frame on stdin`);
@@ -67,9 +78,36 @@ export class AckInbox {
     this.close(new Error('stdin closed before the runtime acknowledged the write'));
   }
 
+  /**
+   * The next `run_request`'s request object (a run slot's next run), or
+   * undefined once stdin ended or broke: no more runs.
+   */
+  nextRunRequest(): Promise<unknown> {
+    if (this.#requests.length > 0) return Promise.resolve(this.#requests.shift());
+    if (this.#ended || this.#fault) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#requestWaiter = resolve;
+    });
+  }
+
+  /** A run request arrived: the previous run's acks are moot; puts of it still waiting reject. */
+  #nextRun(request: unknown): void {
+    this.#early.clear();
+    for (const w of this.#waiters.values()) w.reject(new Error('the run ended before the runtime acknowledged the write'));
+    this.#waiters.clear();
+    const waiter = this.#requestWaiter;
+    this.#requestWaiter = undefined;
+    if (waiter) waiter(request);
+    else this.#requests.push(request);
+  }
+
   /** Rejects every waiting and future ack request with `reason`. */
   close(reason: Error): void {
     this.#closed ??= reason;
+    this.#ended = true;
+    const waiter = this.#requestWaiter;
+    this.#requestWaiter = undefined;
+    waiter?.(undefined);
     for (const w of this.#waiters.values()) w.reject(this.#closed);
     this.#waiters.clear();
   }

@@ -4,11 +4,11 @@
  * that stops reading stalls the writer instead of growing a queue.
  */
 import type { Writable } from 'node:stream';
-import { encodeFrame, encodePayload, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type ExecutorFrame } from '../protocol/index.js';
+import { encodeFrame, encodePayload, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type ExecutorFrame, type HelloFrame } from '../protocol/index.js';
 import { SizeLimitError } from '../sdk/index.js';
 
 /** Encodes one frame, turning "too large" into {@link SizeLimitError}. */
-export function encodeExecutorFrame(frame: ExecutorFrame): Buffer {
+export function encodeExecutorFrame(frame: ExecutorFrame | HelloFrame): Buffer {
   try {
     return encodeFrame(frame);
   } catch (err) {
@@ -29,7 +29,7 @@ export function encodeExecutorFrame(frame: ExecutorFrame): Buffer {
  * Small non-terminal events may wait for company; terminal events, the run
  * result, file writes (awaiting an ack) and artifact chunks never wait.
  */
-function coalescable(frame: ExecutorFrame): boolean {
+function coalescable(frame: ExecutorFrame | HelloFrame): boolean {
   switch (frame.type) {
     case 'run_complete':
     case 'run_error':
@@ -76,7 +76,7 @@ export class FrameWriter {
    * queues without bound.
    * @throws SizeLimitError when the frame exceeds 16 MiB (nothing written).
    */
-  write(frame: ExecutorFrame): Promise<void> {
+  write(frame: ExecutorFrame | HelloFrame): Promise<void> {
     let bytes: Buffer;
     try {
       bytes = encodeExecutorFrame(frame);

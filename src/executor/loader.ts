@@ -132,6 +132,10 @@ let ownHooksLoadTs = false;
 
 /** Imports a TypeScript script: ES-module ones through our hooks, the rest (and any graph our hooks cannot load) through tsx. */
 async function importTypeScript(path: string, url: string): Promise<Record<string, unknown>> {
+  if (url.includes('?')) {
+    // A fresh evaluation (run slots): tsx compiles CommonJS-scope TypeScript into require's cache.
+    delete requireCache()[path];
+  }
   const ext = extname(path);
   const esm = ext === '.mts' || (ext === '.ts' && (await inModuleScope(dirname(path))));
   if (esm && ownHooksLoadTs) {
@@ -163,12 +167,25 @@ function exportsOf(ns: Record<string, unknown>): Record<string, unknown> {
   return ns;
 }
 
+let cjsCache: NodeJS.Dict<NodeJS.Module> | undefined;
+const requireCache = (): NodeJS.Dict<NodeJS.Module> => (cjsCache ??= nodeModule.createRequire(import.meta.url).cache);
+
+export interface LoadOptions {
+  /**
+   * Evaluate the script's own module afresh even if this process loaded it
+   * before (a run slot's later runs, SPEC §10): its URL gets the query
+   * `?quarry-run=<fresh>`, and a CommonJS copy leaves require's cache first.
+   * Modules it imports are shared, as the ESM cache keeps them.
+   */
+  readonly fresh?: number;
+}
+
 /**
  * Imports and checks a script.
  * @throws ScriptLoadError when the file is missing, has an unsupported
  *   extension, fails to import, or has a wrong default or hook export.
  */
-export async function loadScript(scriptPath: string): Promise<LoadedScript> {
+export async function loadScript(scriptPath: string, options: LoadOptions = {}): Promise<LoadedScript> {
   const path = resolve(scriptPath);
   const ext = extname(path);
   if (!TS_EXTENSIONS.has(ext) && !JS_EXTENSIONS.has(ext)) {
@@ -184,16 +201,18 @@ export async function loadScript(scriptPath: string): Promise<LoadedScript> {
   if (prepared?.path === path) await prepared.standalone;
   const standalone = ext === '.ts' || ext === '.mts' ? await standaloneScript(path) : undefined;
   if (standalone === undefined) registerHooks(TS_EXTENSIONS.has(ext));
-  const url = pathToFileURL(path).href;
+  const fresh = options.fresh !== undefined ? `?quarry-run=${options.fresh}` : '';
+  const url = `${pathToFileURL(path).href}${fresh}`;
   let ns: Record<string, unknown>;
   try {
     if (standalone !== undefined) {
       // Stack traces point into the .ts source through the output's inline source map.
       process.setSourceMapsEnabled(true);
-      ns = (await import(pathToFileURL(standalone).href)) as Record<string, unknown>;
+      ns = (await import(`${pathToFileURL(standalone).href}${fresh}`)) as Record<string, unknown>;
     } else if (TS_EXTENSIONS.has(ext)) {
       ns = await importTypeScript(path, url);
     } else {
+      if (options.fresh !== undefined) delete requireCache()[path];
       ns = (await import(url)) as Record<string, unknown>;
     }
   } catch (err) {

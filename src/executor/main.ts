@@ -19,6 +19,7 @@ import type { BrowserSource } from './browser.js';
 import { watchRuntime } from './lifeline.js';
 import type { LoadedScript } from './loader.js';
 import type { RunOutcome } from './run.js';
+import type { RunRequest } from '../protocol/frames.js';
 
 const USAGE = 'usage: node dist/executor/main.js <script>  (run request as one JSON line on stdin)\n       node dist/executor/main.js --validate <script>';
 
@@ -95,10 +96,13 @@ async function runOnce(scriptPath: string): Promise<number> {
   const held: { browsers?: BrowserSource } = {};
   // A runtime killed without a word (SIGKILL, OOM) takes us and the browser along at once:
   // nobody is left to report to, so nothing is flushed (SPEC §5). Watched first, before anything loads.
+  // In a run slot the watch goes on while the slot waits for its next run.
   process.stderr.on('error', () => {
     stderrBroken = true;
   });
   const runtimePid = Number(process.env.QUARRY_RUNTIME_PID);
+  /** True while a run slot waits between runs. */
+  let idle = false;
   const lifeline = watchRuntime({
     stdin: process.stdin,
     // Our runtime names itself and holds stdin open until we exit; others may close it early.
@@ -106,13 +110,14 @@ async function runOnce(scriptPath: string): Promise<number> {
     ...(Number.isSafeInteger(runtimePid) && runtimePid > 0 ? { runtimePid } : {}),
     outputs: [process.stderr],
     onGone: (why) => {
-      log(`stopping: ${why}`);
+      // A slot between runs: the runtime ended the invocation (or died); nothing to say.
+      if (!idle) log(`stopping: ${why}`);
       held.browsers?.killNow();
-      process.exit(2);
+      process.exit(idle ? 0 : 2);
     },
   });
-  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
-    import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'),
+  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }, { RunTimers }] = await Promise.all([
+    import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'), import('./run-timers.js'),
   ]);
   const output = openFrameOutput(await frameFd());
   lifeline.watchOutput(output);
@@ -120,37 +125,45 @@ async function runOnce(scriptPath: string): Promise<number> {
   const inbox = new AckInbox(log);
   // The loader thread starts while we wait: the runtime sends the request only after the claim.
   prepareLoader(scriptPath);
-  let request;
+  let request: RunRequest;
   try {
     request = parseRunRequest(await readRequestLine(process.stdin, inbox));
   } catch (err) {
     log(`invalid run request: ${messageOf(err)}`);
     return 3;
   }
+  // Run slots (SPEC §10): asked, we say hello first and then serve every run_request on stdin.
+  const slots = request.slots === true;
+  const timers = slots ? new RunTimers() : undefined;
+  timers?.install();
+  if (slots) await writer.write({ type: 'hello', slots: true }).catch((err: unknown) => log(`could not write hello: ${messageOf(err)}`));
 
-  const finish = async (outcome: RunOutcome, browsers?: BrowserSource): Promise<void> => {
-    if (outcome.status === 'crash') log(`executor crash: ${outcome.message ?? 'unknown'}`);
-    await writer.write(runResultFrame(outcome, request.proxy)).catch((err: unknown) => log(`could not write run_result: ${messageOf(err)}`));
-    await browsers?.close();
-    await writer.end();
+  /** The browser source for a request's browser: kept across a slot's runs while they name the same one. */
+  let browserKey: string | undefined;
+  const browsersFor = async (req: RunRequest): Promise<BrowserSource> => {
+    const key = `${req.browser_ws_endpoint ?? ''}\0${req.chromium_path ?? ''}`;
+    if (held.browsers && browserKey === key) return held.browsers;
+    await held.browsers?.close();
+    browserKey = key;
+    held.browsers = createBrowserSource({
+      executablePath: req.chromium_path ?? process.env.QUARRY_CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH,
+      ...(req.browser_ws_endpoint ? { browserWSEndpoint: req.browser_ws_endpoint } : {}),
+      ...(req.proxy ? { launchProxy: req.proxy } : {}),
+    });
+    return held.browsers;
   };
 
-  let script: LoadedScript;
-  try {
-    script = await loadScript(scriptPath);
-  } catch (err) {
-    // One line: finish() logs the crash message, which names the script and what to fix.
-    await finish({ status: 'crash', message: `cannot load script: ${messageOf(err)}` });
-    return 3;
-  }
-
-  const browsers = createBrowserSource({
-    executablePath: request.chromium_path ?? process.env.QUARRY_CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH,
-    ...(request.browser_ws_endpoint ? { browserWSEndpoint: request.browser_ws_endpoint } : {}),
-    ...(request.proxy ? { launchProxy: request.proxy } : {}),
-  });
-
-  held.browsers = browsers;
+  let resultWritten = false;
+  const writeResult = async (outcome: RunOutcome, req: RunRequest): Promise<void> => {
+    if (resultWritten) return;
+    resultWritten = true;
+    if (outcome.status === 'crash') log(`executor crash: ${outcome.message ?? 'unknown'}`);
+    await writer.write(runResultFrame(outcome, req.proxy)).catch((err: unknown) => log(`could not write run_result: ${messageOf(err)}`));
+  };
+  const finish = async (): Promise<void> => {
+    await held.browsers?.close();
+    await writer.end();
+  };
 
   // Interrupted: close the browser and delete its profile, then die of the same signal. A close
   // that hangs (a wedged browser, an orphan whose pipes are gone) is cut short by a hard deadline.
@@ -162,27 +175,64 @@ async function runOnce(scriptPath: string): Promise<number> {
         process.kill(process.pid, sig);
       };
       setTimeout(() => {
-        browsers.killNow();
+        held.browsers?.killNow();
         die();
       }, SIGNAL_EXIT_DEADLINE_MS);
-      void browsers.close().finally(die);
+      void (held.browsers?.close() ?? Promise.resolve()).finally(die);
     });
   }
   // A stray rejection in a script (an emit nobody awaited) must not kill the run.
   process.on('unhandledRejection', (reason) => log(`unhandled rejection (ignored): ${messageOf(reason)}`));
   process.on('uncaughtException', (err) => {
     log(`uncaught exception: ${redactUrlsIn(err.stack ?? err.message)}`);
-    void finish({ status: 'crash', message: `uncaught exception: ${err.message}` }, browsers).finally(() => process.exit(2));
+    // Between a slot's runs there is no run to report it for: the slot just ends.
+    const reported = idle ? Promise.resolve() : writeResult({ status: 'crash', message: `uncaught exception: ${err.message}` }, request);
+    void reported.then(finish).finally(() => process.exit(2));
   });
 
-  let outcome: RunOutcome;
-  try {
-    outcome = await executeRun(request, { script, browsers, sink: new RunSink(writer, inbox), log });
-  } catch (err) {
-    outcome = { status: 'crash', message: `executor failure: ${messageOf(err)}` };
+  for (let n = 0; ; n++) {
+    let outcome: RunOutcome;
+    let script: LoadedScript | undefined;
+    try {
+      // A slot's later runs load their script afresh, as if each had its own process.
+      script = await loadScript(n === 0 ? scriptPath : (request.script ?? scriptPath), n === 0 ? {} : { fresh: n });
+    } catch (err) {
+      // One line: writeResult logs the crash message, which names the script and what to fix.
+      outcome = { status: 'crash', message: `cannot load script: ${messageOf(err)}`, error_type: 'invalid_input' };
+    }
+    if (script) {
+      try {
+        outcome = await executeRun(request, { script, browsers: await browsersFor(request), sink: new RunSink(writer, inbox), log });
+      } catch (err) {
+        outcome = { status: 'crash', message: `executor failure: ${messageOf(err)}` };
+      }
+    }
+    await writeResult(outcome!, request);
+    idle = true;
+    // A leftover timer of this run never fires in the next one.
+    timers?.sweep();
+    // One run per process without slots; a crash may have left the process (or its browser) unwell: the slot ends.
+    if (!slots || outcome!.status === 'crash') {
+      await finish();
+      return script ? exitCodeFor(outcome!.status) : 3;
+    }
+    const raw = await inbox.nextRunRequest();
+    if (raw === undefined) {
+      // Stdin ended between runs: the invocation is over.
+      await finish();
+      return 0;
+    }
+    timers?.sweep();
+    idle = false;
+    resultWritten = false;
+    try {
+      request = parseRunRequestValue(raw);
+    } catch (err) {
+      await writeResult({ status: 'crash', message: `invalid run request: ${messageOf(err)}`, error_type: 'invalid_input' }, { run_id: 'unknown', attempt: 1, job: null });
+      await finish();
+      return 3;
+    }
   }
-  await finish(outcome, browsers);
-  return exitCodeFor(outcome.status);
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -45,6 +45,15 @@ export function parseRunRequest(line: string): RunRequest {
   } catch (err) {
     throw new RunRequestError(`the run request line is not JSON: ${(err as Error).message}`);
   }
+  return parseRunRequestValue(value);
+}
+
+/**
+ * Checks a decoded run request: the request line's JSON, or the `request` of a
+ * run slot's `run_request` frame (SPEC §10).
+ * @throws RunRequestError naming the first bad field.
+ */
+export function parseRunRequestValue(value: unknown): RunRequest {
   if (!isObj(value)) throw new RunRequestError('the run request must be a JSON object');
   const { run_id, attempt } = value;
   if (typeof run_id !== 'string' || run_id === '') throw new RunRequestError(`run_id must be a non-empty string, got ${JSON.stringify(run_id)}`);
@@ -68,6 +77,7 @@ export function parseRunRequest(line: string): RunRequest {
     }
   }
   const storage = absent(value.storage) ? undefined : parseStorage(value.storage);
+  if (!absent(value.slots) && typeof value.slots !== 'boolean') throw new RunRequestError(`slots must be a boolean when present, got ${JSON.stringify(value.slots)}`);
   return {
     run_id,
     attempt,
@@ -79,5 +89,6 @@ export function parseRunRequest(line: string): RunRequest {
     ...(storage !== undefined ? { storage } : {}),
     ...(chromium_path !== undefined ? { chromium_path } : {}),
     ...(script !== undefined ? { script } : {}),
+    ...(value.slots === true ? { slots: true } : {}),
   };
 }

@@ -67,6 +67,26 @@ export interface FileWriteAckFrame {
 /** Everything the executor may write on stdout. */
 export type ExecutorFrame = AnyEventEnvelope | ArtifactChunkFrame | FileWriteFrame | RunResultFrame;
 
+/**
+ * Run slots (SPEC §10): the first frame of an executor that was asked
+ * `slots: true` and can serve successive runs. Valid only as the first frame.
+ */
+export interface HelloFrame {
+  type: 'hello';
+  slots: true;
+}
+
+/** Run slots (SPEC §10): runtime → executor on stdin, the next run of a slot that said hello. */
+export interface RunRequestFrame {
+  type: 'run_request';
+  request: RunRequest;
+}
+
+/** Whether a decoded frame is a slot's `hello`. */
+export function isHelloFrame(v: unknown): boolean {
+  return isObj(v) && v.type === 'hello' && v.slots === true;
+}
+
 /** Storage identity the runtime hands the executor for `storage.put` keys. */
 export interface RunRequestStorage {
   dataset: string;
@@ -88,8 +108,17 @@ export interface RunRequest {
   storage?: RunRequestStorage;
   /** Quarry extension (additive): where to find Chromium when launching. */
   chromium_path?: string;
-  /** Quarry extension (additive): the script to load (the original passes it as argv). */
+  /**
+   * Quarry extension (additive): the script to load (the original passes it as
+   * argv). In a run slot's later runs (`run_request` frames) it names the run's script.
+   */
   script?: string;
+  /**
+   * Quarry extension (additive, SPEC §10 run slots), first request line only:
+   * the runtime can send later runs as `run_request` frames; an executor that
+   * can answers with a first frame `{ type: 'hello', slots: true }`.
+   */
+  slots?: boolean;
 }
 
 /** Raised for a frame whose shape is wrong; the run ends (no resynchronisation). */

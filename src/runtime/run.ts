@@ -5,7 +5,7 @@
  * worker or a Temporal activity can wrap it); no argv, env or exit here.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import type { ProxyEndpoint, RunRequest } from '../protocol/frames.js';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { redactUrlsIn } from '../protocol/redact.js';
@@ -22,6 +22,7 @@ import type { RunReport } from './report.js';
 import { recordSettings } from './settings.js';
 import type { AdapterTarget } from '../ledger/outbox.js';
 import { defaultExecutorPath, type StartedExecutor } from './executor-process.js';
+import type { SlotPool } from './slot-pool.js';
 import { supervise } from './supervisor.js';
 
 /** Everything one run needs, validated by the caller (the CLI compiles flags into this). */
@@ -69,6 +70,11 @@ export interface RunConfig {
    * this script; used instead of spawning one. The caller disposes it if the run never starts.
    */
   started?: StartedExecutor;
+  /**
+   * Run in a slot of this pool (SPEC §10 run slots) instead of a process of its own; the pool's
+   * executor entry is used. Ignored with `started`.
+   */
+  pool?: SlotPool;
   /** Clock, for tests. */
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
@@ -127,9 +133,12 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     }
     cfg.onEvent?.(e);
   };
+  const entry = cfg.executorPath ?? defaultExecutorPath();
+  // A missing entry is reported by the supervisor (node would exit 1, which reads as a script error).
+  const slot = cfg.pool && !cfg.started && existsSync(entry) ? cfg.pool.take(cfg.scriptPath) : undefined;
   const sup = await supervise({
     command: process.execPath,
-    args: [cfg.executorPath ?? defaultExecutorPath(), cfg.scriptPath],
+    args: [entry, cfg.scriptPath],
     ...(cfg.env ? { env: cfg.env } : {}),
     request,
     policy,
@@ -140,7 +149,9 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
     ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
     ...(cfg.started && !cfg.executorPath ? { started: cfg.started } : {}),
+    ...(slot ? { slot } : {}),
   });
+  if (slot) cfg.pool!.give(slot, sup.slotReusable === true);
 
   const counters = policy.counters();
   // Messages reach the manifest, the report and the ledger's last_error: no URL in them keeps its secrets (SPEC §8).

@@ -12,14 +12,15 @@ import type { Readable } from 'node:stream';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
 import { checkEventInRun, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { FRAME_FD } from '../protocol/frame-fd.js';
-import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
+import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, isHelloFrame, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
 import { checkStorageFilename } from '../sdk/storage.js';
 import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
-import type { Observation } from './outcome.js';
+import { EXECUTOR_EXIT, type Observation } from './outcome.js';
 import { type IngestionPolicy, PolicyFailureError } from './policies/policy.js';
 import { describeStorageFailure } from './policies/storage-failure.js';
 import { frameBytes } from './frame-source.js';
 import { startExecutor, type StartedExecutor } from './executor-process.js';
+import type { Slot } from './slot-pool.js';
 
 /** How long the executor gets to finish after SIGTERM before SIGKILL. */
 export const EXECUTOR_STOP_GRACE_MS = 5_000;
@@ -52,6 +53,12 @@ export interface SuperviseOptions {
   timeoutMs?: number;
   /** An executor already started with `command` and `args` (executor-process.ts), used instead of spawning one. */
   started?: StartedExecutor;
+  /**
+   * A run slot (slot-pool.ts) to run in instead: its first run sends the request line with
+   * `slots: true`, later ones a `run_request` frame. The run ends at its `run_result` when the
+   * slot said hello, and the slot lives on; otherwise at the end of the process, as without.
+   */
+  slot?: Slot;
 }
 
 export interface SuperviseResult {
@@ -68,6 +75,8 @@ export interface SuperviseResult {
   launched: boolean;
   stderrTail: string;
   filesWritten: number;
+  /** With `slot`: the slot may serve another run (it said hello, the run ended at its run_result, nothing went wrong). */
+  slotReusable?: boolean;
 }
 
 /** Raised inside the loop to stop reading: a fatal stream, version or policy condition. */
@@ -101,14 +110,15 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
 
   // A missing executor entry would make node exit 1, which reads as a script error.
   const entry = opts.args[0];
-  if (!opts.started && entry !== undefined && !existsSync(entry)) {
+  const slot = opts.slot;
+  if (!opts.started && !slot && entry !== undefined && !existsSync(entry)) {
     obs.launchError = `executor entry ${entry} does not exist (run the build: npm run build)`;
     await policy.close().catch(() => undefined);
     return res;
   }
   // Frames get their own pipe on FRAME_FD if the executor takes it (frame-source.ts), so raw writes to fd 1
   // (fs.writeSync(1, …), children with inherited stdio) cannot corrupt them.
-  const started = opts.started ?? startExecutor(opts.command, opts.args, opts.env);
+  const started = slot?.started ?? opts.started ?? startExecutor(opts.command, opts.args, opts.env);
   started.taken = true;
   if (!started.child) {
     obs.launchError = started.launchError;
@@ -126,7 +136,8 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     if (stderrBuf.length > STDERR_TAIL_BYTES) stderrBuf = stderrBuf.subarray(stderrBuf.length - STDERR_TAIL_BYTES);
     opts.onStderr?.(chunk);
   };
-  child.stderr!.on('data', onLog);
+  if (slot) slot.onStderr = onLog;
+  else child.stderr!.on('data', onLog);
 
   let killTimer: NodeJS.Timeout | undefined;
   const onAbort = (): void => {
@@ -152,7 +163,13 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
         }, opts.timeoutMs);
   runTimer?.unref();
 
-  child.stdin!.write(`${JSON.stringify(request)}\n`);
+  // A slot's first run asks for slots in its request line; its later runs (once it said hello) are frames.
+  if (slot?.requested) child.stdin!.write(encodeFrame({ type: 'run_request', request }));
+  else child.stdin!.write(`${JSON.stringify(slot ? { ...request, slots: true } : request)}\n`);
+  if (slot) {
+    slot.requested = true;
+    slot.runs++;
+  }
 
   const decoder = new FrameDecoder();
   let terminal = false;
@@ -238,6 +255,11 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   };
 
   const handle = (raw: unknown): Promise<void> | undefined => {
+    // A slot's hello is its first frame, before the first run's; nowhere else is it a frame.
+    if (slot && !slot.hello && frameIndex === 0 && slot.runs === 1 && isHelloFrame(raw)) {
+      slot.hello = true;
+      return undefined;
+    }
     frameIndex++;
     let frame;
     try {
@@ -268,19 +290,31 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   };
 
   let stopped: Stop | undefined;
+  /** A slot that said hello ends its run at run_result; the process goes on. */
+  const slotRunDone = (): boolean => slot?.hello === true && res.runResult !== undefined;
+  const stream = slot ? slot.frames(onLog) : undefined;
+  const offered = stream ? undefined : child.stdio[FRAME_FD] as Readable | null | undefined;
+  offered?.on('error', () => undefined); // the executor's exit and the stream's end tell what happened
+  // Without a slot the stream is this run's alone: closed when the loop leaves, as a for-await would.
+  const chunks = stream ? undefined : frameBytes({ stdout: child.stdout!, offered: offered ?? undefined, onStray: onLog });
   try {
-    const offered = child.stdio[FRAME_FD] as Readable | null | undefined;
-    offered?.on('error', () => undefined); // the executor's exit and the stream's end tell what happened
-    for await (const chunk of frameBytes({ stdout: child.stdout!, offered: offered ?? undefined, onStray: onLog })) {
-      let frames: unknown[];
+    for (;;) {
+      let frames: unknown[] | undefined;
       try {
-        frames = decoder.push(chunk);
+        if (stream) {
+          frames = await stream.next();
+        } else {
+          const next = await chunks!.next();
+          frames = next.done ? undefined : decoder.push(next.value);
+        }
       } catch (err) {
         if (!(err instanceof FrameError)) throw err;
         res.ipcDecodeErrors++;
         throw new Stop('stream', err.message);
       }
+      if (frames === undefined) break;
       for (const raw of frames) {
+        if (slotRunDone()) throw new Stop('stream', `a ${JSON.stringify((raw as { type?: unknown } | null)?.type)} frame after run_result`);
         const waiting = handle(raw);
         if (waiting) await waiting;
       }
@@ -291,21 +325,26 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
           throw new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
         }
       }
-      if (decoder.error) {
+      const deferred = stream ? stream.error : decoder.error;
+      if (deferred) {
         res.ipcDecodeErrors++;
-        throw new Stop('stream', decoder.error.message);
+        throw new Stop('stream', deferred.message);
       }
+      if (slotRunDone()) break;
     }
-    try {
-      decoder.end();
-    } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
-      res.ipcDecodeErrors++;
-      throw new Stop('stream', err.message);
+    if (!stream && !slotRunDone()) {
+      try {
+        decoder.end();
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+        res.ipcDecodeErrors++;
+        throw new Stop('stream', err.message);
+      }
     }
   } catch (err) {
     stopped = err instanceof Stop ? err : new Stop('stream', `reading executor output: ${(err as Error).message}`);
   }
+  await chunks?.return(undefined).catch(() => undefined);
 
   if (stopped) {
     if (stopped.kind === 'policy') obs.policyFailure = stopped.message;
@@ -313,21 +352,41 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     else obs.streamError = stopped.message;
     child.kill('SIGKILL');
   }
-  // The frame stream closed: the executor should exit now; one that lingers is killed. After a clean end
-  // (terminal event, run_result, no stream fault) nothing of the run is left to arrive: the kill is noted
-  // so the run keeps the outcome its result states instead of reading as a crash.
-  const cleanEnd = !stopped && terminal && res.runResult !== undefined;
-  const lingering = setTimeout(() => {
-    if (cleanEnd) obs.killedAfterResultMs = EXIT_AFTER_EOF_MS;
-    child.kill('SIGKILL');
-  }, EXIT_AFTER_EOF_MS);
-  lingering.unref();
-  await exited;
-  clearTimeout(lingering);
-  if (runTimer) clearTimeout(runTimer);
-  if (killTimer) clearTimeout(killTimer);
-  opts.signal?.removeEventListener('abort', onAbort);
-  child.stdin!.destroy();
+  const slotResult = !stopped && slotRunDone() && obs.timedOutMs === undefined && obs.interrupted === undefined ? res.runResult : undefined;
+  if (slotResult) {
+    // The run ended at its run_result in a live slot: that result is authoritative (SPEC §10).
+    if (runTimer) clearTimeout(runTimer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    slot!.onStderr = undefined;
+    res.launched = true;
+    obs.exitCode = exitCodeOfResult(slotResult);
+    res.slotReusable = slotResult.outcome.status !== 'crash';
+  } else {
+    // The frame stream closed: the executor should exit now; one that lingers is killed. After a clean end
+    // (terminal event, run_result, no stream fault) nothing of the run is left to arrive: the kill is noted
+    // so the run keeps the outcome its result states instead of reading as a crash.
+    const cleanEnd = !stopped && terminal && res.runResult !== undefined;
+    const lingering = setTimeout(() => {
+      if (cleanEnd) obs.killedAfterResultMs = EXIT_AFTER_EOF_MS;
+      child.kill('SIGKILL');
+    }, EXIT_AFTER_EOF_MS);
+    lingering.unref();
+    await exited;
+    clearTimeout(lingering);
+    if (runTimer) clearTimeout(runTimer);
+    if (killTimer) clearTimeout(killTimer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    child.stdin!.destroy();
+    if (slot) {
+      slot.onStderr = undefined;
+      res.slotReusable = false;
+      // A slot that said hello and wrote run_result before its process ended: the result stands while it lived.
+      const r = slot.hello ? res.runResult : undefined;
+      if (r && !stopped && obs.timedOutMs === undefined && obs.interrupted === undefined && obs.exitSignal === null) {
+        obs.exitCode = exitCodeOfResult(r);
+      }
+    }
+  }
 
   await writer.abortOpenArtifacts();
   try {
@@ -337,6 +396,17 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   }
   res.stderrTail = stderrBuf.toString('utf8');
   return res;
+}
+
+/**
+ * The exit code a one-run executor would have exited with for this result
+ * (SPEC §3): a slot's run_result stands in for it while the slot lives.
+ */
+function exitCodeOfResult(r: RunResultFrame): number {
+  const { status, error_type } = r.outcome;
+  if (status === 'completed') return EXECUTOR_EXIT.completed;
+  if (status === 'error') return EXECUTOR_EXIT.scriptError;
+  return error_type === 'invalid_input' ? EXECUTOR_EXIT.invalidInput : EXECUTOR_EXIT.crash;
 }
 
 /** Why a sidecar filename is refused: the SDK's rule (SPEC §2), plus the suffix kept for metadata. */

@@ -3,7 +3,8 @@
  * library entry beside `runOnce`. It creates the tree's frontier under the
  * state dir (or, resuming, reopens it and settles what the dead invocation
  * left in flight), holds the tree's OS lock, admits the root, then leases
- * items and runs each through `runOnce` (one executor process per run),
+ * items and runs each through `runOnce` in a run slot (an executor process
+ * that serves successive runs, slot-pool.ts; closed before this returns),
  * admitting every `enqueue` the supervisor sees — even one the policy drops —
  * while its run is still going, so children start while their parent runs.
  * `--parallel` is the frontier's bound, root included.
@@ -18,7 +19,8 @@ import type { RunProxy, RunProxyInput } from '../proxy/router.js';
 import type { PolicyConfig } from '../runtime/policies/index.js';
 import type { RunReport } from '../runtime/report.js';
 import { reachKillPoint } from '../runtime/kill-point.js';
-import { runOnce } from '../runtime/run.js';
+import { defaultExecutorPath, runOnce } from '../runtime/run.js';
+import { SlotPool } from '../runtime/slot-pool.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
@@ -82,6 +84,13 @@ export interface TreeConfig {
   adapter?: AdapterTarget;
   /** Each run's proxy, selected as the run starts (SPEC §11); none when absent. Keyed by the item's dedup key. */
   proxy?: { start(input: RunProxyInput): Promise<RunProxy> };
+  /**
+   * Runs one executor process serves before it is replaced (SPEC §10 run slots); default
+   * `DEFAULT_SLOT_RUNS`, 1 = a process per run.
+   */
+  slotRuns?: number;
+  /** A slot above this resident memory (bytes) after a run is replaced; default `DEFAULT_SLOT_RSS_BYTES`. */
+  slotRssBytes?: number;
   /** Aborting interrupts runs in flight; their items stay queued in the frontier. */
   signal?: AbortSignal;
   onStderr?: (chunk: Buffer) => void;
@@ -186,8 +195,16 @@ export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, 
   const woken = (): Promise<void> => new Promise((r) => { wake = r; });
   const aborted = cfg.signal ? abortOf(cfg.signal) : undefined;
   const heartbeat = setInterval(() => { frontier.renew(owner).catch(() => undefined); }, Math.max(1, Math.floor(leaseMs / 3)));
+  // The invocation's run slots: at most --parallel at once, since a run holds its slot.
+  const pool = new SlotPool({
+    command: process.execPath,
+    entry: cfg.executorPath ?? defaultExecutorPath(),
+    ...(cfg.env ? { env: cfg.env } : {}),
+    ...(cfg.slotRuns !== undefined ? { maxRuns: cfg.slotRuns } : {}),
+    ...(cfg.slotRssBytes !== undefined ? { maxRssBytes: cfg.slotRssBytes } : {}),
+  });
   const member: Member = {
-    cfg, frontier, treeId, retries: opts.retries, runs, failures, checkScriptDigest: o.checkScriptDigest === true,
+    cfg, frontier, treeId, retries: opts.retries, runs, failures, pool, checkScriptDigest: o.checkScriptDigest === true,
     changed: () => { wake(); void report(); },
   };
   const poll = o.pollMs !== undefined ? setInterval(() => wake(), o.pollMs) : undefined;
@@ -212,6 +229,7 @@ export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, 
   } finally {
     clearInterval(heartbeat);
     if (poll !== undefined) clearInterval(poll);
+    await pool.close();
   }
   const interrupted = cfg.signal?.aborted === true;
   const claimed = interrupted ? false : await frontier.claimFinalization();
@@ -231,6 +249,7 @@ interface Member {
   runs: RunReport[];
   /** Failed attempts per key seen by this invocation: how long to back off before the next. */
   failures: Map<string, number>;
+  pool: SlotPool;
   changed: () => void;
 }
 
@@ -293,6 +312,7 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
         ...(cfg.signal ? { signal: cfg.signal } : {}),
         ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
         ...(cfg.env ? { env: cfg.env } : {}),
+        pool: m.pool,
         ...(proxy ? { proxy: proxy.endpoint, proxyRecord: proxy.record } : {}),
         onEvent: (e) => { proxy?.onEvent(e); onEvent(e); },
       });
