@@ -116,8 +116,8 @@ async function runOnce(scriptPath: string): Promise<number> {
       process.exit(idle ? 0 : 2);
     },
   });
-  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }, { RunTimers }] = await Promise.all([
-    import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'), import('./run-timers.js'),
+  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
+    import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'),
   ]);
   const output = openFrameOutput(await frameFd());
   lifeline.watchOutput(output);
@@ -134,7 +134,7 @@ async function runOnce(scriptPath: string): Promise<number> {
   }
   // Run slots (SPEC §10): asked, we say hello first and then serve every run_request on stdin.
   const slots = request.slots === true;
-  const timers = slots ? new RunTimers() : undefined;
+  const timers = slots ? new (await import('./run-timers.js')).RunTimers() : undefined;
   timers?.install();
   if (slots) await writer.write({ type: 'hello', slots: true }).catch((err: unknown) => log(`could not write hello: ${messageOf(err)}`));
 
