@@ -112,7 +112,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
       retries: { kind: 'flag', flag: 'adapter-retries', check: notNegative },
     },
   },
-  events: { kind: 'reserved', why: planned('event-sink') },
+  events: { kind: 'reserved', why: 'event sinks are not built yet in config files (events.sinks[]); use the --event-sink and --event-sink-redis-* flags' },
   depth: { kind: 'flag', flag: 'depth', check: notNegative },
   max_runs: { kind: 'flag', flag: 'max-runs' },
   parallel: { kind: 'flag', flag: 'parallel' },

@@ -2,6 +2,7 @@
  * The exit report of one run (SPEC §5 `--report`). Field names are the
  * original's; `skipped`, `items`, `storage`, `ledger` are additive.
  */
+import type { EventSinkCounters } from './event-sinks.js';
 import type { ProxyEndpointRedacted } from '../protocol/frames.js';
 import type { RunAuthority } from './authority.js';
 import type { FlushTrigger, ManifestProxy, PolicyName, RunMetrics, RunOutcome } from '../storage/manifest.js';
@@ -42,6 +43,8 @@ export interface RunReport {
   ledger?: { location: string; validation: 'valid' | 'invalid' | 'not_run'; reasons: string[]; partition_status: string; authoritative_run_id?: string; authoritative: boolean };
   /** Whether the run's data became authoritative, why, and what to run next (SPEC §8); set when a ledger was used. */
   authority?: RunAuthority;
+  /** Live event sinks (SPEC §11): per sink, events sent and sink drops (apart from the policy's drops). */
+  event_sinks?: EventSinkCounters[];
   /** The run-completed notification of the invocation (SPEC §11), when `--adapter` was given and the run was validated. */
   notification?: NotificationReport;
 }

@@ -20,6 +20,7 @@ import { classify, type Classified } from './outcome.js';
 import { createPolicy, type PolicyConfig } from './policies/index.js';
 import type { RunReport } from './report.js';
 import { recordSettings } from './settings.js';
+import { SinkedPolicy, type EventSinkFactory } from './event-sinks.js';
 import type { AdapterTarget } from '../ledger/outbox.js';
 import { defaultExecutorPath, type StartedExecutor } from './executor-process.js';
 import type { SlotPool } from './slot-pool.js';
@@ -65,6 +66,9 @@ export interface RunConfig {
   retries?: number;
   /** The run-completed adapter (SPEC §11), recorded in `settings` so the validator writes the run's notification. */
   adapter?: AdapterTarget;
+  /** Live event sinks (SPEC §11): each makes the run's sink; `eventSinkTargets` is what settings record (no secrets). */
+  eventSinks?: readonly EventSinkFactory[];
+  eventSinkTargets?: ReadonlyArray<{ kind: string; target: string }>;
   /**
    * The bundled executor, started by the caller before the claim (executor-process.ts) with
    * this script; used instead of spawning one. The caller disposes it if the run never starts.
@@ -109,7 +113,9 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     settings,
   });
   reachKillPoint('after_claim');
-  const policy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
+  const basePolicy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
+  const sinked = cfg.eventSinks && cfg.eventSinks.length > 0 ? new SinkedPolicy(basePolicy, cfg.eventSinks.map((f) => f(cfg.runId, cfg.partition))) : undefined;
+  const policy = sinked ?? basePolicy;
 
   const request: RunRequest = {
     run_id: cfg.runId,
@@ -267,6 +273,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(sup.terminalSummary ? { terminal_summary: sup.terminalSummary } : {}),
     ...(sup.proxyUsed ? { proxy_used: sup.proxyUsed } : {}),
     ...(cfg.proxyRecord ? { proxy: { ...cfg.proxyRecord, rotations } } : {}),
+    ...(sinked ? { event_sinks: sinked.sinkCounters() } : {}),
     ...(sup.stderrTail ? { stderr: redactUrlsIn(sup.stderrTail) } : {}),
     skipped,
     items: countOf(manifest, 'item'),

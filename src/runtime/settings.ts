@@ -18,6 +18,8 @@ export interface SettingsSource {
   adapter?: AdapterTarget;
   /** The run's proxy pool choice (pool and strategy are recorded, never an endpoint's password). */
   proxyRecord?: { pool: string; strategy: string };
+  /** Event sinks as recorded (no credentials). */
+  eventSinkTargets?: ReadonlyArray<{ kind: string; target: string }>;
 }
 
 /** Option names of a policy config and of its record: the only difference between the two. */
@@ -74,6 +76,6 @@ export function recordSettings(cfg: SettingsSource): RunSettings {
     browser: cfg.browserWsEndpoint !== undefined ? { mode: 'endpoint', endpoint: endpointWithoutCredentials(cfg.browserWsEndpoint) } : { mode: 'launch' },
     proxy: cfg.proxyRecord ? { pool: cfg.proxyRecord.pool, strategy: cfg.proxyRecord.strategy } : null,
     adapter: cfg.adapter !== undefined ? { kind: cfg.adapter.kind, target: cfg.adapter.target } : null,
-    event_sinks: [],
+    event_sinks: (cfg.eventSinkTargets ?? []).map((s) => ({ kind: s.kind, target: s.target })),
   };
 }

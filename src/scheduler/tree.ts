@@ -13,6 +13,7 @@
  * returns: member runs are written and finalized here, never validated.
  */
 import type { AdapterTarget } from '../ledger/outbox.js';
+import type { EventSinkFactory } from '../runtime/event-sinks.js';
 import { ulid } from 'ulid';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
 import type { RunProxy, RunProxyInput } from '../proxy/router.js';
@@ -91,6 +92,9 @@ export interface TreeConfig {
   slotRuns?: number;
   /** A slot above this resident memory (bytes) after a run is replaced; default `DEFAULT_SLOT_RSS_BYTES`. */
   slotRssBytes?: number;
+  /** Live event sinks of every run (SPEC §11) and what settings record of them. */
+  eventSinks?: readonly EventSinkFactory[];
+  eventSinkTargets?: ReadonlyArray<{ kind: string; target: string }>;
   /** Aborting interrupts runs in flight; their items stay queued in the frontier. */
   signal?: AbortSignal;
   onStderr?: (chunk: Buffer) => void;
@@ -308,6 +312,8 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
         ...(cfg.chromiumPath ? { chromiumPath: cfg.chromiumPath } : {}),
         ...(cfg.browserWsEndpoint ? { browserWsEndpoint: cfg.browserWsEndpoint } : {}),
         ...(cfg.adapter ? { adapter: cfg.adapter } : {}),
+        ...(cfg.eventSinks ? { eventSinks: cfg.eventSinks } : {}),
+        ...(cfg.eventSinkTargets ? { eventSinkTargets: cfg.eventSinkTargets } : {}),
         ...(cfg.runTimeoutMs !== undefined ? { timeoutMs: cfg.runTimeoutMs } : {}),
         ...(cfg.signal ? { signal: cfg.signal } : {}),
         ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),

@@ -21,6 +21,8 @@ import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
 import { CommandFailure, UsageError } from '../flags.js';
 import { recordedTarget } from '../../notify/adapter-config.js';
+import { RedisStreamSink, sinkTarget } from '../../notify/redis-stream-sink.js';
+import type { EventSinkFactory } from '../../runtime/event-sinks.js';
 import { sendOwnNotifications, type NotificationReport } from './run-notify.js';
 import { beforeStart, InterruptedBeforeStart } from '../interruptible.js';
 import { RunProgress } from '../progress.js';
@@ -215,6 +217,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
       ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
       ...(plan.adapter ? { adapter: recordedTarget(plan.adapter) } : {}),
+      ...sinkConfig(plan),
       retries: plan.retries,
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
@@ -291,6 +294,14 @@ function notAuthoritativeLine(r: RunReport): string {
   }
   const why = r.ledger?.reasons.slice(0, 3).join('; ') ?? 'no manifest';
   return `run ${r.run_id} finished but validation rejected its data (${why}), so it is not authoritative; next: ${a.next} to see why, then run it again`;
+}
+
+/** The run config's sink fields for the plan's `--event-sink redis` (none without it). */
+export function sinkConfig(plan: Pick<RunPlan, 'redisSink'>): { eventSinks?: EventSinkFactory[]; eventSinkTargets?: Array<{ kind: string; target: string }> } {
+  const o = plan.redisSink;
+  if (o === undefined) return {};
+  const target = sinkTarget(o);
+  return { eventSinks: [(runId, partition) => new RedisStreamSink(o, runId, partition, target)], eventSinkTargets: [{ kind: 'redis', target }] };
 }
 
 /** What {@link runWithRetries} tells each attempt about notifications: the invocation's outbox rows so far, and whether an attempt is the last. */

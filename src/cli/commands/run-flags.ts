@@ -6,7 +6,6 @@
 import { STORAGE_FLAGS } from '../common-flags.js';
 import type { FlagSpec } from '../flags.js';
 
-const LATER_SINK = 'live event sinks are not built yet';
 const LATER_QUEUE = 'distributed mode is not built yet';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -58,11 +57,13 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'adapter-channel', type: 'string', arg: 'CHANNEL', default: 'quarry:run_completed', help: 'Redis PUBLISH channel', group: 'Notifications' },
   { name: 'adapter-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of EACH attempt, not of all retries together (default 10s)', group: 'Notifications' },
   { name: 'adapter-retries', type: 'int', default: 3, help: 'Retries after a failed attempt (backoff 1s/2s/4s + jitter; none after a 4xx)', group: 'Notifications' },
-  { name: 'event-sink', type: 'string', help: 'lode|redis', planned: LATER_SINK },
-  { name: 'event-sink-lode-delivery', type: 'string', help: 'Delivery mode', planned: LATER_SINK },
-  { name: 'event-sink-redis-url', type: 'string', help: 'Redis URL', planned: LATER_SINK },
-  { name: 'event-sink-redis-stream', type: 'string', help: 'Stream key', planned: LATER_SINK },
-  { name: 'event-sink-redis-maxlen', type: 'int', help: 'XADD MAXLEN', planned: LATER_SINK },
-  { name: 'event-sink-redis-ttl', type: 'duration', help: 'Stream TTL', planned: LATER_SINK },
-  { name: 'event-sink-redis-delivery', type: 'string', help: 'mandatory|best_effort', planned: LATER_SINK },
+  { name: 'event-sink', type: 'list', arg: 'lode|redis', help: 'Live event sink (repeatable): redis copies every event to a Redis stream off the hot path; lode (storage) is always on', group: 'Event sinks' },
+  { name: 'event-sink-lode-delivery', type: 'string', arg: 'MODE', help: 'Accepted with no effect (storage is always on and mandatory); prints a notice', group: 'Event sinks' },
+  { name: 'event-sink-redis-url', type: 'string', arg: 'URL', help: 'Redis server of the stream (credentials never recorded)', group: 'Event sinks' },
+  { name: 'event-sink-redis-stream-key', type: 'string', arg: 'KEY', default: 'quarry:events', help: 'Stream key', group: 'Event sinks' },
+  { name: 'event-sink-redis-max-len', type: 'int', default: 100000, help: 'Approximate longest stream (XADD MAXLEN ~)', group: 'Event sinks' },
+  { name: 'event-sink-redis-ttl', type: 'duration', arg: 'DURATION', help: 'Entries older than this are trimmed (XTRIM MINID; default 24h)', group: 'Event sinks' },
+  { name: 'event-sink-redis-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of each Redis call (default 2s)', group: 'Event sinks' },
+  { name: 'event-sink-redis-retries', type: 'int', default: 2, help: 'Retries of a failed batch', group: 'Event sinks' },
+  { name: 'event-sink-redis-delivery', type: 'string', arg: 'mandatory|best_effort', default: 'best_effort', choices: ['mandatory', 'best_effort'], help: 'best_effort: drops counted, the run goes on; mandatory: backpressure, and a batch failing its retries ends the run policy_failure', group: 'Event sinks' },
 ];

@@ -8,7 +8,8 @@
  */
 import { recordedTarget, type AdapterOptions } from '../../notify/adapter-config.js';
 import { sendOwnNotifications, type NotificationReport } from './run-notify.js';
-import { notificationLine } from './run-execute.js';
+import { notificationLine, sinkConfig } from './run-execute.js';
+import type { RedisSinkOptions } from '../../notify/redis-stream-sink.js';
 import { ulid } from 'ulid';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { PolicyConfig } from '../../runtime/policies/index.js';
@@ -68,6 +69,8 @@ export interface TreeInvocation {
   adapter?: AdapterOptions;
   /** `--proxy-pool`: each run of the tree selects its proxy at its start (SPEC §11). */
   proxy?: PreparedProxy;
+  /** `--event-sink redis` options, in memory only. */
+  redisSink?: RedisSinkOptions;
 }
 
 /** `quarry run --depth N > 0`: compiles the plan into an invocation and runs it. */
@@ -101,6 +104,7 @@ export async function executeTreePlan(plan: RunPlan, tree: TreePlan, io: CliIO):
     ...(plan.report ? { report: plan.report } : {}),
     ...(plan.adapter ? { adapter: plan.adapter } : {}),
     ...(plan.proxy ? { proxy: plan.proxy } : {}),
+    ...(plan.redisSink ? { redisSink: plan.redisSink } : {}),
   };
   return runTreeInvocation(inv, io);
 }
@@ -177,6 +181,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
         ...(inv.browserWsEndpoint ? { browserWsEndpoint: inv.browserWsEndpoint } : {}),
         ...(inv.adapter ? { adapter: recordedTarget(inv.adapter) } : {}),
         ...(router ? { proxy: router } : {}),
+        ...sinkConfig(inv),
         signal: io.signal,
         ...(inv.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
         onRun: (r) => progress?.runEnded(r),

@@ -13,6 +13,7 @@ import { parseLedgerTarget } from './ledger-target.js';
 import type { ConfigPools, PreparedProxy } from './proxy-setup.js';
 import { RUN_FLAGS } from './run-flags.js';
 import { AdapterConfigError, compileAdapter, type AdapterOptions } from '../../notify/adapter-config.js';
+import { compileRedisSink, SinkConfigError, type RedisSinkOptions } from '../../notify/redis-stream-sink.js';
 
 export const RUN_USAGE = `Usage: quarry run --script <path> --source <name> [options]
 
@@ -59,6 +60,8 @@ export interface RunPlan {
   adapter?: AdapterOptions;
   /** `--proxy-pool`: each run's proxy comes from this pool (SPEC §11). */
   proxy?: PreparedProxy;
+  /** `--event-sink redis` (SPEC §11): the live options, credentials included, held in memory only. */
+  redisSink?: RedisSinkOptions;
 }
 
 /** The fan-out flags of a tree (SPEC §10), checked. */
@@ -156,7 +159,44 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (ledger) plan.ledger = parseLedgerTarget(ledger, cwd);
   const adapter = compileAdapterFlags(p);
   if (adapter) plan.adapter = adapter;
+  const sink = compileSinkFlags(p, notices);
+  if (sink) plan.redisSink = sink;
   return plan;
+}
+
+/** The Redis sink options that mean something only with `--event-sink redis`. */
+const SINK_OPTION_FLAGS = ['event-sink-redis-url', 'event-sink-redis-stream-key', 'event-sink-redis-max-len', 'event-sink-redis-ttl', 'event-sink-redis-timeout', 'event-sink-redis-retries', 'event-sink-redis-delivery'] as const;
+
+/**
+ * `--event-sink lode|redis` (repeatable) and the Redis sink's options (SPEC §11).
+ * `lode` (our storage) is always on; `--event-sink-lode-delivery` is accepted
+ * with a notice. @throws UsageError quoting the bad value.
+ */
+export function compileSinkFlags(p: ParsedFlags, notices: string[]): RedisSinkOptions | undefined {
+  const v = p.values;
+  const kinds = (v['event-sink'] as string[] | undefined) ?? [];
+  const bad = kinds.find((k) => k !== 'lode' && k !== 'redis');
+  if (bad !== undefined) throw new UsageError(`--event-sink ${JSON.stringify(bad)} must be lode or redis`);
+  if (str(v['event-sink-lode-delivery']) !== undefined) notices.push('--event-sink-lode-delivery has no effect: storage (lode) is always on and mandatory');
+  if (!kinds.includes('redis')) {
+    const stray = SINK_OPTION_FLAGS.find((f) => p.explicit.has(f) || (f === 'event-sink-redis-url' && v[f] !== undefined));
+    if (stray) throw new UsageError(`--${stray} has no effect without --event-sink redis`);
+    return undefined;
+  }
+  try {
+    return compileRedisSink({
+      url: str(v['event-sink-redis-url']),
+      streamKey: str(v['event-sink-redis-stream-key']),
+      maxLen: v['event-sink-redis-max-len'] as number | undefined,
+      ttlMs: v['event-sink-redis-ttl'] as number | undefined,
+      timeoutMs: v['event-sink-redis-timeout'] as number | undefined,
+      retries: v['event-sink-redis-retries'] as number | undefined,
+      delivery: str(v['event-sink-redis-delivery']),
+    });
+  } catch (err) {
+    if (err instanceof SinkConfigError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** The adapter flags that only mean something with `--adapter`. */
