@@ -117,4 +117,19 @@ describe('proxy pools (SPEC §11)', { timeout: 400_000 }, () => {
     expect(proxyOf(rep.run_id)).toBe('alive');
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);
   });
+
+  it('a browser run given a SOCKS5 endpoint with a password is refused with one line, before any browser starts', async () => {
+    tmp = await makeTempDir('proxy-socks');
+    const pools = join(tmp.path, 'pools.json');
+    await writeFile(pools, JSON.stringify({ main: { strategy: 'round_robin', endpoints: [{ protocol: 'socks5', host: '127.0.0.1', port: await deadPort(), username: 'u', password: PASSWORD }] } }));
+    const r = await quarry(['run', '--script', 'browser-page.mjs', '--source', 's', '--storage-path', join(tmp.path, 'data'),
+      '--proxy-config', pools, '--proxy-pool', 'main', '--job', '{"url":"http://one.test/"}'], { cwd: SCRIPTS });
+    expect(r.code).toBe(2);
+    const lines = (r.stdout + r.stderr).split('\n').filter((l) => l.includes('Chromium does not authenticate to SOCKS5'));
+    // The one-line reason, as the run's message (it may be echoed by the summary and the executor's stderr).
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toContain('socks5://127.0.0.1:');
+    expect(r.stdout).toContain('outcome=executor_crash');
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  });
 });
