@@ -8,7 +8,9 @@ import { resolve } from 'node:path';
 import { loadPoolsFile, mergePools, parsePools, ProxyConfigError, type LoadedPools } from '../../proxy/pools-config.js';
 import { ProxyRouter } from '../../proxy/router.js';
 import { ProxySelector } from '../../proxy/selector.js';
+import { RedisProxyStateStore } from '../../proxy/redis-state-store.js';
 import { proxyStatePath, SqliteProxyStateStore } from '../../proxy/sqlite-state-store.js';
+import type { ProxyStateStore } from '../../proxy/state.js';
 import type { ProxyStrategy } from '../../sdk/proxy-pool.js';
 import { UsageError, type ParsedFlags } from '../flags.js';
 
@@ -118,6 +120,45 @@ export function openProxyRouter(p: PreparedProxy, stateDir: string, onError: (me
   } catch (err) {
     throw new UsageError(`cannot open the proxy selection state ${path}: ${(err as Error).message}; give a writable --state-dir`);
   }
+  return proxyRouterOn(p, store, onError);
+}
+
+/** Where an invocation keeps its proxy selection state (SPEC §11, §12). */
+export type ProxyStateTarget =
+  /** One machine: `<stateDir>/proxy-state.sqlite`. */
+  | { stateDir: string }
+  /** A queue deployment (`--queue`, `quarry worker`): Redis, keys under the queue name's prefix, shared by every worker. */
+  | { queue: string; queueName?: string };
+
+/** The key prefix of a queue deployment's shared state in Redis (`--queue-name`, default `quarry`). */
+export function queueKeyPrefix(queueName = 'quarry'): string {
+  return `quarry:${queueName}:`;
+}
+
+/**
+ * The proxy selection state store of an invocation: Redis for a queue
+ * deployment (so every worker shares round robin, sticky map and recency
+ * window), else the state dir's SQLite file.
+ * @throws UsageError when the store cannot be opened or reached.
+ */
+export async function openProxyStateStore(target: ProxyStateTarget): Promise<ProxyStateStore> {
+  if ('queue' in target) {
+    try {
+      return await RedisProxyStateStore.open(target.queue, { keyPrefix: queueKeyPrefix(target.queueName) });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}; check --queue`);
+    }
+  }
+  const path = proxyStatePath(target.stateDir);
+  try {
+    return SqliteProxyStateStore.open(path);
+  } catch (err) {
+    throw new UsageError(`cannot open the proxy selection state ${path}: ${(err as Error).message}; give a writable --state-dir`);
+  }
+}
+
+/** The router of an invocation over a store from {@link openProxyStateStore}. */
+export function proxyRouterOn(p: PreparedProxy, store: ProxyStateStore, onError: (message: string) => void): ProxyRouter {
   const { plan } = p;
   return new ProxyRouter(new ProxySelector(p.pools.pools, store), {
     pool: plan.pool,
