@@ -17,6 +17,7 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import { bindingConflict, runIdTaken, type RunBindingInput } from './binding.js';
 import type { Ledger, RecordedRun, RecordedTree, RunBinding, TreeRecordInput } from './ledger.js';
+import { jobRefusedByPostgres } from './postgres-json.js';
 import { checkReaderSchema, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION } from './migrations.js';
 import { redactUrl } from '../protocol/redact.js';
 import { OUTBOX_COLUMNS, outboxRow, runAuthorityReason, type DeliveryLease, type DeliveryResult, type NotificationClaim, type NotificationDraft, type NotificationFilters, type NotificationRow, type NotificationSubject } from './outbox.js';
@@ -120,6 +121,8 @@ function toHistory(r: HistoryRowSql): RunHistoryRow {
 }
 
 function historyParams(h: RunHistoryInput): unknown[] {
+  const refused = jobRefusedByPostgres(h.job);
+  if (refused) throw new LedgerError('invalid_argument', `run ${h.run_id}: ${refused}`);
   // JSON columns go as text: pg would turn a JS array into a PostgreSQL array.
   return HISTORY_COLUMNS.map((c) => (c === 'job' ? (h.job === undefined ? null : JSON.stringify(h.job)) : c === 'validation_reasons' ? JSON.stringify(h.validation_reasons) : c === 'fanout' ? h.fanout === true : h[c]));
 }

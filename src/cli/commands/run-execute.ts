@@ -7,6 +7,7 @@ import { ulid } from 'ulid';
 import { storageIdentity } from '../../ledger/binding.js';
 import { isPostgresUrl, type Ledger } from '../../ledger/ledger.js';
 import { redactUrl } from '../../protocol/redact.js';
+import { jobRefusedByPostgres } from '../../ledger/postgres-json.js';
 import { LedgerError } from '../../ledger/types.js';
 import { decideAuthority, EXIT_NOT_AUTHORITATIVE, type ValidationResult } from '../../runtime/authority.js';
 import { parseRunPrefix } from '../../storage/layout.js';
@@ -38,9 +39,16 @@ export function retryBackoffMs(n: number): number {
   return Math.min(30_000, 1000 * 2 ** (n - 1));
 }
 
-/** The ledger a run uses (see {@link ledgerTargetFor}). @throws UsageError for s3 without `--ledger`. */
-export function ledgerTarget(plan: Pick<RunPlan, 'ledger' | 'storage'>): string {
-  return ledgerTargetFor(plan.storage.backend, plan.storage.path, plan.ledger);
+/**
+ * The ledger a run uses (see {@link ledgerTargetFor}).
+ * @throws UsageError for s3 without `--ledger`, and for a job a PostgreSQL ledger cannot store
+ * (refused here, before anything is claimed, rather than when the finished run is validated).
+ */
+export function ledgerTarget(plan: Pick<RunPlan, 'ledger' | 'storage' | 'job'>): string {
+  const target = ledgerTargetFor(plan.storage.backend, plan.storage.path, plan.ledger);
+  const refused = isPostgresUrl(target) ? jobRefusedByPostgres(plan.job) : undefined;
+  if (refused) throw new UsageError(`--job: ${refused}; remove it from the job, or use a SQLite ledger`);
+  return target;
 }
 
 export async function openStorage(plan: Pick<RunPlan, 'storage'>): Promise<StorageBackend> {
