@@ -1,18 +1,21 @@
 /**
  * The Redis Streams event sink (SPEC §11): a copy of every event of a run,
- * XADDed to a stream while the run goes, OFF the ingestion hot path. Events
- * wait in a bounded queue; a background loop sends them in batches through
- * one Lua call that skips any seq at or below the run's highest seq already
- * added (so a batch retried after a timeout that had in fact landed adds
- * nothing twice), trims by length (`MAXLEN ~`) and by age (`XTRIM MINID ~`:
- * entries older than the TTL go; the key itself never expires).
+ * XADDed to a stream while the run goes, OFF the ingestion hot path. The
+ * ingesting thread only appends each event to a small batch and hands
+ * batches to the sinks' worker thread (src/notify/redis-stream-worker.ts),
+ * which encodes them and talks to Redis ({@link StreamWriter}); so strict
+ * never waits for Redis and pays no JSON or client work for it.
  *
- * Delivery `best_effort` (our default): a full queue or a batch failing all
- * its retries drops events, counted as sink drops (never policy drops); the
- * run goes on. `mandatory`: a full queue makes ingestion wait (backpressure),
- * and a batch still failing after its retries fails the run (`policy_failure`).
+ * Bounded: events handed over and not yet reported sent or dropped count
+ * against `capacity`. Delivery `best_effort` (our default): an event finding
+ * no room, or in a batch failing all its retries, is dropped, counted as a
+ * sink drop (never a policy drop); the run goes on. `mandatory`: no room
+ * makes ingestion wait (backpressure), and a batch still failing after its
+ * retries fails the run (`policy_failure`).
  */
+import { Worker } from 'node:worker_threads';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
+import { BATCH, type WireEvent, type WriterProgress } from './redis-stream-writer.js';
 
 /** Sink options, compiled from the original's flags and config keys. */
 export interface RedisSinkOptions {
@@ -26,12 +29,13 @@ export interface RedisSinkOptions {
   delivery: 'mandatory' | 'best_effort';
   /** Events held at most (bounded memory). Default 10 000. */
   capacity?: number;
-  /** Events per XADD batch. Default 200. */
-  batch?: number;
 }
 
 /** §11 defaults (the original's, but best_effort). */
 export const REDIS_SINK_DEFAULTS = { streamKey: 'quarry:events', maxLen: 100_000, ttlMs: 86_400_000, timeoutMs: 2000, retries: 2, delivery: 'best_effort' as const };
+
+/** Events a sink holds at most, queued or being sent. */
+export const DEFAULT_CAPACITY = 10_000;
 
 /** What the sink did, for the report and metrics. */
 export interface SinkCounters {
@@ -39,7 +43,7 @@ export interface SinkCounters {
   target: string;
   delivery: 'mandatory' | 'best_effort';
   sent: number;
-  /** Events not in the stream: queue full (best_effort) or a batch failing every retry. */
+  /** Events not in the stream: no room (best_effort) or a batch failing every retry. */
   dropped: number;
   /** Why the last failure happened; null when none. */
   last_error: string | null;
@@ -52,51 +56,96 @@ export interface SinkPartition {
   category: string;
 }
 
-const ADD_SCRIPT = `
-local hwm = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local added = 0
-local i = 5
-while i <= #ARGV do
-  local seq = tonumber(ARGV[i])
-  if seq > hwm then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'run_id', ARGV[1], 'seq', ARGV[i], 'type', ARGV[i+1], 'ts', ARGV[i+2], 'payload', ARGV[i+3], 'source', ARGV[i+4], 'category', ARGV[i+5], 'dataset', ARGV[i+6])
-    hwm = seq
-    added = added + 1
-  end
-  i = i + 7
-end
-redis.call('HSET', KEYS[2], ARGV[1], hwm)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-return added`;
+/** Messages to the worker thread. */
+export type ToWorker =
+  | { type: 'open'; id: number; options: RedisSinkOptions; runId: string; partition: SinkPartition; target: string }
+  | { type: 'events'; id: number; events: WireEvent[] }
+  | { type: 'close'; id: number };
 
-function jsonOf(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('base64') : x));
+/** Messages from it: progress after each batch, the final counters after `close`. */
+type FromWorker = ({ type: 'progress' } | { type: 'closed' }) & { id: number } & WriterProgress;
+
+type Listener = (m: FromWorker | { type: 'crashed'; message: string }) => void;
+
+/**
+ * The one worker thread of the process, shared by every sink (a tree runs
+ * many runs at once): started with the first sink, let go a moment after the
+ * last one closes, so a crawl's runs do not each pay a thread's start.
+ */
+class SinkThread {
+  static #shared: SinkThread | undefined;
+  readonly #worker: Worker;
+  readonly #listeners = new Map<number, Listener>();
+  #idle: NodeJS.Timeout | undefined;
+
+  private constructor() {
+    this.#worker = new Worker(new URL('./redis-stream-worker.js', import.meta.url));
+    this.#worker.on('message', (m: FromWorker) => this.#listeners.get(m.id)?.(m));
+    const crash = (message: string): void => {
+      if (SinkThread.#shared === this) SinkThread.#shared = undefined;
+      for (const l of [...this.#listeners.values()]) l({ type: 'crashed', message });
+      this.#listeners.clear();
+    };
+    this.#worker.on('error', (err) => crash(`the sink thread failed: ${err.message}`));
+    this.#worker.on('exit', (code) => crash(`the sink thread exited (${code})`));
+  }
+
+  static attach(id: number, listener: Listener): SinkThread {
+    const t = (SinkThread.#shared ??= new SinkThread());
+    clearTimeout(t.#idle);
+    t.#worker.ref();
+    t.#listeners.set(id, listener);
+    return t;
+  }
+
+  post(m: ToWorker): void {
+    this.#worker.postMessage(m);
+  }
+
+  detach(id: number): void {
+    this.#listeners.delete(id);
+    if (this.#listeners.size > 0) return;
+    // Nothing left to send: the process may exit; the thread ends soon unless another run needs it.
+    this.#worker.unref();
+    this.#idle = setTimeout(() => {
+      if (this.#listeners.size > 0) return;
+      if (SinkThread.#shared === this) SinkThread.#shared = undefined;
+      this.#worker.removeAllListeners('exit');
+      void this.#worker.terminate();
+    }, 2000).unref();
+  }
 }
 
-type Client = import('ioredis').Redis & { quarryAdd?: (keys: number, ...args: string[]) => Promise<number> };
+let nextId = 1;
 
-/** One run's sink (implements the runtime's `EventSink`). Create per run; `close()` flushes what is queued (within the retries) and disconnects. */
+/** One run's sink (implements the runtime's `EventSink`). Create per run; `close()` flushes what is queued (within the retries). */
 export class RedisStreamSink {
-  readonly #o: Required<RedisSinkOptions>;
-  readonly #partition: SinkPartition;
-  readonly #runId: string;
+  readonly #capacity: number;
+  readonly #delivery: 'mandatory' | 'best_effort';
   readonly #target: string;
-  #queue: AnyEventEnvelope[] = [];
-  #sent = 0;
-  #dropped = 0;
-  #lastError: string | null = null;
+  readonly #id = nextId++;
+  readonly #thread: SinkThread;
+  /** Events not yet handed to the worker. */
+  #batch: WireEvent[] = [];
+  #flushQueued = false;
+  /** Handed to the worker and not yet reported sent or dropped. */
+  #inFlight = 0;
+  /** The worker's counters, as last reported. */
+  #progress: WriterProgress = { done: 0, sent: 0, dropped: 0, lastError: null };
+  /** Dropped here, finding no room. */
+  #noRoom = 0;
   #failed: string | undefined;
-  #loop: Promise<void> | undefined;
   #closing = false;
-  #client: Client | undefined;
+  #crashed = false;
   #spaceWaiters: Array<() => void> = [];
+  #closed: ((p: WriterProgress) => void) | undefined;
 
   constructor(options: RedisSinkOptions, runId: string, partition: SinkPartition, target: string) {
-    this.#o = { capacity: 10_000, batch: 200, ...options };
-    this.#runId = runId;
-    this.#partition = partition;
+    this.#capacity = options.capacity ?? DEFAULT_CAPACITY;
+    this.#delivery = options.delivery;
     this.#target = target;
+    this.#thread = SinkThread.attach(this.#id, (m) => this.#onMessage(m));
+    this.#thread.post({ type: 'open', id: this.#id, options, runId, partition: { dataset: partition.dataset, source: partition.source, category: partition.category }, target });
   }
 
   /** Set when a mandatory sink has failed: the run must end `policy_failure` with this message. */
@@ -106,101 +155,82 @@ export class RedisStreamSink {
 
   /**
    * Queues a copy of `e`. Returns nothing on the fast path; a promise only when
-   * a mandatory sink's queue is full (backpressure). Never throws.
+   * a mandatory sink has no room (backpressure). Never throws.
    */
   offer(e: AnyEventEnvelope): Promise<void> | undefined {
-    if (this.#failed !== undefined) return undefined;
-    if (this.#queue.length >= this.#o.capacity) {
-      if (this.#o.delivery === 'best_effort') {
-        this.#dropped++;
+    if (this.#failed !== undefined || this.#closing || this.#crashed) {
+      this.#noRoom++;
+      return undefined;
+    }
+    if (this.#batch.length + this.#inFlight >= this.#capacity) {
+      if (this.#delivery === 'best_effort') {
+        this.#noRoom++;
         return undefined;
       }
       return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve)).then(() => this.offer(e));
     }
-    this.#queue.push(e);
-    this.#kick();
+    this.#batch.push([e.seq, e.type, e.ts, e.payload]);
+    if (this.#batch.length >= BATCH) this.#flush();
+    else if (!this.#flushQueued) {
+      // Events come in bursts (a pipe chunk holds many): hand them over once the burst is read.
+      this.#flushQueued = true;
+      setImmediate(() => {
+        this.#flushQueued = false;
+        this.#flush();
+      });
+    }
     return undefined;
   }
 
-  /** Starts the sending loop unless it runs; it restarts itself if events arrived as it ended. */
-  #kick(): void {
-    if (this.#loop !== undefined || this.#closing) return;
-    this.#loop = this.#run().finally(() => {
-      this.#loop = undefined;
-      if (this.#queue.length > 0 && this.#failed === undefined) this.#kick();
-    });
+  #flush(): void {
+    if (this.#batch.length === 0 || this.#crashed) return;
+    const events = this.#batch;
+    this.#batch = [];
+    this.#inFlight += events.length;
+    this.#thread.post({ type: 'events', id: this.#id, events });
   }
 
-  async #connect(): Promise<Client> {
-    if (this.#client !== undefined && this.#client.status === 'ready') return this.#client;
-    this.#client?.disconnect();
-    const { Redis } = await import('ioredis');
-    const c = new Redis(this.#o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: this.#o.timeoutMs, retryStrategy: () => null }) as Client;
-    c.on('error', () => undefined);
-    c.defineCommand('quarryAdd', { lua: ADD_SCRIPT });
-    this.#client = c;
-    await withTimeout(c.connect(), this.#o.timeoutMs);
-    return c;
-  }
-
-  async #send(batch: readonly AnyEventEnvelope[]): Promise<void> {
-    const args: string[] = [this.#runId, String(this.#o.maxLen), String(Math.max(0, Date.now() - this.#o.ttlMs)), String(Math.max(this.#o.ttlMs, 60_000))];
-    for (const e of batch) args.push(String(e.seq), e.type, e.ts, jsonOf(e.payload), this.#partition.source, this.#partition.category, this.#partition.dataset);
-    const c = await this.#connect();
-    await withTimeout(c.quarryAdd!(2, this.#o.streamKey, `${this.#o.streamKey}:seq`, ...args), this.#o.timeoutMs);
-  }
-
-  async #run(): Promise<void> {
-    while (this.#queue.length > 0 && this.#failed === undefined) {
-      const batch = this.#queue.slice(0, this.#o.batch);
-      let ok = false;
-      for (let n = 0; n <= this.#o.retries && !ok; n++) {
-        try {
-          await this.#send(batch);
-          ok = true;
-        } catch (err) {
-          this.#lastError = (err as Error).message;
-          this.#client?.disconnect();
-          this.#client = undefined;
-          if (n < this.#o.retries) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
-        }
-      }
-      this.#queue.splice(0, batch.length);
-      for (const w of this.#spaceWaiters.splice(0)) w();
-      if (ok) {
-        this.#sent += batch.length;
-        continue;
-      }
-      if (this.#o.delivery === 'mandatory') {
-        this.#failed = `event sink redis ${this.#target}: a batch failed after ${this.#o.retries} retries (${this.#lastError}); delivery is mandatory`;
-        this.#dropped += batch.length + this.#queue.length;
-        this.#queue = [];
-        return;
-      }
-      this.#dropped += batch.length;
+  #onMessage(m: FromWorker | { type: 'crashed'; message: string }): void {
+    if (m.type === 'crashed') {
+      this.#crashed = true;
+      // Whatever the thread held is lost to the stream (never to storage): counted, and fatal only when mandatory.
+      this.#progress = { ...this.#progress, dropped: this.#progress.dropped + this.#inFlight + this.#batch.length, lastError: m.message };
+      this.#inFlight = 0;
+      this.#batch = [];
+      if (this.#delivery === 'mandatory') this.#failed ??= `event sink redis ${this.#target}: ${m.message}; delivery is mandatory`;
+      this.#wake();
+      this.#closed?.(this.#progress);
+      return;
     }
+    this.#inFlight -= m.done;
+    this.#progress = m;
+    if (m.failed !== undefined) this.#failed ??= m.failed;
+    this.#wake();
+    if (m.type === 'closed') this.#closed?.(m);
   }
 
-  /** Sends what is queued (best effort within the retries), then disconnects. Never throws. */
-  async close(): Promise<SinkCounters> {
-    while (this.#loop !== undefined) await this.#loop;
-    this.#closing = true;
-    // Whatever the queue still holds (a failed mandatory sink emptied it) was not sent.
-    this.#dropped += this.#queue.length;
-    this.#queue = [];
-    this.#client?.disconnect();
+  #wake(): void {
     for (const w of this.#spaceWaiters.splice(0)) w();
+  }
+
+  /** Sends what is queued (best effort within the retries), then lets the thread go. Never throws. */
+  async close(): Promise<SinkCounters> {
+    if (!this.#crashed) this.#flush();
+    this.#closing = true;
+    this.#wake();
+    if (!this.#crashed) {
+      await new Promise<WriterProgress>((resolve) => {
+        this.#closed = resolve;
+        this.#thread.post({ type: 'close', id: this.#id });
+      });
+    }
+    this.#thread.detach(this.#id);
     return this.counters();
   }
 
   counters(): SinkCounters {
-    return { kind: 'redis', target: this.#target, delivery: this.#o.delivery, sent: this.#sent, dropped: this.#dropped, last_error: this.#lastError };
+    return { kind: 'redis', target: this.#target, delivery: this.#delivery, sent: this.#progress.sent, dropped: this.#progress.dropped + this.#noRoom, last_error: this.#progress.lastError };
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`timeout after ${ms}ms`)), ms); })]).finally(() => clearTimeout(t));
 }
 
 /** A sink's options are wrong: the message names the flag and quotes the value. */

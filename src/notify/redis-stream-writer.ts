@@ -1,0 +1,169 @@
+/**
+ * What sends a run's events to its Redis stream (SPEC §11), in the sink's
+ * worker thread (src/notify/redis-stream-worker.ts), so none of this costs the
+ * ingestion thread anything. Events wait in a queue; one loop sends them in
+ * batches through one Lua call that skips any seq at or below the run's
+ * highest seq already added (so a batch retried after a timeout that had in
+ * fact landed adds nothing twice), trims by length (`MAXLEN ~`) and by age
+ * (`XTRIM MINID ~`: entries older than the TTL go; the key itself never
+ * expires). The queue's bound is kept by the sending side, which counts what
+ * it has handed over and not yet heard back about.
+ */
+import type { RedisSinkOptions, SinkPartition } from './redis-stream-sink.js';
+
+/** One event as handed to the writer: `[seq, type, ts, payload]` (the run's fields are per batch). */
+export type WireEvent = [seq: number, type: string, ts: string, payload: unknown];
+
+/** What the writer reports after each batch, and at the end. */
+export interface WriterProgress {
+  /** Events the report covers (sent or dropped), so the sender can free their room. */
+  done: number;
+  sent: number;
+  dropped: number;
+  lastError: string | null;
+  /** Set once a mandatory sink has failed: the run must end `policy_failure` with this message. */
+  failed?: string;
+}
+
+/** Events per Lua call: big enough to spare round trips, small enough that one call never stalls Redis. */
+export const BATCH = 500;
+
+// Batch-level: KEYS stream, hwm hash; ARGV run_id, maxlen, minid, hash ttl, source, category, dataset; then 4 per event.
+const ADD_SCRIPT = `
+local hwm = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local added = 0
+local i = 8
+while i <= #ARGV do
+  local seq = tonumber(ARGV[i])
+  if seq > hwm then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'run_id', ARGV[1], 'seq', ARGV[i], 'type', ARGV[i+1], 'ts', ARGV[i+2], 'payload', ARGV[i+3], 'source', ARGV[5], 'category', ARGV[6], 'dataset', ARGV[7])
+    hwm = seq
+    added = added + 1
+  end
+  i = i + 4
+end
+redis.call('HSET', KEYS[2], ARGV[1], hwm)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
+return added`;
+
+function jsonOf(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('base64') : x));
+}
+
+type Client = import('ioredis').Redis & { quarryAdd?: (keys: number, ...args: string[]) => Promise<number> };
+
+/** One run's writer. `push` queues; `close` sends what is queued (within the retries) and disconnects. */
+export class StreamWriter {
+  readonly #o: RedisSinkOptions;
+  readonly #runId: string;
+  readonly #partition: SinkPartition;
+  readonly #target: string;
+  readonly #report: (p: WriterProgress) => void;
+  #queue: WireEvent[] = [];
+  #sent = 0;
+  #dropped = 0;
+  #lastError: string | null = null;
+  #failed: string | undefined;
+  #loop: Promise<void> | undefined;
+  #client: Client | undefined;
+
+  constructor(o: RedisSinkOptions, runId: string, partition: SinkPartition, target: string, report: (p: WriterProgress) => void) {
+    this.#o = o;
+    this.#runId = runId;
+    this.#partition = partition;
+    this.#target = target;
+    this.#report = report;
+  }
+
+  push(events: readonly WireEvent[]): void {
+    if (this.#failed !== undefined) {
+      // A failed mandatory sink sends nothing more; these are dropped and their room freed.
+      this.#dropped += events.length;
+      this.#progress(events.length);
+      return;
+    }
+    for (const e of events) this.#queue.push(e);
+    this.#kick();
+  }
+
+  /** Starts the sending loop unless it runs; it restarts itself if events arrived as it ended. */
+  #kick(): void {
+    if (this.#loop !== undefined) return;
+    this.#loop = this.#run().finally(() => {
+      this.#loop = undefined;
+      if (this.#queue.length > 0 && this.#failed === undefined) this.#kick();
+    });
+  }
+
+  #progress(done: number): void {
+    this.#report({ done, sent: this.#sent, dropped: this.#dropped, lastError: this.#lastError, ...(this.#failed !== undefined ? { failed: this.#failed } : {}) });
+  }
+
+  async #connect(): Promise<Client> {
+    if (this.#client !== undefined && this.#client.status === 'ready') return this.#client;
+    this.#client?.disconnect();
+    const { Redis } = await import('ioredis');
+    const c = new Redis(this.#o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: this.#o.timeoutMs, retryStrategy: () => null }) as Client;
+    c.on('error', () => undefined);
+    c.defineCommand('quarryAdd', { lua: ADD_SCRIPT });
+    this.#client = c;
+    await withTimeout(c.connect(), this.#o.timeoutMs);
+    return c;
+  }
+
+  async #send(batch: readonly WireEvent[]): Promise<void> {
+    const p = this.#partition;
+    const args: string[] = [this.#runId, String(this.#o.maxLen), String(Math.max(0, Date.now() - this.#o.ttlMs)), String(Math.max(this.#o.ttlMs, 60_000)), p.source, p.category, p.dataset];
+    for (const [seq, type, ts, payload] of batch) args.push(String(seq), type, ts, jsonOf(payload));
+    const c = await this.#connect();
+    await withTimeout(c.quarryAdd!(2, this.#o.streamKey, `${this.#o.streamKey}:seq`, ...args), this.#o.timeoutMs);
+  }
+
+  async #run(): Promise<void> {
+    while (this.#queue.length > 0 && this.#failed === undefined) {
+      const batch = this.#queue.slice(0, BATCH);
+      let ok = false;
+      for (let n = 0; n <= this.#o.retries && !ok; n++) {
+        try {
+          await this.#send(batch);
+          ok = true;
+        } catch (err) {
+          this.#lastError = (err as Error).message;
+          this.#client?.disconnect();
+          this.#client = undefined;
+          if (n < this.#o.retries) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
+        }
+      }
+      this.#queue.splice(0, batch.length);
+      if (ok) {
+        this.#sent += batch.length;
+        this.#progress(batch.length);
+        continue;
+      }
+      if (this.#o.delivery === 'mandatory') {
+        this.#failed = `event sink redis ${this.#target}: a batch failed after ${this.#o.retries} retries (${this.#lastError}); delivery is mandatory`;
+        const rest = this.#queue.length;
+        this.#dropped += batch.length + rest;
+        this.#queue = [];
+        this.#progress(batch.length + rest);
+        return;
+      }
+      this.#dropped += batch.length;
+      this.#progress(batch.length);
+    }
+  }
+
+  /** Waits for the queue to be sent (or dropped), then disconnects. Never throws. */
+  async close(): Promise<WriterProgress> {
+    while (this.#loop !== undefined) await this.#loop;
+    this.#client?.disconnect();
+    this.#client = undefined;
+    return { done: 0, sent: this.#sent, dropped: this.#dropped, lastError: this.#lastError, ...(this.#failed !== undefined ? { failed: this.#failed } : {}) };
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`timeout after ${ms}ms`)), ms); })]).finally(() => clearTimeout(t));
+}
