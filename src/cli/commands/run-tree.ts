@@ -19,6 +19,7 @@ import type { RunReport } from '../../runtime/report.js';
 import type { JsonValue } from '../../scheduler/canonical-json.js';
 import { FrontierLock, FrontierLockedError } from '../../scheduler/frontier-lock.js';
 import { FrontierError, type FrontierCounters, type ItemRecord } from '../../scheduler/frontier.js';
+import { SqliteFrontier } from '../../scheduler/sqlite-frontier.js';
 import { frontierPaths } from '../../scheduler/state-dir.js';
 import { resolveTarget } from '../../scheduler/target.js';
 import { runTree, type TreeReport } from '../../scheduler/tree.js';
@@ -28,7 +29,7 @@ import { CommandFailure, UsageError } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { TreeProgress } from '../tree-progress.js';
 import { bindRun, ledgerTarget, LedgerUnreachableError, openRunLedger, openStorage } from './run-execute.js';
-import { finishTree, type TreeAuthority } from './run-tree-finish.js';
+import { finishedTreeOf, finishTree, type TreeAuthority } from './run-tree-finish.js';
 import type { ProxyRouter } from '../../proxy/router.js';
 import { openProxyRouter, storedProxyPlan, type PreparedProxy } from './proxy-setup.js';
 import { writeReport, type RunPlan, type TreePlan } from './run.js';
@@ -194,7 +195,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
       progress?.stop();
     }
     if (result.interrupted) return interrupted(inv, result, io, started);
-    const authority = await finishTree({ backend, ledger, inv, result, paths });
+    const authority = await finishTree({ backend, ledger, tree: finishedTreeOf(inv), frontier: () => Promise.resolve(SqliteFrontier.open(paths.db)) });
     // One notification per tree, none per child (SPEC §11); it never changes the exit code.
     const notification = authority.notificationId ? await sendOwnNotifications(ledger, [authority.notificationId], inv.adapter, io.signal) : undefined;
     return finished(inv, result, authority, io, started, notification);
