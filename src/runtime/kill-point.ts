@@ -27,6 +27,8 @@ export const KILL_POINTS = [
   'during_validation',
   /** Crawl trees (SPEC §10): an enqueue's admission into the frontier committed; its run still going. */
   'tree_after_admit',
+  /** Queue deployments (SPEC §12): items admitted into the Redis frontier, their BullMQ jobs not yet added. */
+  'queue_before_add',
   /** Crawl trees: every item final and finalization claimed; the tree manifest not yet published. */
   'tree_finalizing',
   /** Crawl trees: the tree manifest published; the tree not yet validated. */
