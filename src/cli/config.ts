@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, type Document, type Node, type Pair } from 'yaml';
 import { checkDay, checkKeyValue } from '../storage/layout.js';
+import { compileRedisSink, SinkConfigError } from '../notify/redis-stream-sink.js';
 import { RUN_FLAGS } from './commands/run-flags.js';
 import { parseDuration, UsageError, type FlagSpec, type FlagValue, type ParsedFlags } from './flags.js';
 
@@ -38,7 +39,8 @@ type Field =
   | { kind: 'section'; fields: Readonly<Record<string, Field>> }
   | { kind: 'reserved'; why: string }
   | { kind: 'per-invocation'; flag: string }
-  | { kind: 'pools' };
+  | { kind: 'pools' }
+  | { kind: 'sinks' };
 
 const planned = (flag: string): string => RUN_FLAGS.find((f) => f.name === flag)?.planned ?? 'not built yet';
 const keyCheck = (what: string) => (v: FlagValue) => (typeof v === 'string' ? checkKeyValue(what, v) : undefined);
@@ -112,7 +114,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
       retries: { kind: 'flag', flag: 'adapter-retries', check: notNegative },
     },
   },
-  events: { kind: 'reserved', why: 'event sinks are not built yet in config files (events.sinks[]); use the --event-sink and --event-sink-redis-* flags' },
+  events: { kind: 'section', fields: { sinks: { kind: 'sinks' } } },
   depth: { kind: 'flag', flag: 'depth', check: notNegative },
   max_runs: { kind: 'flag', flag: 'max-runs' },
   parallel: { kind: 'flag', flag: 'parallel' },
@@ -200,6 +202,12 @@ export function parseRunConfig(text: string, file: string, env: NodeJS.ProcessEn
           if (valueNode === undefined || (isScalar(valueNode) && valueNode.value === null)) break;
           if (!isMap(valueNode)) fail(`proxies must be a mapping of pools keyed by name (proxies: { my_pool: { strategy, endpoints } }), got ${isSeq(valueNode) ? 'a list' : 'a single value'}`, at);
           proxies = toPlain(doc, valueNode, env, path, fail);
+          break;
+        }
+        case 'sinks': {
+          if (valueNode === undefined || (isScalar(valueNode) && valueNode.value === null)) break;
+          if (!isSeq(valueNode)) fail(`${path} must be a list of sinks (- {type: redis, url: redis://…}), got ${describe(doc, valueNode, env, path, fail)}`, at);
+          readSinks(doc, (valueNode as { items: unknown[] }).items, env, path, fail, values);
           break;
         }
         case 'job': {
@@ -351,6 +359,77 @@ export function expandEnv(text: string, env: NodeJS.ProcessEnv, fail: (message: 
     i = at + m![0].length;
   }
   return out + text.slice(i);
+}
+
+/** The keys of one `events.sinks[]` entry (the original's), and the run flag each fills for a redis sink. */
+const SINK_KEYS: Readonly<Record<string, string>> = {
+  type: 'event-sink',
+  delivery: 'event-sink-redis-delivery',
+  url: 'event-sink-redis-url',
+  stream_key: 'event-sink-redis-stream-key',
+  max_len: 'event-sink-redis-max-len',
+  ttl: 'event-sink-redis-ttl',
+  timeout: 'event-sink-redis-timeout',
+  retries: 'event-sink-redis-retries',
+};
+
+/**
+ * `events.sinks[]` (SPEC §11) into the sink flags: `type` lode|redis (the
+ * list `--event-sink`), and for the one redis sink its options, checked here
+ * so an error names the key. `lode` is storage, always on: only `delivery`
+ * goes with it (accepted with a notice, as the flag is).
+ */
+function readSinks(doc: Document, items: readonly unknown[], env: NodeJS.ProcessEnv, path: string, fail: Fail, values: Record<string, FlagValue>): void {
+  const kinds: string[] = [];
+  let redisAt: string | undefined;
+  items.forEach((item, i) => {
+    const node = resolveAlias(doc, item);
+    const p = `${path}[${i}]`;
+    const at = isScalar(node) || isMap(node) || isSeq(node) ? node.range?.[0] : undefined;
+    if (!isMap(node)) return fail(`${p} must be a mapping like {type: redis, url: redis://127.0.0.1:6379}, got ${describe(doc, node, env, p, fail)}`, at);
+    const entry: Record<string, FlagValue> = {};
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const keyAt = isScalar(pair.key) ? pair.key.range?.[0] : at;
+      const flag = SINK_KEYS[key];
+      if (flag === undefined) fail(`unknown key ${JSON.stringify(`${p}.${key}`)}${suggestKey(key, Object.keys(SINK_KEYS), `${p}.`)}`, keyAt);
+      const raw = toPlain(doc, pair.value, env, `${p}.${key}`, fail);
+      if (raw === null || raw === undefined) continue;
+      if (key === 'type') {
+        if (raw !== 'lode' && raw !== 'redis') fail(`${p}.type must be lode or redis, got ${JSON.stringify(raw)}`, keyAt);
+        entry.type = raw as string;
+        continue;
+      }
+      entry[key] = convertValue(SPECS.get(flag!)!, raw, `${p}.${key}`, fail, keyAt);
+    }
+    const type = entry.type;
+    if (type === undefined) return fail(`${p} needs type: lode or redis`, at);
+    kinds.push(type as string);
+    if (type === 'lode') {
+      const stray = Object.keys(entry).find((k) => k !== 'type' && k !== 'delivery');
+      if (stray !== undefined) fail(`${p}.${stray} has no effect with type lode (storage is always on); remove it`, at);
+      if (entry.delivery !== undefined) values['event-sink-lode-delivery'] = entry.delivery;
+      return;
+    }
+    if (redisAt !== undefined) fail(`${p} is a second redis sink; a run has one (the first is ${redisAt})`, at);
+    redisAt = p;
+    try {
+      compileRedisSink({
+        url: entry.url as string | undefined,
+        streamKey: entry.stream_key as string | undefined,
+        maxLen: entry.max_len as number | undefined,
+        ttlMs: entry.ttl as number | undefined,
+        timeoutMs: entry.timeout as number | undefined,
+        retries: entry.retries as number | undefined,
+        delivery: entry.delivery as string | undefined,
+      }, (o) => `${p}.${o.replace('-', '_')}`);
+    } catch (err) {
+      if (err instanceof SinkConfigError) fail(err.message, at);
+      throw err;
+    }
+    for (const [key, v] of Object.entries(entry)) if (key !== 'type') values[SINK_KEYS[key]!] = v;
+  });
+  values['event-sink'] = kinds;
 }
 
 /** Policy keys that cannot go with the file's own policy name, as `compilePolicy` refuses the same flags. */

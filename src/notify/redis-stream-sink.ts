@@ -238,32 +238,37 @@ export class SinkConfigError extends Error {
   override readonly name = 'SinkConfigError';
 }
 
+/** How an option is named in messages: a flag by default (`--event-sink-redis-max-len`), a config key for `events.sinks[]`. */
+export type SinkOptionName = (option: 'url' | 'stream-key' | 'max-len' | 'ttl' | 'timeout' | 'retries' | 'delivery') => string;
+
+const FLAG_NAME: SinkOptionName = (o) => `--event-sink-redis-${o}`;
+
 /**
  * Checks and compiles the Redis sink options (SPEC §11 defaults filled in).
- * @throws SinkConfigError naming the flag.
+ * @throws SinkConfigError naming the option as `name` does (the flag by default).
  */
-export function compileRedisSink(input: { url: string | undefined; streamKey?: string | undefined; maxLen?: number | undefined; ttlMs?: number | undefined; timeoutMs?: number | undefined; retries?: number | undefined; delivery?: string | undefined }): RedisSinkOptions {
+export function compileRedisSink(input: { url: string | undefined; streamKey?: string | undefined; maxLen?: number | undefined; ttlMs?: number | undefined; timeoutMs?: number | undefined; retries?: number | undefined; delivery?: string | undefined }, name: SinkOptionName = FLAG_NAME): RedisSinkOptions {
   const url = input.url ?? '';
-  if (url === '') throw new SinkConfigError('--event-sink redis needs --event-sink-redis-url (e.g. redis://127.0.0.1:6379)');
+  if (url === '') throw new SinkConfigError(`${name === FLAG_NAME ? '--event-sink redis' : 'a redis sink'} needs ${name('url')} (e.g. redis://127.0.0.1:6379)`);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new SinkConfigError('--event-sink-redis-url is not a URL (e.g. redis://127.0.0.1:6379)');
+    throw new SinkConfigError(`${name('url')} is not a URL (e.g. redis://127.0.0.1:6379)`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new SinkConfigError(`--event-sink-redis-url must start with redis:// or rediss://, got ${u.protocol}//`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new SinkConfigError(`${name('url')} must start with redis:// or rediss://, got ${u.protocol}//`);
   const o = { ...REDIS_SINK_DEFAULTS, url };
   if (input.streamKey !== undefined) o.streamKey = input.streamKey;
-  if (o.streamKey === '') throw new SinkConfigError('--event-sink-redis-stream-key must not be empty');
-  for (const [flag, v, min] of [['max-len', input.maxLen, 1], ['ttl', input.ttlMs, 1], ['timeout', input.timeoutMs, 1], ['retries', input.retries, 0]] as const) {
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new SinkConfigError(`--event-sink-redis-${flag} must be ${min === 0 ? '0 or more' : 'more than 0'}, got ${v}`);
+  if (o.streamKey === '') throw new SinkConfigError(`${name('stream-key')} must not be empty`);
+  for (const [option, v, min] of [['max-len', input.maxLen, 1], ['ttl', input.ttlMs, 1], ['timeout', input.timeoutMs, 1], ['retries', input.retries, 0]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new SinkConfigError(`${name(option)} must be ${min === 0 ? '0 or more' : 'more than 0'}, got ${v}`);
   }
   if (input.maxLen !== undefined) o.maxLen = input.maxLen;
   if (input.ttlMs !== undefined) o.ttlMs = input.ttlMs;
   if (input.timeoutMs !== undefined) o.timeoutMs = input.timeoutMs;
   if (input.retries !== undefined) o.retries = input.retries;
   const delivery = input.delivery ?? 'best_effort';
-  if (delivery !== 'mandatory' && delivery !== 'best_effort') throw new SinkConfigError(`--event-sink-redis-delivery must be mandatory or best_effort, got ${JSON.stringify(delivery)}`);
+  if (delivery !== 'mandatory' && delivery !== 'best_effort') throw new SinkConfigError(`${name('delivery')} must be mandatory or best_effort, got ${JSON.stringify(delivery)}`);
   return { ...o, delivery };
 }
 

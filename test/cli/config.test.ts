@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileRunPlan, runCommand } from '../../src/cli/commands/run.js';
 import { RUN_FLAGS } from '../../src/cli/commands/run-flags.js';
@@ -8,6 +9,7 @@ import { parseFlags, UsageError } from '../../src/cli/flags.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 import { recordingIO } from './fake-io.js';
 
+const SCRIPT_FOR_PLAN = fileURLToPath(new URL('../fixtures/scripts/notify.mjs', import.meta.url));
 const parse = (yaml: string, env: NodeJS.ProcessEnv = {}) => parseRunConfig(yaml, 'quarry.yaml', env).values;
 const error = (yaml: string, env: NodeJS.ProcessEnv = {}): string => {
   try {
@@ -133,7 +135,6 @@ describe('config errors name the file, the key and what to do', () => {
   });
 
   it('sections of features not built yet parse but are refused with the reason', () => {
-    expect(error('events:\n  sinks: [redis]\n')).toMatch(/"events" is not available .*event sinks are not built yet/);
     expect(error('queue: redis://127.0.0.1\n')).toMatch(/distributed mode is not built yet/);
   });
 
@@ -141,6 +142,43 @@ describe('config errors name the file, the key and what to do', () => {
     expect(parse('adapter:\n  type: webhook\n  url: http://127.0.0.1:9/h\n  headers: ["X-A=1"]\n  timeout: 2s\n  retries: 1\n  channel: c\n'))
       .toMatchObject({ adapter: 'webhook', 'adapter-url': 'http://127.0.0.1:9/h', 'adapter-header': ['X-A=1'], 'adapter-timeout': 2000, 'adapter-retries': 1, 'adapter-channel': 'c' });
     expect(error('adapter:\n  type: carrier-pigeon\n')).toMatch(/adapter.type must be one of webhook\|redis/);
+  });
+
+  it('fills the event sink flags from events.sinks[] with the original\'s keys (SPEC §11)', () => {
+    const yaml = 'events:\n  sinks:\n    - type: lode\n      delivery: mandatory\n    - type: redis\n      url: redis://127.0.0.1:6390\n      stream_key: q:ev\n      max_len: 5000\n      ttl: 1h\n      timeout: 500ms\n      retries: 4\n      delivery: mandatory\n';
+    expect(parse(yaml)).toEqual({
+      'event-sink': ['lode', 'redis'], 'event-sink-lode-delivery': 'mandatory', 'event-sink-redis-url': 'redis://127.0.0.1:6390', 'event-sink-redis-stream-key': 'q:ev',
+      'event-sink-redis-max-len': 5000, 'event-sink-redis-ttl': 3_600_000, 'event-sink-redis-timeout': 500, 'event-sink-redis-retries': 4, 'event-sink-redis-delivery': 'mandatory',
+    });
+    expect(parse('events:\n  sinks: []\n')).toEqual({ 'event-sink': [] });
+  });
+
+  it('a bad events.sinks[] entry is refused with the key that is wrong', () => {
+    const sink = (entry: string): string => error(`events:\n  sinks:\n    - ${entry}\n`);
+    expect(sink('{type: redis, url: "redis://h:1", max_len: 0}')).toMatch(/^config quarry.yaml: events.sinks\[0\].max_len must be more than 0, got 0 \(line 3/);
+    expect(sink('{type: redis, url: "redis://h:1", retries: -1}')).toMatch(/events.sinks\[0\].retries must be 0 or more, got -1/);
+    expect(sink('{type: redis, url: "redis://h:1", ttl: soon}')).toMatch(/events.sinks\[0\].ttl must be a duration/);
+    expect(sink('{type: redis, url: "redis://h:1", delivery: always}')).toMatch(/events.sinks\[0\].delivery must be one of mandatory\|best_effort, got "always"/);
+    expect(sink('{type: redis, url: "http://h:1"}')).toMatch(/events.sinks\[0\].url must start with redis:\/\/ or rediss:\/\//);
+    expect(sink('{type: redis}')).toMatch(/a redis sink needs events.sinks\[0\].url/);
+    expect(sink('{type: redis, url: "redis://h:1", stream: k}')).toMatch(/unknown key "events.sinks\[0\].stream" \(did you mean "events.sinks\[0\].stream_key"\?\)/);
+    expect(sink('{type: kafka}')).toMatch(/events.sinks\[0\].type must be lode or redis, got "kafka"/);
+    expect(sink('{url: "redis://h:1"}')).toMatch(/events.sinks\[0\] needs type: lode or redis/);
+    expect(sink('{type: lode, url: "redis://h:1"}')).toMatch(/events.sinks\[0\].url has no effect with type lode/);
+    expect(sink('redis')).toMatch(/events.sinks\[0\] must be a mapping like \{type: redis/);
+    expect(error('events:\n  sinks:\n    - {type: redis, url: "redis://a:1"}\n    - {type: redis, url: "redis://b:1"}\n')).toMatch(/events.sinks\[1\] is a second redis sink; a run has one \(the first is events.sinks\[0\]\)/);
+    expect(error('events:\n  sinks: {type: redis}\n')).toMatch(/events.sinks must be a list of sinks/);
+    expect(error('events:\n  sink: []\n')).toMatch(/unknown key "events.sink" \(did you mean "events.sinks"\?\)/);
+  });
+
+  it('the command line beats events.sinks[]: its flags override each key, and --event-sink replaces the list', () => {
+    const config = parseRunConfig('events:\n  sinks:\n    - {type: redis, url: "redis://127.0.0.1:6390", stream_key: from-config, retries: 4}\n', 'q.yaml', {});
+    const plan = (argv: string[]) => compileRunPlan(applyRunConfig(parseFlags(['--script', SCRIPT_FOR_PLAN, '--source', 's', ...argv], RUN_FLAGS), config), {}, process.cwd(), new Date());
+    expect(plan([]).redisSink).toMatchObject({ url: 'redis://127.0.0.1:6390', streamKey: 'from-config', retries: 4, delivery: 'best_effort' });
+    expect(plan(['--event-sink-redis-stream-key', 'from-cli']).redisSink).toMatchObject({ streamKey: 'from-cli', retries: 4 });
+    // The old placeholder names still work, as hidden aliases.
+    expect(plan(['--event-sink-redis-stream', 'old-name', '--event-sink-redis-maxlen', '7']).redisSink).toMatchObject({ streamKey: 'old-name', maxLen: 7 });
+    expect(plan(['--event-sink', 'lode']).redisSink).toBeUndefined();
   });
 
   it('reads proxy pools and the proxy section (SPEC §11), variables expanded', () => {

@@ -65,5 +65,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'event-sink-redis-ttl', type: 'duration', arg: 'DURATION', help: 'Entries older than this are trimmed (XTRIM MINID; default 24h)', group: 'Event sinks' },
   { name: 'event-sink-redis-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of each Redis call (default 2s)', group: 'Event sinks' },
   { name: 'event-sink-redis-retries', type: 'int', default: 2, help: 'Retries of a failed batch', group: 'Event sinks' },
+  { name: 'event-sink-redis-stream', type: 'string', help: 'Deprecated: --event-sink-redis-stream-key', aliasOf: 'event-sink-redis-stream-key' },
+  { name: 'event-sink-redis-maxlen', type: 'int', help: 'Deprecated: --event-sink-redis-max-len', aliasOf: 'event-sink-redis-max-len' },
   { name: 'event-sink-redis-delivery', type: 'string', arg: 'mandatory|best_effort', default: 'best_effort', choices: ['mandatory', 'best_effort'], help: 'best_effort: drops counted, the run goes on; mandatory: backpressure, and a batch failing its retries ends the run policy_failure', group: 'Event sinks' },
 ];

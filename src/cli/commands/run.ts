@@ -179,7 +179,8 @@ export function compileSinkFlags(p: ParsedFlags, notices: string[]): RedisSinkOp
   if (bad !== undefined) throw new UsageError(`--event-sink ${JSON.stringify(bad)} must be lode or redis`);
   if (str(v['event-sink-lode-delivery']) !== undefined) notices.push('--event-sink-lode-delivery has no effect: storage (lode) is always on and mandatory');
   if (!kinds.includes('redis')) {
-    const stray = SINK_OPTION_FLAGS.find((f) => p.explicit.has(f) || (f === 'event-sink-redis-url' && v[f] !== undefined));
+    // Only what the command line says is stray: a config's redis sink is switched off by an explicit --event-sink without redis.
+    const stray = SINK_OPTION_FLAGS.find((f) => p.explicit.has(f));
     if (stray) throw new UsageError(`--${stray} has no effect without --event-sink redis`);
     return undefined;
   }
