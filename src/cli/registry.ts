@@ -28,8 +28,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     words: ['list', 'pools'],
-    summary: 'List proxy pools (none: proxy pools are not in this version)',
-    run: async (argv, io) => (await import('./commands/list.js')).listPoolsCommand(argv, io),
+    summary: 'List the configured proxy pools and how often each was used',
+    run: async (argv, io) => (await import('./commands/proxy-views.js')).listPoolsCommand(argv, io),
   },
   {
     words: ['inspect', 'run'],
@@ -43,8 +43,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     words: ['inspect', 'proxy'],
-    summary: 'Show a proxy pool (none: proxy pools are not in this version)',
-    run: async (argv, io) => (await import('./commands/inspect.js')).inspectProxyCommand(argv, io),
+    summary: 'Show a proxy pool: endpoints (no passwords), selection state, uses',
+    run: async (argv, io) => (await import('./commands/proxy-views.js')).inspectProxyCommand(argv, io),
   },
   {
     words: ['stats', 'runs'],
@@ -63,8 +63,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     words: ['stats', 'proxies'],
-    summary: 'Proxy statistics (none: proxy pools are not in this version)',
-    run: async (argv, io) => (await import('./commands/stats.js')).statsProxiesCommand(argv, io),
+    summary: 'Uses, failures and rotations per proxy endpoint, from stored runs',
+    run: async (argv, io) => (await import('./commands/proxy-views.js')).statsProxiesCommand(argv, io),
   },
   {
     words: ['state', 'inspect'],
@@ -105,6 +105,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     words: ['debug', 'ipc'],
     summary: 'Describe the executor pipe; --decode a captured frame stream',
     run: async (argv, io, stdin) => (await import('./commands/debug-ipc.js')).debugIpcCommand(argv, io, stdin),
+  },
+  {
+    words: ['debug', 'resolve', 'proxy'],
+    summary: 'Which endpoint the next run would get from a pool (stores nothing)',
+    run: async (argv, io) => (await import('./commands/proxy-views.js')).debugResolveProxyCommand(argv, io),
   },
   {
     words: ['version'],

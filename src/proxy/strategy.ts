@@ -95,13 +95,27 @@ function leastRecent(s: PoolState, allowed: readonly number[]): number {
   return allowed.reduce((best, i) => (s.last_used[i]! < s.last_used[best]! ? i : best), allowed[0]!);
 }
 
-function pickRandom(s: PoolState, allowed: readonly number[], input: SelectInput): number {
-  const window = input.recencyWindow ?? 0;
+/** The endpoints a random selection draws from: outside the recency window, else the least recently used. */
+function randomPool(s: PoolState, allowed: readonly number[], recencyWindow: number | undefined): number[] {
+  const window = recencyWindow ?? 0;
   const recent = window > 0 ? s.recent.slice(-window) : [];
   const fresh = allowed.filter((i) => !recent.includes(i));
   // Every allowed endpoint is that recent (window >= pool size): least recently used, never a block.
-  if (fresh.length === 0) return leastRecent(s, allowed);
+  return fresh.length > 0 ? fresh : [leastRecent(s, allowed)];
+}
+
+function pickRandom(s: PoolState, allowed: readonly number[], input: SelectInput): number {
+  const fresh = randomPool(s, allowed, input.recencyWindow);
   return fresh[Math.min(fresh.length - 1, Math.floor(input.random() * fresh.length))]!;
+}
+
+/**
+ * The indices the next `random` selection draws from, uniformly (`debug
+ * resolve proxy` shows them: one draw alone would say little). Pure.
+ */
+export function randomCandidates(pool: ProxyPool, stored: PoolState | undefined, recencyWindow: number | undefined): number[] {
+  const s = stateFor(pool, stored);
+  return randomPool(s, candidates(pool.endpoints.length, s.avoid), recencyWindow);
 }
 
 function dropExpired(s: PoolState, now: number): void {

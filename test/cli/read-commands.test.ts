@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspectJobCommand, inspectProxyCommand, inspectRunCommand } from '../../src/cli/commands/inspect.js';
-import { listJobsCommand, listPoolsCommand, listRunsCommand } from '../../src/cli/commands/list.js';
-import { statsJobsCommand, statsMetricsCommand, statsProxiesCommand, statsRunsCommand } from '../../src/cli/commands/stats.js';
+import { inspectJobCommand, inspectRunCommand } from '../../src/cli/commands/inspect.js';
+import { listJobsCommand, listRunsCommand } from '../../src/cli/commands/list.js';
+import { statsJobsCommand, statsMetricsCommand, statsRunsCommand } from '../../src/cli/commands/stats.js';
 import { UsageError } from '../../src/cli/flags.js';
 import type { CliIO } from '../../src/cli/io.js';
 import { sumMetrics } from '../../src/runtime/metrics.js';
@@ -236,21 +236,6 @@ describe('stats', () => {
     expect(open.code).toBe(0);
     expect(open.err).toMatch(/not finalized/);
     expect(JSON.parse(open.out)).toMatchObject({ runs_summed: 0, runs_unfinalized: 1, runs_started_total: 0 });
-  });
-});
-
-describe('proxy views', () => {
-  it('say plainly that proxy pools are not configured and show nothing, exit 0', async () => {
-    for (const [cmd, argv, empty] of [
-      [listPoolsCommand, [], []],
-      [statsProxiesCommand, [], []],
-      [inspectProxyCommand, ['main'], {}],
-    ] as const) {
-      const r = await run(cmd, [...argv, '--format', 'json']);
-      expect(r.code).toBe(0);
-      expect(JSON.parse(r.out)).toEqual(empty);
-      expect(r.err).toMatch(/proxy pools are not configured in this version of quarry/);
-    }
   });
 });
 

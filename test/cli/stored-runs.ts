@@ -9,7 +9,7 @@ import type { AnyEventEnvelope, EventType } from '../../src/protocol/envelope.js
 import { buildMetrics } from '../../src/runtime/metrics.js';
 import { OUTCOME_EXIT_CODES } from '../../src/runtime/outcome.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
-import { MANIFEST_VERSION, type OrphanedArtifact, type PolicyCounters, type PolicyName, type RunManifest, type RunOutcome } from '../../src/storage/manifest.js';
+import { MANIFEST_VERSION, type ManifestProxy, type OrphanedArtifact, type PolicyCounters, type PolicyName, type RunManifest, type RunOutcome } from '../../src/storage/manifest.js';
 import { metricsRecordLine } from '../../src/storage/records.js';
 import { RunWriter } from '../../src/storage/run-writer.js';
 
@@ -37,6 +37,8 @@ export interface StoredRunSpec {
   /** Artifact bytes that arrive but are never committed. */
   orphans?: Record<string, string>;
   job?: unknown;
+  /** The proxy the run went through, as the manifest records it. */
+  proxy?: ManifestProxy;
 }
 
 /** Envelopes with seq 1..n of the given types. */
@@ -141,6 +143,7 @@ export async function writeStoredRun(backend: StorageBackend, spec: StoredRunSpe
     ...(events.at(-1)?.type === 'run_complete' ? { terminal_summary: { pages: 2 } } : {}),
     metrics: metrics(),
     storage_backend: backend.kind,
+    ...(spec.proxy ? { proxy: spec.proxy } : {}),
   };
   await writer.finalize(manifest);
   return manifest;

@@ -1,6 +1,6 @@
 /**
- * `quarry inspect run|job|proxy` (SPEC §9): the deep, read-only view of one
- * run, one job, or one proxy pool.
+ * `quarry inspect run|job` (SPEC §9): the deep, read-only view of one
+ * run or one job (`inspect proxy`: proxy-views.ts).
  */
 import type { CliIO } from '../io.js';
 import { inspectJobView } from './inspect-job.js';
@@ -8,7 +8,7 @@ import type { LedgerReader } from '../../ledger/ledger.js';
 import { inspectRunView } from './inspect-run.js';
 import { inspectTreeView } from './inspect-tree.js';
 import { LEDGER_FLAG, ledgerTargetFrom, openLedgerReaderAt } from './ledger-common.js';
-import { checkRunId, PROXY_NOTICE, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
+import { checkRunId, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
 import type { ParsedFlags } from '../flags.js';
 
 /** The ledger to ask, read-only; null when there is none. Never creates one. */
@@ -87,19 +87,6 @@ Exit code: 0, 1 when no run has that job id, 2 for a bad command line.`,
   body: async ({ backend, dataset, positionals }) => ({ data: await inspectJobView(backend, dataset, positionals[0]!) }),
 };
 
-/** `quarry inspect proxy <pool>`: an empty object and a plain notice; proxy pools are not built yet. */
-export const INSPECT_PROXY: ReadCommandSpec = {
-  name: 'inspect proxy',
-  usage: `Usage: quarry inspect proxy <pool> [flags]
-
-Proxy pools are not configured in this version of quarry: this prints an
-empty object ({} in JSON) and says so on stderr. Exit code 0.`,
-  flags: READ_FLAGS,
-  positionals: ['pool'],
-  opensStorage: false,
-  body: async ({ positionals }) => ({ data: {}, notice: `${PROXY_NOTICE} for pool ${JSON.stringify(positionals[0])}` }),
-};
-
 /** Entry of `quarry inspect run`. */
 export function inspectRunCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(INSPECT_RUN, argv, io);
@@ -108,9 +95,4 @@ export function inspectRunCommand(argv: readonly string[], io: CliIO): Promise<n
 /** Entry of `quarry inspect job`. */
 export function inspectJobCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(INSPECT_JOB, argv, io);
-}
-
-/** Entry of `quarry inspect proxy`. */
-export function inspectProxyCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  return runReadCommand(INSPECT_PROXY, argv, io);
 }

@@ -1,13 +1,13 @@
 /**
- * `quarry list runs|jobs|pools` (SPEC §9): thin, filterable lists, newest
- * first, read from the stored claims and manifests.
+ * `quarry list runs|jobs` (SPEC §9): thin, filterable lists, newest
+ * first, read from the stored claims and manifests (`list pools`: proxy-views.ts).
  */
 import { RUN_OUTCOMES, type RunOutcome } from '../../storage/manifest.js';
 import { listRuns, type RunFilters } from '../../storage/reader.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { groupJobs, jobSummary, type JobSummary } from './inspect-job.js';
-import { PARTITION_FILTER_FLAGS, partitionFilters, PROXY_NOTICE, READ_FLAGS, readRuns, runReadCommand, stringFlag, withState, type ReadCommandSpec, type RunRow } from './read-common.js';
+import { PARTITION_FILTER_FLAGS, partitionFilters, READ_FLAGS, readRuns, runReadCommand, stringFlag, withState, type ReadCommandSpec, type RunRow } from './read-common.js';
 
 const LIMIT_FLAG: FlagSpec = { name: 'limit', type: 'int', arg: 'N', help: 'At most N rows, newest first (0 = no limit)', group: 'Filters' };
 
@@ -113,18 +113,6 @@ state of its latest attempt. Filters select runs before they are grouped.`,
   },
 };
 
-/** `quarry list pools`: an empty list and a plain notice; proxy pools are not built yet. */
-export const LIST_POOLS: ReadCommandSpec = {
-  name: 'list pools',
-  usage: `Usage: quarry list pools [flags]
-
-Proxy pools are not configured in this version of quarry: this prints an
-empty list ([] in JSON) and says so on stderr. Exit code 0.`,
-  flags: READ_FLAGS,
-  opensStorage: false,
-  body: async () => ({ data: [], table: { empty: '(no proxy pools)' }, notice: PROXY_NOTICE }),
-};
-
 /** Entry of `quarry list runs`. */
 export function listRunsCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(LIST_RUNS, argv, io);
@@ -133,9 +121,4 @@ export function listRunsCommand(argv: readonly string[], io: CliIO): Promise<num
 /** Entry of `quarry list jobs`. */
 export function listJobsCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(LIST_JOBS, argv, io);
-}
-
-/** Entry of `quarry list pools`. */
-export function listPoolsCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  return runReadCommand(LIST_POOLS, argv, io);
 }

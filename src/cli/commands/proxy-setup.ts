@@ -169,6 +169,15 @@ export function proxyRouterOn(p: PreparedProxy, store: ProxyStateStore, onError:
   }, onError);
 }
 
+/**
+ * A standalone run's key for sticky scope `job`: its script and job, as a
+ * fan-out item's dedup key is its target and params (SPEC §10), so the
+ * attempts of one job share it.
+ */
+export function standaloneJobKey(scriptPath: string, job: unknown): string {
+  return `${scriptPath}\n${JSON.stringify(job ?? {})}`;
+}
+
 /** The plan as a tree stores it (SPEC §10: sources, never secrets). */
 export function storedProxyPlan(plan: ProxyPlan): Record<string, string> {
   return {

@@ -84,7 +84,7 @@ export interface ReadCommandSpec {
   flags: readonly FlagSpec[];
   /** Positional arguments it takes (named in messages), e.g. `['run-id']`. */
   positionals?: readonly string[];
-  /** Whether the command reads the storage (the proxy views do not). */
+  /** Whether the command reads the storage before its body runs (the pool views do not). */
   opensStorage: boolean;
   body(ctx: ReadContext): Promise<ReadResult>;
 }
@@ -92,6 +92,8 @@ export interface ReadCommandSpec {
 /** What a read command's body receives: parsed flags, positionals, the dataset and the open storage. */
 export interface ReadContext {
   values: ParsedFlags['values'];
+  /** Flags given on the command line (a `--config` file fills only the others). */
+  explicit: ReadonlySet<string>;
   positionals: readonly string[];
   dataset: string;
   /** Open storage; only for commands with `opensStorage`. */
@@ -139,7 +141,7 @@ export async function runReadCommand(spec: ReadCommandSpec, argv: readonly strin
   let backend: StorageBackend | undefined;
   try {
     if (spec.opensStorage) backend = await openReadBackend(parsed.values, io.cwd);
-    const result = await spec.body({ values: parsed.values, positionals: parsed.positionals, dataset, backend: backend ?? closedBackend(), io });
+    const result = await spec.body({ values: parsed.values, explicit: parsed.explicit, positionals: parsed.positionals, dataset, backend: backend ?? closedBackend(), io });
     if (result.notice) io.stderr(`quarry ${spec.name}: ${result.notice}\n`);
     io.stdout(render(result.data, options, result.table));
     return result.exitCode ?? 0;
@@ -270,9 +272,3 @@ export async function readRuns(
   }
   return runs;
 }
-
-/**
- * Said by `inspect proxy`, `stats proxies` and `list pools`: proxy pools
- * (SPEC §10) are not built yet, so there is nothing real to show.
- */
-export const PROXY_NOTICE = 'proxy pools are not configured in this version of quarry (the proxy feature is not built yet); nothing to show';

@@ -31,7 +31,7 @@ import type { CliIO } from '../io.js';
 import { ledgerTargetFor } from './ledger-target.js';
 import type { ProxyRouter } from '../../proxy/router.js';
 import { writeReport, type RunPlan } from './run.js';
-import { openProxyRouter } from './proxy-setup.js';
+import { openProxyRouter, standaloneJobKey } from './proxy-setup.js';
 import { stateDirFor } from './state-dir-flag.js';
 
 /** Wait before retry n (1-based): 1 s, 2 s, 4 s … capped at 30 s. */
@@ -206,7 +206,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   await bindRun(plan, runId, ledger);
   let report: RunReport;
   // Selected at run start, after the binding: a refused run takes no turn of the pool (SPEC §11).
-  const proxy = router ? await router.start({ jobKey: standaloneJobKey(plan), job: plan.job }) : undefined;
+  const proxy = router ? await router.start({ jobKey: standaloneJobKey(plan.scriptPath, plan.job), job: plan.job }) : undefined;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
   try {
     report = await runOnce({
@@ -274,14 +274,6 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   return report;
 }
 
-/**
- * A standalone run's key for sticky scope `job`: its script and job, as a
- * fan-out item's dedup key is its target and params (SPEC §10), so the
- * attempts of one job share it.
- */
-function standaloneJobKey(plan: RunPlan): string {
-  return `${plan.scriptPath}\n${JSON.stringify(plan.job ?? {})}`;
-}
 
 /** The commands a not-authoritative run suggests, with this run's storage and ledger flags. */
 function nextCommands(plan: RunPlan, runId: string, ledger: Ledger): { validate: string; inspect: string } {

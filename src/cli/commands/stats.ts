@@ -1,13 +1,14 @@
 /**
- * `quarry stats runs|jobs|metrics|proxies` (SPEC §9): aggregates derived from
- * the stored claims and manifests, never from a live process.
+ * `quarry stats runs|jobs|metrics` (SPEC §9): aggregates derived from
+ * the stored claims and manifests, never from a live process (`stats
+ * proxies`: proxy-views.ts).
  */
 import { sumMetrics } from '../../runtime/metrics.js';
 import { RUN_OUTCOMES, type RunMetrics, type RunOutcome } from '../../storage/manifest.js';
 import { claimMatches, readManifest, readRunClaim } from '../../storage/reader.js';
 import type { CliIO } from '../io.js';
 import { groupJobs, jobSummary } from './inspect-job.js';
-import { checkRunId, PARTITION_FILTER_FLAGS, ReadCommandError, partitionFilters, PROXY_NOTICE, READ_FLAGS, readRuns, runReadCommand, runState, stringFlag, type ReadCommandSpec, type StoredRun } from './read-common.js';
+import { checkRunId, PARTITION_FILTER_FLAGS, ReadCommandError, partitionFilters, READ_FLAGS, readRuns, runReadCommand, runState, stringFlag, type ReadCommandSpec, type StoredRun } from './read-common.js';
 
 /** JSON shape of `quarry stats runs`. */
 export interface RunStats {
@@ -145,18 +146,6 @@ Exit code: 0, 1 when --run-id names no run, 2 for a bad command line.`,
   },
 };
 
-/** `quarry stats proxies`: an empty list and a plain notice; proxy pools are not built yet. */
-export const STATS_PROXIES: ReadCommandSpec = {
-  name: 'stats proxies',
-  usage: `Usage: quarry stats proxies [flags]
-
-Proxy pools are not configured in this version of quarry: this prints an
-empty list ([] in JSON) and says so on stderr. Exit code 0.`,
-  flags: READ_FLAGS,
-  opensStorage: false,
-  body: async () => ({ data: [], table: { empty: '(no proxy pools)' }, notice: PROXY_NOTICE }),
-};
-
 /** Entry of `quarry stats runs`. */
 export function statsRunsCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(STATS_RUNS, argv, io);
@@ -170,9 +159,4 @@ export function statsJobsCommand(argv: readonly string[], io: CliIO): Promise<nu
 /** Entry of `quarry stats metrics`. */
 export function statsMetricsCommand(argv: readonly string[], io: CliIO): Promise<number> {
   return runReadCommand(STATS_METRICS, argv, io);
-}
-
-/** Entry of `quarry stats proxies`. */
-export function statsProxiesCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  return runReadCommand(STATS_PROXIES, argv, io);
 }
