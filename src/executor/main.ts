@@ -13,6 +13,7 @@
 // seconds to load on a busy machine, long enough for a killed runtime to be missed (SPEC §5).
 import { redactUrlsIn } from '../protocol/redact.js';
 import { createWriteStream, fstatSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BrowserSource } from './browser.js';
@@ -79,6 +80,20 @@ function openFrameOutput(fd: number): Writable {
   return createWriteStream('', { fd, autoClose: false });
 }
 
+/**
+ * Loads undici's parts (what `ctx.http`'s first request loads, ~90 ms CPU)
+ * while we wait for the request, when the script's source says `browser:
+ * false`. A hint, not a decision: nothing of the script runs, and a wrong
+ * guess only moves that load (`ctx.http` loads the parts on first use anyway).
+ */
+function warmHttp(scriptPath: string): void {
+  void readFile(scriptPath, 'utf8')
+    .then(async (source) => {
+      if (/\bbrowser\s*:\s*false\b/.test(source)) await (await import('../sdk/undici-parts.js')).undiciParts();
+    })
+    .catch(() => undefined);
+}
+
 async function validate(path: string): Promise<number> {
   const { loadScript } = await import('./loader.js');
   try {
@@ -125,6 +140,7 @@ async function runOnce(scriptPath: string): Promise<number> {
   const inbox = new AckInbox(log);
   // The loader thread starts while we wait: the runtime sends the request only after the claim.
   prepareLoader(scriptPath);
+  warmHttp(scriptPath);
   let request: RunRequest;
   try {
     request = parseRunRequest(await readRequestLine(process.stdin, inbox));

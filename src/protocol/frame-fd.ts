@@ -14,12 +14,9 @@
  */
 import { decodePayload, encodeFrame } from './codec.js';
 import { FRAME_HEADER_BYTES } from './frames.js';
+import { FRAME_FD } from './frame-fd-offer.js';
 
-/** The descriptor the runtime offers for frames: the first one after stdin, stdout and stderr. */
-export const FRAME_FD = 3;
-
-/** Environment variable by which the runtime offers {@link FRAME_FD} (its value is the fd number). */
-export const FRAME_FD_ENV = 'QUARRY_FRAME_FD';
+export { FRAME_FD, FRAME_FD_ENV } from './frame-fd-offer.js';
 
 /** `type` of the handshake frame. */
 export const FRAME_FD_HANDSHAKE_TYPE = 'frame_fd';

@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd.js';
+import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd-offer.js';
 
 /** The bundled executor entry, next to this file once compiled. */
 export function defaultExecutorPath(): string {
