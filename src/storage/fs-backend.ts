@@ -9,8 +9,8 @@
  * parent directory fsynced so the new name survives a crash.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants as fsc, fsync, linkSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertValidKey, StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from './backend.js';
 import { ownerTag } from '../runtime/owner-tag.js';
@@ -133,24 +133,32 @@ export class FsBackend implements StorageBackend {
     return join(this.#tmpDir, `${ownerTag()}-${randomUUID()}.tmp`);
   }
 
+  /**
+   * Writes, syncs and publishes one object. The metadata calls (open, write
+   * into the page cache, close, link, unlink) are synchronous: each takes
+   * microseconds, less than the thread-pool round trip it would cost, and on
+   * a loaded machine every round trip waits for the scheduler twice. Only
+   * the two fsyncs (file, then folder), which wait for the disk, leave the
+   * event loop (docs/benchmarks.md, "Emit throughput by wall clock").
+   */
   async putNew(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
     this.#assertWritable('put', key);
     const abs = this.#path(key, 'put');
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const tmp = this.#tmpPath();
-    let handle: FileHandle | undefined;
+    let fd: number | undefined;
     try {
-      handle = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
-      await writeAll(handle, bytes);
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
+      writeAllSync(fd, bytes);
+      await fsyncFd(fd);
+      closeSync(fd);
+      fd = undefined;
       // Test-only: a crash with a whole segment written but not published (docs/contracts/run.md).
       if (isSegmentKey(key)) reachKillPoint('mid_segment');
       await publish(tmp, abs, this.location);
     } catch (err) {
-      await handle?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
+      if (fd !== undefined) closeQuietly(fd);
+      unlinkQuietly(tmp);
       throw fsStorageError(err, 'put', abs);
     }
     return { key, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
@@ -283,8 +291,6 @@ class FsObjectWriter implements ObjectWriter {
   readonly #handle: FileHandle;
   readonly #root: string;
   readonly #hash = createHash('sha256');
-  // Writes are chained: positionless writes issued concurrently could land out of order.
-  #chain: Promise<void> = Promise.resolve();
 
   constructor(key: string, abs: string, tmp: string, handle: FileHandle, root: string) {
     this.key = key;
@@ -298,29 +304,32 @@ class FsObjectWriter implements ObjectWriter {
     return this.#bytes;
   }
 
+  /**
+   * Writes the chunk to the temporary file before returning (a synchronous
+   * `write(2)` into the page cache, not synced). A thread-pool round trip
+   * costs more than such a write, and on a loaded machine each one waits for
+   * the scheduler twice: strict appends once per pipe read, so a million
+   * events paid thousands of them (docs/benchmarks.md, "Emit throughput by
+   * wall clock"). Writes land in call order without a chain.
+   */
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(new StorageError('io', 'write', this.#abs, 'writer is already committed or aborted'));
-    const next = this.#chain.then(async () => {
-      if (this.#failed !== undefined) throw this.#failed;
-      try {
-        await writeAll(this.#handle, chunk);
-      } catch (err) {
-        // The temp file may now hold part of the chunk: the writer can only be aborted.
-        this.#failed = fsStorageError(err, 'write', this.#abs);
-        throw this.#failed;
-      }
-      this.#hash.update(chunk);
-      this.#bytes += chunk.byteLength;
-    });
-    // The chain itself never rejects; a failure is kept in #failed and fails every later write and the commit.
-    this.#chain = next.catch(() => undefined);
-    return next;
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    try {
+      writeAllSync(this.#handle.fd, chunk);
+    } catch (err) {
+      // The temp file may now hold part of the chunk: the writer can only be aborted.
+      this.#failed = fsStorageError(err, 'write', this.#abs);
+      return Promise.reject(this.#failed);
+    }
+    this.#hash.update(chunk);
+    this.#bytes += chunk.byteLength;
+    return Promise.resolve();
   }
 
   async commit(): Promise<ObjectInfo> {
     if (this.#state !== 'open') throw new StorageError('io', 'commit', this.#abs, 'writer is already committed or aborted');
     this.#state = 'closing';
-    await this.#chain;
     try {
       if (this.#failed !== undefined) throw this.#failed;
       await this.#handle.sync();
@@ -339,18 +348,14 @@ class FsObjectWriter implements ObjectWriter {
   async abort(): Promise<void> {
     if (this.#state === 'done') return;
     this.#state = 'done';
-    await this.#chain;
     await this.#handle.close().catch(() => undefined);
     await unlink(this.#tmp).catch(() => undefined);
   }
 }
 
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+function writeAllSync(fd: number, data: Uint8Array): void {
   let off = 0;
-  while (off < data.byteLength) {
-    const { bytesWritten } = await handle.write(data, off, data.byteLength - off);
-    off += bytesWritten;
-  }
+  while (off < data.byteLength) off += writeSync(fd, data, off, data.byteLength - off);
 }
 
 /**
@@ -362,14 +367,14 @@ async function publish(tmp: string, abs: string, root: string): Promise<void> {
   const dir = dirname(abs);
   let created: string | undefined;
   try {
-    created = await mkdir(dir, { recursive: true });
+    created = mkdirSync(dir, { recursive: true });
   } catch (err) {
     // EEXIST from mkdir means a parent segment is a file: the key itself does not exist, so this is not `exists`.
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     throw Object.assign(new Error(`a parent of ${abs} is an object, not a folder`), { code: 'ENOTDIR', cause: err });
   }
-  await link(tmp, abs);
-  await unlink(tmp);
+  linkSync(tmp, abs);
+  unlinkSync(tmp);
   await fsyncDir(dir);
   if (created !== undefined) {
     // New folders are entries of their parents: sync each parent up to the first pre-existing one.
@@ -380,10 +385,31 @@ async function publish(tmp: string, abs: string, root: string): Promise<void> {
 }
 
 async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, fsc.O_RDONLY);
+  const fd = openSync(dir, fsc.O_RDONLY);
   try {
-    await h.sync();
+    await fsyncFd(fd);
   } finally {
-    await h.close();
+    closeSync(fd);
+  }
+}
+
+/** fsync(2) on the thread pool: the one call here that waits for the disk. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Cleanup after a failure: the failure is what gets reported.
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // As above.
   }
 }
