@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { splitLines } from '../../src/storage/lines.js';
+import { LineSplitter, splitLines } from '../../src/storage/lines.js';
 
 async function* chunked(bytes: Buffer, cuts: readonly number[]): AsyncIterable<Buffer> {
   let from = 0;
@@ -40,5 +40,35 @@ describe('splitLines', () => {
       }
     }
     expect(await collect(splitLines(reusing()))).toEqual(['abcde', 'fg']);
+  });
+});
+
+describe('LineSplitter', () => {
+  it('finds the same lines as splitLines however the bytes are chunked', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.string({ unit: 'grapheme' }).map((s) => s.replace(/\n/g, '')), { maxLength: 6 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), async (lines, lastNewline, cuts) => {
+        const bytes = Buffer.from(lines.join('\n') + (lastNewline && lines.length > 0 ? '\n' : ''));
+        const found: string[] = [];
+        const onLine = (l: Buffer): void => void found.push(l.toString('utf8'));
+        const splitter = new LineSplitter();
+        for await (const chunk of chunked(bytes, cuts)) splitter.push(chunk, onLine);
+        splitter.end(onLine);
+        expect(found).toEqual(await collect(splitLines(chunked(bytes, cuts))));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps the pieces of a line that spans chunks when the chunk buffer is reused', () => {
+    const shared = Buffer.alloc(4);
+    const found: string[] = [];
+    const onLine = (l: Buffer): void => void found.push(l.toString('utf8'));
+    const splitter = new LineSplitter();
+    for (const part of ['ab', 'cd', 'e\nf', 'g']) {
+      shared.fill(0);
+      splitter.push(shared.subarray(0, shared.write(part)), onLine);
+    }
+    splitter.end(onLine);
+    expect(found).toEqual(['abcde', 'fg']);
   });
 });
