@@ -179,6 +179,9 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     if (child.stdin!.writable) child.stdin!.write(encodeFrame(ack));
   };
 
+  const committed = (e: AnyEventEnvelope): void => {
+    if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
+  };
   const policyStop = (err: unknown): Stop => new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
   let knownContract: string | undefined;
 
@@ -207,21 +210,22 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
       }
     }
     opts.onEvent?.(e);
-    const committed = (): void => {
-      if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
-    };
     let waiting: Promise<void> | void;
     try {
       waiting = policy.ingest(e);
     } catch (err) {
       throw policyStop(err);
     }
+    // No closure per event on the synchronous path: a million of them cost a second of CPU.
     if (waiting) {
-      return waiting.then(committed, (err: unknown) => {
-        throw policyStop(err);
-      });
+      return waiting.then(
+        () => committed(e),
+        (err: unknown) => {
+          throw policyStop(err);
+        },
+      );
     }
-    committed();
+    committed(e);
     return undefined;
   };
 

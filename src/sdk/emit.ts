@@ -6,6 +6,7 @@
  * `contract_version`, a unique `event_id`, `ts` in ISO UTC, `attempt`, and
  * `job_id`/`parent_run_id` only when known (absent fields are omitted).
  */
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import {
   checkPayload,
@@ -91,7 +92,7 @@ export function createEmitAPI(sink: EmitSink, run: RunMeta, options: EmitOptions
   if (!Number.isInteger(maxArtifactBytes) || maxArtifactBytes < 0) {
     throw new RangeError(`maxArtifactBytes must be a non-negative integer, got ${String(maxArtifactBytes)}`);
   }
-  const newId = options.newId ?? monotonicFactory();
+  const newId = options.newId ?? monotonicFactory(pooledRandom());
   const chain = new EmitChain(sink, run, { now: options.now ?? (() => new Date()), newId });
 
   /**
@@ -235,4 +236,26 @@ export function createEmitAPI(sink: EmitSink, run: RunMeta, options: EmitOptions
   Object.freeze(emit);
   chains.set(emit, chain);
   return emit;
+}
+
+/** Random bytes drawn per refill of {@link pooledRandom}. */
+const RANDOM_POOL_BYTES = 4096;
+
+/**
+ * The ULID factory's PRNG (a fraction in [0, 1) from one crypto-random byte),
+ * served from a pool refilled 4 KiB at a time: left to find its own, the
+ * factory calls `crypto.getRandomValues` once per character, 16 calls for
+ * each millisecond of a tight emit loop, a tenth of the executor's CPU there
+ * (docs/benchmarks.md, "Emit throughput by wall clock").
+ */
+function pooledRandom(): () => number {
+  const pool = Buffer.allocUnsafe(RANDOM_POOL_BYTES);
+  let next = RANDOM_POOL_BYTES;
+  return () => {
+    if (next === RANDOM_POOL_BYTES) {
+      randomFillSync(pool);
+      next = 0;
+    }
+    return pool[next++]! / 256;
+  };
 }
