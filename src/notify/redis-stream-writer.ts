@@ -9,6 +9,7 @@
  * expires). The queue's bound is kept by the sending side, which counts what
  * it has handed over and not yet heard back about.
  */
+import { hasBinary } from '../storage/records.js';
 import type { RedisSinkOptions, SinkPartition } from './redis-stream-sink.js';
 
 /** One event as handed to the writer: `[seq, type, ts, payload]` (the run's fields are per batch). */
@@ -55,15 +56,6 @@ redis.call('HSET', KEYS[2], ARGV[1], hwm)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 return added`;
-
-/** True when a payload holds bytes somewhere (rare): only then is the slower replacer needed. */
-function hasBinary(v: unknown, depth = 0): boolean {
-  if (v instanceof Uint8Array) return true;
-  if (typeof v !== 'object' || v === null || depth > 64) return false;
-  if (Array.isArray(v)) return v.some((x) => hasBinary(x, depth + 1));
-  for (const k in v) if (hasBinary((v as Record<string, unknown>)[k], depth + 1)) return true;
-  return false;
-}
 
 const bytesAsBase64 = (_k: string, x: unknown): unknown => (x instanceof Uint8Array ? Buffer.from(x).toString('base64') : x);
 

@@ -52,7 +52,7 @@ export function eventRecordLine(p: RunPartition, e: AnyEventEnvelope, artifactPa
 }
 
 /** True when a payload holds bytes somewhere (rare): only then is the slower replacer needed. */
-function hasBinary(v: unknown, depth = 0): boolean {
+export function hasBinary(v: unknown, depth = 0): boolean {
   if (v instanceof Uint8Array) return true;
   if (typeof v !== 'object' || v === null || depth > 64) return false;
   if (Array.isArray(v)) return v.some((x) => hasBinary(x, depth + 1));
