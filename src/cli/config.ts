@@ -121,7 +121,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, Field>> = {
   allow_failed_children: { kind: 'flag', flag: 'allow-failed-children', check: notNegative },
   state_dir: { kind: 'flag', flag: 'state-dir' },
   resume: { kind: 'per-invocation', flag: 'resume' },
-  queue: { kind: 'reserved', why: planned('queue') },
+  queue: { kind: 'per-invocation', flag: 'queue' },
   resolve_from: { kind: 'reserved', why: planned('resolve-from') },
 };
 

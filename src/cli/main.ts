@@ -19,7 +19,7 @@ const EXIT_INTERNAL = 70;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Commands that, interrupted, flush and finalize what they started before exiting 130/143. */
-const FINALIZE_ON_SIGNAL = new Set(['run', 'retry', 'export']);
+const FINALIZE_ON_SIGNAL = new Set(['run', 'retry', 'export', 'worker']);
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Flags after which `quarry run` may not run `--script` in the default executor at once (a tree, a config, a resume, a dry run, help). */
-const NOT_SPECULATED = ['--help', '-h', '--dry-run', '--config', '--resume', '--depth', '--executor'];
+const NOT_SPECULATED = ['--help', '-h', '--dry-run', '--config', '--resume', '--depth', '--executor', '--queue'];
 
 /**
  * The script of a plain `quarry run --script S …`, whose executor can start

@@ -17,6 +17,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     run: async (argv, io) => (await import('./commands/run.js')).runCommand(argv, io),
   },
   {
+    words: ['worker'],
+    summary: 'Run the runs of trees submitted with quarry run --queue, from a BullMQ queue (S3 storage, PostgreSQL ledger)',
+    run: async (argv, io) => (await import('./commands/worker.js')).workerCommand(argv, io),
+  },
+  {
     words: ['list', 'runs'],
     summary: 'List stored runs, newest first (filters: source, category, day, outcome, state)',
     run: async (argv, io) => (await import('./commands/list.js')).listRunsCommand(argv, io),

@@ -26,6 +26,12 @@ export class TreeProgress {
     this.#items += r.items;
   }
 
+  /** Runs done and items so far, counted elsewhere (a queued tree's workers, §12). */
+  totals(runs: number, items: number): void {
+    this.#done = runs;
+    this.#items = items;
+  }
+
   counters(c: FrontierCounters): void {
     this.#c = c;
   }

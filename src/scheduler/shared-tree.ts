@@ -67,7 +67,8 @@ export async function workSharedTree(worker: SharedTreeWorker, frontier: Frontie
   return drive(cfg, frontier, owner, opts.tree_id, { pollMs: worker.pollMs ?? Math.max(100, Math.floor(opts.lease_ms / 6)), checkScriptDigest: true });
 }
 
-function sharedRun(opts: TreeOptions): SharedTreeRun {
+/** The run settings a shared tree stores (script, job, partition, policy). @throws FrontierError when absent. */
+export function sharedRun(opts: TreeOptions): SharedTreeRun {
   const r = opts.run as unknown as Partial<SharedTreeRun>;
   if (typeof r.script !== 'string' || r.partition === undefined || r.policy === undefined) {
     throw new FrontierError(`tree ${opts.tree_id} stores no run settings (script, partition, policy): it was not submitted as a shared tree`);

@@ -27,7 +27,7 @@ import type { LogicalPartition } from '../storage/layout.js';
 import type { RunOutcome } from '../storage/manifest.js';
 import type { JsonValue } from './canonical-json.js';
 import { FrontierLock } from './frontier-lock.js';
-import { FrontierError, isRequeueOutcome, type Clock, type Frontier, type FrontierCounters, type ItemRecord, type Lease } from './frontier.js';
+import { FrontierError, isRequeueOutcome, type Clock, type Frontier, type FrontierCounters, type ItemRecord, type Lease, type WorkItemInput } from './frontier.js';
 import { SqliteFrontier } from './sqlite-frontier.js';
 import { frontierPaths } from './state-dir.js';
 import { itemPartition, recoverInFlight, type RecoverySummary } from './tree-recover.js';
@@ -242,7 +242,8 @@ export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, 
   return { tree_id: treeId, interrupted, finalization_claimed: claimed, counters, items: await frontier.items(), runs, settings: opts.run };
 }
 
-interface Member {
+/** What {@link runMember} needs of the tree and the process running its members. */
+export interface Member {
   cfg: TreeConfig;
   frontier: Frontier;
   /** Fail a run whose script differs from the one admitted (§12: workers resolve targets under their own scripts dir). */
@@ -255,10 +256,14 @@ interface Member {
   failures: Map<string, number>;
   pool: SlotPool;
   changed: () => void;
+  /** Called once an enqueue of the run was admitted (queue mode adds the item's job, §12). */
+  onAdmitted?: (item: WorkItemInput) => Promise<void>;
+  /** Called before an attempt that did not succeed is completed, so the item's next attempt can be announced first (§12). */
+  beforeRequeue?: (lease: Lease) => Promise<void>;
 }
 
 /** Runs one leased attempt; admits its enqueues as they arrive and completes it once they are all admitted. */
-async function runMember(m: Member, lease: Lease): Promise<void> {
+export async function runMember(m: Member, lease: Lease): Promise<void> {
   const { cfg, frontier } = m;
   const item = lease.item;
   const partition = itemPartition(cfg.partition, item);
@@ -273,8 +278,14 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
     // Admission must never fail the run: an unkeyable enqueue is reported, not thrown.
     admits = admits
       .then(() => workItemFor(cfg.scriptsRoot, req, { run_id: lease.run_id, depth: item.depth }))
-      .then((wi) => frontier.admit([wi]))
-      .then((d) => { if (d.includes('admitted')) reachKillPoint('tree_after_admit'); m.changed(); },
+      .then(async (wi) => {
+        const d = await frontier.admit([wi]);
+        if (d.includes('admitted')) {
+          reachKillPoint('tree_after_admit');
+          await m.onAdmitted?.(wi);
+        }
+        m.changed();
+      },
         (err: unknown) => cfg.onStderr?.(Buffer.from(`quarry: enqueue of ${JSON.stringify(req.target)} refused: ${(err as Error).message}\n`)));
   };
   // §8: a re-run's parent is the attempt it replaces; a first attempt's is the run that enqueued it
@@ -334,6 +345,7 @@ async function runMember(m: Member, lease: Lease): Promise<void> {
   }
   // Children are admitted before the parent completes, so the tree never looks finished early.
   await admits;
+  if (outcome !== 'success') await m.beforeRequeue?.(lease);
   const done = await frontier.complete(lease, outcome, partition);
   if (done.state === 'queued' && !isRequeueOutcome(outcome)) m.failures.set(item.key, failed + 1);
 }

@@ -135,7 +135,11 @@ describe('config errors name the file, the key and what to do', () => {
   });
 
   it('sections of features not built yet parse but are refused with the reason', () => {
-    expect(error('queue: redis://127.0.0.1\n')).toMatch(/distributed mode is not built yet/);
+    expect(error('resolve_from: ./x\n')).toMatch(/scripts resolve modules from their own folder/);
+  });
+
+  it('refuses the queue in a file: a submission or a worker names its queue on the command line', () => {
+    expect(error('queue: redis://127.0.0.1\n')).toMatch(/"queue" is per invocation .* pass --queue/);
   });
 
   it('fills the adapter flags from its section (SPEC §11)', () => {

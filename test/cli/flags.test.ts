@@ -41,7 +41,7 @@ describe('flag parsing', () => {
   });
 
   it('refuses flags of features not built yet instead of ignoring them', () => {
-    expect(usage(() => parse('--queue', 'redis://x'))).toMatch(/distributed mode is not built yet/);
+    expect(usage(() => parse('--resolve-from', 'x'))).toMatch(/scripts resolve modules from their own folder/);
   });
 
   it('compiles the fan-out flags (SPEC §10): --depth > 0 needs --max-runs; without --depth they only earn a notice', () => {

@@ -9,7 +9,14 @@ import { inspectRunView } from './inspect-run.js';
 import { inspectTreeView } from './inspect-tree.js';
 import { LEDGER_FLAG, ledgerTargetFrom, openLedgerReaderAt } from './ledger-common.js';
 import { checkRunId, READ_FLAGS, runReadCommand, stringFlag, type ReadCommandSpec } from './read-common.js';
-import type { ParsedFlags } from '../flags.js';
+import type { FlagSpec, ParsedFlags } from '../flags.js';
+
+/** `--queue`, `--queue-name`, `--no-follow` of `inspect run` (read by run-queue.ts, loaded only with --queue). */
+const INSPECT_QUEUE_FLAGS: readonly FlagSpec[] = [
+  { name: 'queue', type: 'string', arg: 'URL', help: 'Follow a tree submitted with quarry run --queue: its live state from Redis until a worker finalized it', group: 'Queue' },
+  { name: 'queue-name', type: 'string', arg: 'NAME', default: 'quarry', help: 'Queue name (with --queue)', group: 'Queue' },
+  { name: 'no-follow', type: 'bool', help: 'With --queue: show the state once instead of following the tree to its end', group: 'Queue' },
+];
 
 /** The ledger to ask, read-only; null when there is none. Never creates one. */
 async function openLedgerIfAny(values: ParsedFlags['values'], cwd: string): Promise<LedgerReader | null> {
@@ -54,8 +61,11 @@ reasons, whether it is authoritative), when a ledger exists. A run without a
 manifest is shown as unfinalized. Given a tree id (a fan-out root's run id),
 it also shows the tree: its options, counters, every work item with its
 attempts, its validation and the authority of each partition it wrote in.
+With --queue, shows a tree submitted with quarry run --queue from Redis
+instead, following it (a line on stderr per change) until a worker
+finalized it; --no-follow shows its state once.
 Exit code: 0, 1 when the run does not exist, 2 for a bad command line.`,
-  flags: [...READ_FLAGS, LEDGER_FLAG],
+  flags: [...READ_FLAGS, LEDGER_FLAG, ...INSPECT_QUEUE_FLAGS],
   positionals: ['run-id'],
   opensStorage: true,
   body: async ({ backend, dataset, positionals, values, io }) => {
@@ -88,7 +98,11 @@ Exit code: 0, 1 when no run has that job id, 2 for a bad command line.`,
 };
 
 /** Entry of `quarry inspect run`. */
-export function inspectRunCommand(argv: readonly string[], io: CliIO): Promise<number> {
+export async function inspectRunCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  if (argv.some((a) => a === '--queue' || a.startsWith('--queue='))) {
+    const { inspectQueuedTree } = await import('./run-queue.js');
+    return inspectQueuedTree(argv, INSPECT_RUN.flags, io);
+  }
   return runReadCommand(INSPECT_RUN, argv, io);
 }
 

@@ -6,8 +6,6 @@
 import { STORAGE_FLAGS } from '../common-flags.js';
 import type { FlagSpec } from '../flags.js';
 
-const LATER_QUEUE = 'distributed mode is not built yet';
-
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'script', type: 'string', arg: 'PATH', help: 'Script to run (.ts or .js, default export async (ctx) => {})', group: 'Run' },
   { name: 'config', type: 'string', arg: 'FILE', help: 'YAML file of defaults for these flags (CLI beats config beats default)', group: 'Run' },
@@ -50,7 +48,9 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'dry-run', type: 'bool', help: 'Load and validate the script only: no browser, no storage', group: 'Output' },
   { name: 'quiet', type: 'bool', help: 'No summary line and no executor stderr passthrough', group: 'Output' },
   { name: 'resolve-from', type: 'string', help: 'Module resolution base for the script', planned: 'scripts resolve modules from their own folder' },
-  { name: 'queue', type: 'string', help: 'Submit to a BullMQ queue on Redis', planned: LATER_QUEUE },
+  { name: 'queue', type: 'string', arg: 'URL', help: 'Submit the tree to the BullMQ queue on this Redis and wait for `quarry worker`s to run it (needs S3 storage and a PostgreSQL ledger)', group: 'Queue' },
+  { name: 'queue-name', type: 'string', arg: 'NAME', help: 'Queue name (with --queue; default quarry): deployments or tests sharing one Redis use different names', group: 'Queue' },
+  { name: 'detach', type: 'bool', help: 'With --queue: print the tree id and exit 0 instead of waiting for the tree', group: 'Queue' },
   { name: 'adapter', type: 'string', arg: 'webhook|redis', choices: ['webhook', 'redis'], help: 'Send one run_completed (or tree_completed) notification per run or tree, through the ledger outbox', group: 'Notifications' },
   { name: 'adapter-url', type: 'string', arg: 'URL', help: 'Webhook URL to POST to, or redis:// server for PUBLISH (credentials and query are never recorded)', group: 'Notifications' },
   { name: 'adapter-header', type: 'list', arg: 'K=V', help: 'Webhook header (repeatable); never recorded', group: 'Notifications' },

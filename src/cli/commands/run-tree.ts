@@ -76,6 +76,11 @@ export interface TreeInvocation {
 
 /** `quarry run --depth N > 0`: compiles the plan into an invocation and runs it. */
 export async function executeTreePlan(plan: RunPlan, tree: TreePlan, io: CliIO): Promise<number> {
+  return runTreeInvocation(await compileTreeInvocation(plan, tree, io), io);
+}
+
+/** A new tree's invocation from a run plan. @throws UsageError when the root script is not under the working directory. */
+export async function compileTreeInvocation(plan: RunPlan, tree: TreePlan, io: CliIO): Promise<TreeInvocation> {
   const scriptsRoot = io.cwd;
   const root = await resolveTarget(scriptsRoot, plan.scriptPath);
   if (!root.ok) {
@@ -107,11 +112,11 @@ export async function executeTreePlan(plan: RunPlan, tree: TreePlan, io: CliIO):
     ...(plan.proxy ? { proxy: plan.proxy } : {}),
     ...(plan.redisSink ? { redisSink: plan.redisSink } : {}),
   };
-  return runTreeInvocation(inv, io);
+  return inv;
 }
 
 /** What is stored with the tree so `--resume` can take it back: sources, never secrets (§10). */
-function settingsOf(inv: TreeInvocation): StoredTreeSettings {
+export function settingsOf(inv: TreeInvocation): StoredTreeSettings {
   return {
     scripts_root: inv.scriptsRoot,
     started_at: new Date().toISOString(),
@@ -223,7 +228,7 @@ function acquire(lockPath: string): FrontierLock {
 }
 
 /** The last root attempt's exit code (0 when it succeeded or never ended). */
-function rootExitCode(items: readonly ItemRecord[]): number {
+export function rootExitCode(items: readonly ItemRecord[]): number {
   const root = items.find((i) => i.depth === 0);
   const last = root?.attempts.filter((a) => a.outcome !== null).at(-1);
   if (last?.outcome == null || last.outcome === 'expired' || last.outcome === 'abandoned' || last.outcome === 'interrupted') return 0;
@@ -231,7 +236,7 @@ function rootExitCode(items: readonly ItemRecord[]): number {
 }
 
 /** The `tree { … }` block of the report and the summary line (§10). */
-export function treeBlock(treeId: string, c: FrontierCounters, a: TreeAuthority | undefined): Record<string, unknown> {
+export function treeBlock(treeId: string, c: FrontierCounters, a: Pick<TreeAuthority, 'authoritative' | 'reason'> | undefined): Record<string, unknown> {
   return {
     tree_id: treeId, admitted: c.admitted, succeeded: c.succeeded, failed: c.failed, retried: c.retried,
     deduplicated: c.deduplicated, not_executed_cap: c.not_executed_cap, not_executed_depth: c.not_executed_depth,
@@ -240,10 +245,14 @@ export function treeBlock(treeId: string, c: FrontierCounters, a: TreeAuthority 
 }
 
 function summary(inv: TreeInvocation, r: TreeReport, a: TreeAuthority | undefined, started: number): string {
-  const t = treeBlock(inv.treeId, r.counters, a);
-  const items = r.runs.reduce((n, x) => n + x.items, 0);
+  return treeSummaryLine(inv.treeId, r.counters, a, r.runs.length, r.runs.reduce((n, x) => n + x.items, 0), Date.now() - started);
+}
+
+/** The tree's summary line: `tree_id=…, runs=…, items=…, duration=…s, admitted=…, …, reason=…`. */
+export function treeSummaryLine(treeId: string, c: FrontierCounters, a: Pick<TreeAuthority, 'authoritative' | 'reason'> | undefined, runs: number, items: number, durationMs: number): string {
+  const t = treeBlock(treeId, c, a);
   const parts = Object.entries(t).map(([k, v]) => `${k}=${String(v)}`);
-  parts.splice(1, 0, `runs=${r.runs.length}`, `items=${items}`, `duration=${((Date.now() - started) / 1000).toFixed(2)}s`);
+  parts.splice(1, 0, `runs=${runs}`, `items=${items}`, `duration=${(durationMs / 1000).toFixed(2)}s`);
   return parts.join(', ');
 }
 

@@ -396,7 +396,13 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
     parsed = applyRunConfig(parsed, config);
     configPools = { file: resolve(io.cwd, config.file), ...(config.proxies !== undefined ? { proxies: config.proxies } : {}) };
   }
+  const queued = typeof parsed.values.queue === 'string' && parsed.values.queue !== '';
+  if (!queued) {
+    const stray = ['queue-name', 'detach'].find((f) => parsed.explicit.has(f));
+    if (stray) throw new UsageError(`--${stray} has no effect without --queue`);
+  }
   if (typeof parsed.values.resume === 'string') {
+    if (queued) throw new UsageError('--resume with --queue is not available in this version of quarry: a queued tree goes on on its workers (follow it with quarry inspect run <tree_id> --queue URL)');
     const { resumeCommand } = await import('./run-resume.js');
     return resumeCommand(parsed, io, configPools);
   }
@@ -408,6 +414,10 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
   }
   if (!plan.quiet) for (const n of plan.notices ?? []) io.stderr(`quarry run: ${n}\n`);
   if (plan.dryRun) return dryRun(plan, io);
+  if (queued) {
+    const { runQueuedTree } = await import('./run-queue.js');
+    return runQueuedTree(plan, parsed.values, parsed.explicit, io);
+  }
   if (plan.tree) {
     const { executeTreePlan } = await import('./run-tree.js');
     return executeTreePlan(plan, plan.tree, io);

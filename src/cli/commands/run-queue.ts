@@ -1,0 +1,199 @@
+/**
+ * `quarry run --queue <redis-url>` (SPEC §12): submits a tree to the queue —
+ * its frontier in Redis, its root's job in BullMQ — and waits for the
+ * workers to finish it, with live progress on a TTY, then prints the tree's
+ * summary and exits with its code (§8, §10); or, with `--detach`, prints the
+ * tree id at once. `inspect run <tree_id> --queue` follows a queued tree
+ * ({@link inspectQueuedTree}).
+ */
+import { ulid } from 'ulid';
+import type { Redis } from 'ioredis';
+import { storageIdentity } from '../../ledger/binding.js';
+import type { Ledger } from '../../ledger/ledger.js';
+import type { JsonValue } from '../../scheduler/canonical-json.js';
+import { FrontierError } from '../../scheduler/frontier.js';
+import { RedisFrontier } from '../../scheduler/redis-frontier.js';
+import { submitSharedTree } from '../../scheduler/shared-tree.js';
+import { dedupKey, resolveTarget } from '../../scheduler/target.js';
+import { addItemJob, checkQueueName, openQueue, QUEUE_LEASE_MS, queueKeys, readQueueTree, type QueueTreeState } from '../../scheduler/work-queue.js';
+import { signalExitCode } from '../interruptible.js';
+import { parseFlags, UsageError, type FlagSpec } from '../flags.js';
+import type { CliIO } from '../io.js';
+import { render, renderOptionsFrom } from '../render.js';
+import { TreeProgress } from '../tree-progress.js';
+import { bindRun, LedgerUnreachableError, openRunLedger } from './run-execute.js';
+import { compileTreeInvocation, settingsOf, treeBlock, treeSummaryLine } from './run-tree.js';
+import { writeReport, type RunPlan } from './run.js';
+import { ledgerIdentity } from './tree-settings.js';
+import { checkQueueStores } from './worker.js';
+
+/** How often a waiting submitter (or `inspect run --queue`) reads the tree's state. */
+const POLL_MS = 500;
+
+/** Run flags a queued tree cannot honour yet: refused, never ignored. */
+const NOT_WITH_QUEUE = ['proxy-pool', 'adapter', 'event-sink', 'state-dir'] as const;
+
+/** `quarry run --queue`: checks, submits, then waits (or detaches). Returns the exit code. */
+export async function runQueuedTree(plan: RunPlan, values: Record<string, unknown>, explicit: ReadonlySet<string>, io: CliIO): Promise<number> {
+  const url = values.queue as string;
+  const queueName = queueNameOf(values['queue-name']);
+  checkQueueStores('quarry run', plan.storage, plan.ledger);
+  const stray = NOT_WITH_QUEUE.find((f) => explicit.has(f) || (f !== 'state-dir' && values[f] !== undefined && !(Array.isArray(values[f]) && (values[f] as unknown[]).length === 0)));
+  if (stray !== undefined) throw new UsageError(`--${stray} with --queue is not available in this version of quarry: queued trees take neither proxy pools, adapters, event sinks nor a state dir yet`);
+  const detach = values.detach === true;
+  const tree = plan.tree ?? { depth: 0, maxRuns: 1, parallel: 1, allowFailedChildren: 0 };
+  const inv = await compileTreeInvocation({ ...plan, ...(plan.runId ? {} : { runId: ulid() }) }, tree, io);
+  const keys = queueKeys(queueName);
+  let ledger: Ledger | undefined;
+  let frontier: RedisFrontier | undefined;
+  let redis: Redis | undefined;
+  const queue = await openQueue(url, queueName);
+  try {
+    ledger = await openRunLedger(inv.ledger);
+    await bindRun({ dataset: inv.partition.dataset, storage: inv.storage }, inv.treeId, ledger);
+    await ledger.close();
+    ledger = undefined;
+    const { Redis: RedisClient } = await import('ioredis');
+    redis = new RedisClient(url, { maxRetriesPerRequest: 3 });
+    const root = await resolveTarget(inv.scriptsRoot, inv.scriptPath);
+    if (!root.ok) throw new UsageError(`--script: ${root.detail}`);
+    const script = root.relPath;
+    try {
+      frontier = await RedisFrontier.create(redis, {
+        tree_id: inv.treeId, max_depth: tree.depth, max_runs: tree.maxRuns, parallel: tree.parallel, retries: inv.retries, lease_ms: QUEUE_LEASE_MS,
+        run: { ...(settingsOf(inv) as unknown as { [key: string]: JsonValue }), script, job: inv.job, partition: { ...inv.partition }, policy: { ...inv.policy } },
+      }, { keyPrefix: keys.frontierPrefix });
+      await submitSharedTree(frontier, inv.scriptsRoot);
+    } catch (err) {
+      if (err instanceof FrontierError) throw new UsageError(err.message);
+      throw err;
+    }
+    const data = {
+      tree_id: inv.treeId,
+      storage: storageIdentity({ backend: inv.storage.backend, path: inv.storage.path, ...(inv.storage.endpoint ? { endpoint: inv.storage.endpoint } : {}) }),
+      ledger: ledgerIdentity(inv.ledger),
+    };
+    await addItemJob(queue, data, dedupKey(script, {}), 1);
+    const follow = `quarry inspect run ${inv.treeId} --queue ${ledgerIdentity(url)}${queueName !== 'quarry' ? ` --queue-name ${queueName}` : ''}`;
+    if (detach) {
+      io.stdout(`${inv.treeId}\n`);
+      if (!inv.quiet) io.stderr(`quarry run: tree ${inv.treeId} submitted to queue ${queueName}; follow it with: ${follow}\n`);
+      return 0;
+    }
+    const started = Date.now();
+    const final = await waitForTree(redis, queueName, frontier, io, inv.quiet);
+    if (final === undefined) {
+      // The tree is the workers' now: stopping the wait stops nothing.
+      io.stderr(`quarry run: stopped waiting; tree ${inv.treeId} goes on on the workers; follow it with: ${follow}\n`);
+      return signalExitCode(io.signal);
+    }
+    const r = final.result!;
+    if (!inv.quiet) {
+      io.stdout(`${treeSummaryLine(inv.treeId, r.counters, r, final.runs, final.items, Date.now() - started)}\n`);
+      io.stdout(`data: ${inv.storage.path} dataset ${inv.partition.dataset}, tree manifest ${r.manifest_key ?? '(not published)'}\n`);
+      io.stdout(`ledger: ${r.line}\n`);
+    }
+    if (!r.authoritative && r.exit_code !== 0) io.stderr(`quarry run: tree ${inv.treeId} is not authoritative: ${r.line}${r.next ? `; next: ${r.next}` : ''}\n`);
+    if (inv.report) {
+      writeReport(inv.report, JSON.stringify({
+        exit_code: r.exit_code, tree: treeBlock(inv.treeId, r.counters, r), runs: final.runs, items: final.items,
+        authority: { authoritative: r.authoritative, reason: r.reason, next: r.next }, finalized_by: r.finalized_by,
+      }, null, 2), io);
+    }
+    return r.exit_code;
+  } catch (err) {
+    if (err instanceof LedgerUnreachableError) {
+      io.stderr(`quarry run: ${err.message}\n`);
+      return 3;
+    }
+    throw err;
+  } finally {
+    await frontier?.close();
+    await redis?.quit().catch(() => redis?.disconnect());
+    await queue.close();
+    await ledger?.close();
+  }
+}
+
+function queueNameOf(v: unknown): string {
+  const name = typeof v === 'string' && v !== '' ? v : 'quarry';
+  try {
+    return checkQueueName(name);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Reads the tree's state until a worker wrote its result (returned), or the
+ * signal aborts (undefined). On a TTY (and not quiet) a live line shows it.
+ */
+async function waitForTree(redis: Redis, queueName: string, frontier: RedisFrontier, io: CliIO, quiet: boolean): Promise<QueueTreeState | undefined> {
+  const progress = !quiet && io.stderrIsTTY ? new TreeProgress((t) => io.stderr(t), frontier.treeId) : undefined;
+  try {
+    for (;;) {
+      const s = await readQueueTree(redis, queueName, frontier);
+      progress?.totals(s.runs, s.items);
+      progress?.counters(s.counters);
+      if (s.result !== undefined) return s;
+      if (io.signal.aborted) return undefined;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, POLL_MS);
+        io.signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+      });
+      if (io.signal.aborted) return undefined;
+    }
+  } finally {
+    progress?.stop();
+  }
+}
+
+/**
+ * `quarry inspect run <tree_id> --queue URL`: the queued tree's state from
+ * Redis, followed (a line on stderr per change) until a worker finalized it,
+ * then printed (JSON, YAML or a table). Exit 0; 1 when the queue has no such
+ * tree; 130/143 when interrupted while following.
+ */
+export async function inspectQueuedTree(argv: readonly string[], flags: readonly FlagSpec[], io: CliIO): Promise<number> {
+  const p = parseFlags(argv, flags);
+  const treeId = p.positionals[0];
+  if (treeId === undefined || p.positionals.length > 1) throw new UsageError('give one tree id: quarry inspect run <tree_id> --queue URL');
+  const url = p.values.queue as string;
+  const queueName = queueNameOf(p.values['queue-name']);
+  const { Redis: RedisClient } = await import('ioredis');
+  const redis = new RedisClient(url, { maxRetriesPerRequest: 3 });
+  let frontier: RedisFrontier | undefined;
+  try {
+    try {
+      frontier = await RedisFrontier.open(redis, treeId, { keyPrefix: queueKeys(queueName).frontierPrefix });
+    } catch (err) {
+      if (err instanceof FrontierError) {
+        io.stderr(`quarry inspect run: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+    let s = await readQueueTree(redis, queueName, frontier);
+    let last = '';
+    while (s.result === undefined && p.values['no-follow'] !== true && !io.signal.aborted) {
+      const c = s.counters;
+      const line = `tree ${treeId}: runs ${s.runs} done, ${c.running} running, ${c.queued} queued, ${c.failed} failed; ${s.items} items`;
+      if (line !== last) io.stderr(`${line}\n`);
+      last = line;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      s = await readQueueTree(redis, queueName, frontier);
+    }
+    if (s.result === undefined && io.signal.aborted) return signalExitCode(io.signal);
+    const opts = await frontier.options();
+    const data = {
+      tree_id: treeId, state: s.result === undefined ? 'running' : 'finished', queue: queueName,
+      options: { max_depth: opts.max_depth, max_runs: opts.max_runs, parallel: opts.parallel, retries: opts.retries, lease_ms: opts.lease_ms },
+      counters: s.counters, runs: s.runs, items: s.items, result: s.result ?? null,
+    };
+    io.stdout(render(data, renderOptionsFrom(p.values, io)));
+    return 0;
+  } finally {
+    await frontier?.close();
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}

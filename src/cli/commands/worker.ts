@@ -1,0 +1,210 @@
+/**
+ * `quarry worker` (SPEC §12): takes runs of queued trees from a BullMQ queue
+ * and runs them in this machine's run slots, with this machine's scripts
+ * dir, storage client, ledger and browser. A job submitted for another
+ * storage or ledger is refused with one line. SIGTERM (or Ctrl-C): stop
+ * taking work, let runs in flight finish for up to 30 s, then interrupt them
+ * and hand them back; exit 0 once every slot is closed.
+ */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { storageIdentity } from '../../ledger/binding.js';
+import { isPostgresUrl, type Ledger } from '../../ledger/ledger.js';
+import type { Frontier, TreeOptions } from '../../scheduler/frontier.js';
+import { checkQueueName, DEFAULT_QUEUE_NAME, QueueWorker, type QueueTreeResult } from '../../scheduler/work-queue.js';
+import type { StorageBackend } from '../../storage/backend.js';
+import { STORAGE_FLAGS } from '../common-flags.js';
+import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
+import type { CliIO } from '../io.js';
+import { LedgerUnreachableError, openRunLedger, openStorage } from './run-execute.js';
+import { compileStorage, type RunPlan } from './run.js';
+import { finishedTreeFromOptions, finishTree } from './run-tree-finish.js';
+import { rootExitCode } from './run-tree.js';
+import { ledgerIdentity, parseStoredSettings } from './tree-settings.js';
+
+export const WORKER_USAGE = `Usage: quarry worker --queue <redis-url> --scripts-dir DIR --storage-backend s3 --storage-path BUCKET/PREFIX --ledger postgres://… [options]
+
+Takes the runs of trees submitted with quarry run --queue from a BullMQ queue
+and runs them in run slots on this machine until SIGTERM or Ctrl-C (then runs
+in flight get --stop-grace, 30 s, to finish before they are interrupted and
+handed back).
+Targets resolve under --scripts-dir; a script whose SHA-256 differs from the
+submitted one fails that run. Exit 0 after a clean stop, 2 on a usage error.
+
+Example:
+  quarry worker --queue redis://10.0.0.5:6379 --slots 4 --scripts-dir /srv/scripts \\
+    --storage-backend s3 --storage-path lake/quarry --ledger postgres://quarry@db/quarry`;
+
+/** Runs in flight get this long to finish after SIGTERM before they are interrupted and handed back (`--stop-grace`). */
+export const WORKER_GRACE_MS = 30_000;
+
+export const WORKER_FLAGS: readonly FlagSpec[] = [
+  { name: 'queue', type: 'string', arg: 'URL', help: 'Redis server of the queue and the frontiers (redis:// or rediss://; required)', group: 'Queue' },
+  { name: 'queue-name', type: 'string', arg: 'NAME', default: DEFAULT_QUEUE_NAME, help: 'Queue name: deployments (or tests) sharing one Redis use different names', group: 'Queue' },
+  { name: 'slots', type: 'int', default: 1, help: 'Runs at once on this worker (one run slot each)', group: 'Queue' },
+  { name: 'stop-grace', type: 'duration', arg: 'DURATION', help: 'After SIGTERM, runs in flight get this long to finish before they are interrupted and handed back (default 30s)', group: 'Queue' },
+  { name: 'scripts-dir', type: 'string', arg: 'DIR', help: 'Folder the submitted targets resolve under (required; the same scripts as the submitter\'s)', group: 'Queue' },
+  { name: 'config', type: 'string', arg: 'FILE', help: 'YAML config: storage, ledger and browser settings (with their ${VAR} secrets) come from it unless given as flags', group: 'Run' },
+  { name: 'run-timeout', type: 'duration', help: 'End a run still going after this long (default: the tree\'s --run-timeout)', group: 'Run' },
+  ...STORAGE_FLAGS,
+  { name: 'ledger', type: 'string', arg: 'URL', help: 'PostgreSQL ledger URL (required; the submitter\'s ledger)', group: 'Ledger' },
+  { name: 'executor', type: 'string', arg: 'PATH', help: 'Executor entry (advanced; the bundled one by default)', group: 'Browser' },
+  { name: 'chromium-path', type: 'string', arg: 'PATH', help: 'Chromium binary (default $QUARRY_CHROMIUM_PATH or /usr/bin/chromium)', group: 'Browser' },
+  { name: 'quiet', type: 'bool', help: 'No line per run on stderr (refusals and errors are still printed)', group: 'Output' },
+];
+
+/** Config keys a worker takes (the rest of a run config describes runs, which come from the queue). */
+const CONFIG_FLAGS = new Set(['storage-dataset', 'storage-backend', 'storage-path', 'storage-region', 'storage-endpoint', 'storage-s3-path-style', 'storage-request-timeout', 'ledger', 'chromium-path', 'executor', 'run-timeout']);
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/** A worker, fully checked before any I/O. */
+export interface WorkerPlan {
+  url: string;
+  queueName: string;
+  slots: number;
+  scriptsDir: string;
+  storage: RunPlan['storage'];
+  ledger: string;
+  runTimeoutMs?: number;
+  executorPath?: string;
+  chromiumPath?: string;
+  quiet: boolean;
+  /** `--stop-grace` (ms). */
+  graceMs: number;
+}
+
+/**
+ * Checks the worker's flags (pure but for looking at the scripts dir).
+ * @throws UsageError naming what to fix.
+ */
+export function compileWorkerPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: string): WorkerPlan {
+  const v = p.values;
+  if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])} (flags start with --)`);
+  const url = str(v.queue);
+  if (url === undefined) throw new UsageError('--queue is required: the Redis URL of the queue, e.g. --queue redis://127.0.0.1:6379');
+  const scripts = str(v['scripts-dir']);
+  if (scripts === undefined) throw new UsageError('--scripts-dir is required: the folder of the scripts the trees were submitted with');
+  const scriptsDir = resolve(cwd, scripts);
+  let isDir = false;
+  try {
+    isDir = statSync(scriptsDir).isDirectory();
+  } catch {
+    throw new UsageError(`--scripts-dir ${scripts}: no such folder`);
+  }
+  if (!isDir) throw new UsageError(`--scripts-dir ${scripts}: not a folder`);
+  const queueName = v['queue-name'] as string;
+  try {
+    checkQueueName(queueName);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const slots = v.slots as number;
+  if (slots < 1) throw new UsageError(`--slots must be 1 or more, got ${slots}`);
+  const storage = compileStorage(v, cwd);
+  const ledger = str(v.ledger);
+  checkQueueStores('quarry worker', storage, ledger);
+  const runTimeout = v['run-timeout'] as number | undefined;
+  if (runTimeout !== undefined && runTimeout <= 0) throw new UsageError(`--run-timeout must be more than 0, e.g. 10m, got ${runTimeout}ms`);
+  const graceMs = (v['stop-grace'] as number | undefined) ?? WORKER_GRACE_MS;
+  const executorPath = str(v.executor) ? resolve(cwd, str(v.executor)!) : undefined;
+  const chromiumPath = str(v['chromium-path']) ?? str(env.QUARRY_CHROMIUM_PATH);
+  return {
+    url, queueName, slots, scriptsDir, storage, ledger: ledger!, quiet: v.quiet === true, graceMs,
+    ...(runTimeout !== undefined ? { runTimeoutMs: runTimeout } : {}),
+    ...(executorPath ? { executorPath } : {}),
+    ...(chromiumPath ? { chromiumPath } : {}),
+  };
+}
+
+/**
+ * `--queue` needs stores every machine sees: S3 storage and a PostgreSQL ledger (SPEC §12).
+ * @throws UsageError naming the store that is not.
+ */
+export function checkQueueStores(who: string, storage: RunPlan['storage'], ledger: string | undefined): void {
+  if (storage.backend !== 's3') {
+    throw new UsageError(`${who === 'quarry worker' ? 'a worker' : '--queue'} needs S3 storage (--storage-backend s3 --storage-path BUCKET/PREFIX): fs storage at ${storage.path} is not seen by the other machines`);
+  }
+  if (ledger === undefined || !isPostgresUrl(ledger)) {
+    throw new UsageError(`${who === 'quarry worker' ? 'a worker' : '--queue'} needs a PostgreSQL ledger (--ledger postgres://…): ${ledger === undefined ? 'none was given' : 'a SQLite ledger is not seen by the other machines'}`);
+  }
+}
+
+/** Entry of `quarry worker`: runs until a signal; returns the exit code. */
+export async function workerCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed = parseFlags(argv, WORKER_FLAGS);
+  if (parsed.help) {
+    io.stdout(`${WORKER_USAGE}\n${renderFlagHelp(WORKER_FLAGS)}\n`);
+    return 0;
+  }
+  if (typeof parsed.values.config === 'string') {
+    const { loadRunConfig } = await import('../config.js');
+    const config = await loadRunConfig(parsed.values.config, io.cwd, io.env);
+    const values = { ...parsed.values };
+    for (const [flag, value] of Object.entries(config.values)) if (CONFIG_FLAGS.has(flag) && !parsed.explicit.has(flag)) values[flag] = value;
+    parsed = { ...parsed, values };
+  }
+  const plan = compileWorkerPlan(parsed, io.env, io.cwd);
+  let ledger: Ledger | undefined;
+  let backend: StorageBackend | undefined;
+  let worker: QueueWorker | undefined;
+  try {
+    ledger = await openRunLedger(plan.ledger);
+    backend = await openStorage(plan);
+    const store = backend;
+    const led = ledger;
+    const identity = {
+      storage: storageIdentity({ backend: plan.storage.backend, path: plan.storage.path, ...(plan.storage.endpoint ? { endpoint: plan.storage.endpoint } : {}) }),
+      ledger: ledgerIdentity(plan.ledger),
+    };
+    worker = await QueueWorker.start({
+      url: plan.url, queueName: plan.queueName, slots: plan.slots, identity,
+      run: {
+        scriptsRoot: plan.scriptsDir, backend: store,
+        ...(plan.executorPath ? { executorPath: plan.executorPath } : {}),
+        ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
+        ...(plan.runTimeoutMs !== undefined ? { runTimeoutMs: plan.runTimeoutMs } : {}),
+      },
+      finalize: (frontier, options) => finalizeQueuedTree(frontier, options, store, led),
+      onStderr: (line) => io.stderr(line),
+      ...(plan.quiet ? {} : {
+        onRun: (r, lease) => io.stderr(`quarry worker: run ${r.run_id} of ${lease.item.target} (tree ${lease.tree_id}, attempt ${lease.attempt}): ${r.outcome}, ${r.items} item(s)\n`),
+      }),
+    });
+    io.stderr(`quarry worker: ${worker.owner} takes runs from queue ${plan.queueName} at ${ledgerIdentity(plan.url)} with ${plan.slots} slot(s); scripts in ${plan.scriptsDir}\n`);
+    await new Promise<void>((r) => {
+      if (io.signal.aborted) r();
+      else io.signal.addEventListener('abort', () => r(), { once: true });
+    });
+    io.stderr(`quarry worker: ${String(io.signal.reason)}: taking no more work; runs in flight get ${plan.graceMs / 1000} s to finish, then are handed back\n`);
+    await worker.stop(plan.graceMs);
+    worker = undefined;
+    io.stderr('quarry worker: stopped\n');
+    return 0;
+  } catch (err) {
+    if (err instanceof LedgerUnreachableError) {
+      io.stderr(`quarry worker: ${err.message}\n`);
+      return 3;
+    }
+    if (err instanceof Error && err.name === 'FrontierError') throw new UsageError(err.message);
+    throw err;
+  } finally {
+    await worker?.stop(0);
+    await ledger?.close();
+    await backend?.close();
+  }
+}
+
+/**
+ * Publishes a queued tree's manifest and validates the tree (§8, §12): what
+ * the worker that won `claimFinalization()` does.
+ */
+export async function finalizeQueuedTree(frontier: Frontier, options: TreeOptions, backend: StorageBackend, ledger: Ledger): Promise<Omit<QueueTreeResult, 'finalized_by' | 'counters'>> {
+  const s = parseStoredSettings(options.run, options.tree_id);
+  const a = await finishTree({ backend, ledger, frontier, tree: finishedTreeFromOptions(options, s.storage.path) });
+  const rootCode = rootExitCode(await frontier.items());
+  return {
+    exit_code: rootCode !== 0 ? rootCode : a.exitCode, authoritative: a.authoritative, reason: a.reason, line: a.line, next: a.next,
+    manifest_key: a.manifestKey ?? null,
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * `quarry worker` and `quarry run --queue` (SPEC §12) as a user runs them:
+ * worker processes on one queue (real Redis, a queue name of their own), the
+ * local S3 server, a PostgreSQL database of this file's own, and the crawl
+ * fixture site. A no-browser crawl on two workers completes with every item
+ * once in the authoritative tree; a browser crawl on two workers too; a
+ * worker SIGTERMed with a run in flight hands it back within the 30 s grace
+ * and another worker finishes the tree with nothing lost or read twice; a
+ * worker whose script differs from the submitted one fails that run with one
+ * line; a job for another storage is refused with one line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
+import { startCrawlSite, type CrawlSite, type CrawlSiteOptions } from '../_harness/crawl-site.js';
+import { createTestDatabase, type TestDatabase } from '../_harness/postgres.js';
+import { killTagged, newTag, taggedProcesses } from '../_harness/proc-tag.js';
+import { ensureRedis, removeKeys } from '../_harness/redis.js';
+import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
+import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
+
+const SCRIPTS = join(REPO_ROOT, 'test/fixtures/crawl-site');
+const DAY = '2026-11-24';
+
+let s3: S3TestServer;
+let db: TestDatabase;
+let redisUrl: string;
+let tmp: TempDir;
+let env: NodeJS.ProcessEnv;
+const queueName = `qtest-${process.pid}-${randomBytes(4).toString('hex')}`;
+const tag = newTag();
+
+beforeAll(async () => {
+  [s3, db, redisUrl, tmp] = await Promise.all([startS3Server(), createTestDatabase('quarry_queue'), ensureRedis(), makeTempDir('queue')]);
+  await s3.createBucket('lake');
+  env = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, AWS_REGION: 'us-east-1', ...tag.env };
+}, 120_000);
+
+let site: CrawlSite | undefined;
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  await site?.close();
+  site = undefined;
+});
+afterAll(async () => {
+  killTagged(tag.tag);
+  await removeKeys(redisUrl, `quarry:${queueName}:`);
+  await removeKeys(redisUrl, `bull:${queueName}:`);
+  await s3.stop();
+  await db.drop();
+  await tmp.remove();
+});
+
+const storeFlags = (path = 'lake/crawl') => ['--storage-backend', 's3', '--storage-endpoint', s3.endpoint, '--storage-s3-path-style', '--storage-path', path, '--ledger', db.url];
+
+/** One `quarry worker` process. */
+interface Worker {
+  child: ChildProcess;
+  stderr(): string;
+  exited: Promise<number | null>;
+  /** SIGTERM and wait for the exit (SIGKILL after 60 s: a test failure, never a hang). */
+  stop(): Promise<number | null>;
+}
+
+function startWorker(slots: number, scriptsDir = SCRIPTS, storage = 'lake/crawl', more: string[] = []): Worker {
+  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redisUrl, '--queue-name', queueName, '--slots', String(slots), '--scripts-dir', scriptsDir, ...storeFlags(storage), ...more], {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const w: Worker = {
+    child, exited, stderr: () => err,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+  workers.push(w);
+  return w;
+}
+
+async function until(what: string, cond: () => boolean, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function submit(siteOpts: CrawlSiteOptions | CrawlSite, flags: string[], cwd = SCRIPTS, script = 'listing.mjs', storage = 'lake/crawl'): Promise<CliResult> {
+  const url = 'url' in siteOpts ? siteOpts.url : '';
+  return quarry([
+    'run', '--queue', redisUrl, '--queue-name', queueName, '--script', script, '--source', 'site', '--day', DAY,
+    '--job', JSON.stringify({ base: url }), ...storeFlags(storage), ...flags,
+  ], { cwd, env, timeoutMs: 170_000 });
+}
+
+async function readItems(storage = 'lake/crawl'): Promise<{ item_type: string; data: { id: number } }[]> {
+  const r = await quarry(['read', ...storeFlags(storage), '--type', 'item'], { env });
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number } } }).payload);
+}
+
+const ids = (items: { item_type: string; data: { id: number } }[], type: string): number[] => items.filter((i) => i.item_type === type).map((i) => i.data.id).sort((a, b) => a - b);
+const runLines = (w: Worker): string[] => w.stderr().split('\n').filter((l) => l.startsWith('quarry worker: run '));
+
+describe('quarry worker and quarry run --queue', { timeout: 180_000 }, () => {
+  it('two workers crawl the fixture site (no browser): the tree completes, every page\'s item once in the authoritative tree, one finalization', async () => {
+    site = await startCrawlSite({ details: 6, detailDelayMs: 100 });
+    const a = startWorker(2);
+    const b = startWorker(2);
+    const report = join(tmp.path, 'report-1.json');
+    const r = await submit(site, ['--depth', '2', '--max-runs', '50', '--parallel', '4', '--report', report]);
+    expect(r.code, `${r.stderr}\n${a.stderr()}\n${b.stderr()}`).toBe(0);
+    // root + 6 details + 6 assets (each linked twice): one summary, where the data is, what the ledger says.
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^tree_id=\S+, runs=13, items=13, duration=[\d.]+s, admitted=13, succeeded=13, failed=0, retried=0, deduplicated=\d+, not_executed_cap=0, not_executed_depth=0, authoritative=true, reason=promoted$/);
+    expect(lines[2]).toMatch(/^ledger: tree \S+ is authoritative/);
+    const rep = JSON.parse(readFileSync(report, 'utf8')) as { exit_code: number; tree: Record<string, unknown>; finalized_by: string };
+    expect(rep).toMatchObject({ exit_code: 0, tree: { admitted: 13, succeeded: 13, authoritative: true } });
+    const items = await readItems();
+    expect(ids(items, 'detail')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(ids(items, 'asset')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(items.filter((i) => i.item_type === 'listing')).toHaveLength(1);
+    // Both workers ran pages; exactly one finalized the tree.
+    expect(runLines(a).length).toBeGreaterThan(0);
+    expect(runLines(b).length).toBeGreaterThan(0);
+    expect(runLines(a).length + runLines(b).length).toBe(13);
+    expect([a, b].filter((w) => w.stderr().includes('finalized')).length).toBe(1);
+    // A clean stop: exit 0, nothing of theirs left running.
+    expect(await a.stop()).toBe(0);
+    expect(await b.stop()).toBe(0);
+    expect(taggedProcesses(tag.tag)).toEqual([]);
+  });
+
+  it('SIGTERM of a worker with a run in flight: interrupted after the grace, handed back at once, finished by another worker; nothing lost or read twice', async () => {
+    // Detail pages take 6 s: longer than this worker's --stop-grace 2s, so its run in flight is handed back.
+    site = await startCrawlSite({ details: 2, detailDelayMs: 6_000 });
+    const a = startWorker(1, SCRIPTS, 'lake/crawl', ['--stop-grace', '2s']);
+    const sub = await submit(site, ['--depth', '2', '--max-runs', '20', '--parallel', '2', '--detach', '--storage-dataset', 'term'], SCRIPTS);
+    expect(sub.code, sub.stderr).toBe(0);
+    const treeId = sub.stdout.trim();
+    await until('a detail request in flight', () => site!.log.some((l) => l.path.startsWith('/detail/')));
+    const t0 = Date.now();
+    a.child.kill('SIGTERM');
+    const code = await a.exited;
+    const took = Date.now() - t0;
+    expect(code, a.stderr()).toBe(0);
+    // Interrupted at the end of the grace, handed back, and every slot closed within seconds of it.
+    expect(took).toBeGreaterThanOrEqual(1_900);
+    expect(took).toBeLessThan(15_000);
+    expect(a.stderr()).toMatch(/of detail\.mjs \(tree \S+, attempt 1\): interrupted, 0 item\(s\)/);
+    const b = startWorker(2);
+    const follow = await quarry(['inspect', 'run', treeId, '--queue', redisUrl, '--queue-name', queueName, '--format', 'json'], { env, timeoutMs: 170_000 });
+    expect(follow.code, `${follow.stderr}\n${b.stderr()}`).toBe(0);
+    const view = JSON.parse(follow.stdout) as { state: string; counters: Record<string, number>; result: { authoritative: boolean; exit_code: number } };
+    expect(view.state).toBe('finished');
+    // root + 2 details + 2 assets; the interrupted attempt re-run as attempt 2, not counted against retries.
+    expect(view.counters, b.stderr()).toMatchObject({ admitted: 5, succeeded: 5, failed: 0, retried: 0, requeued: 1, running: 0, queued: 0 });
+    expect(view.result).toMatchObject({ authoritative: true, exit_code: 0 });
+    expect(b.stderr()).toMatch(/of detail\.mjs \(tree \S+, attempt 2\): success, 1 item\(s\)/);
+    const items = await quarry(['read', ...storeFlags(), '--storage-dataset', 'term', '--type', 'item'], { env });
+    expect(items.code, items.stderr).toBe(0);
+    const payloads = items.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number } } }).payload);
+    expect(ids(payloads, 'detail')).toEqual([1, 2]);
+    expect(ids(payloads, 'asset')).toEqual([1, 2]);
+  });
+
+  it('a worker whose script differs from the submitted one fails that run with one line; a job for other storage is refused with one line', async () => {
+    site = await startCrawlSite({ details: 1, detailDelayMs: 10 });
+    const mine = join(tmp.path, 'scripts-changed');
+    cpSync(SCRIPTS, mine, { recursive: true });
+    // The root is admitted by the submitter (children by the worker that runs their parent, §10): its SHA-256 is the submitter's.
+    appendFileSync(join(mine, 'listing.mjs'), '\n// changed on this worker only\n');
+    const w = startWorker(1, mine, 'lake/sha');
+    const r = await submit(site, ['--depth', '1', '--max-runs', '5', '--storage-dataset', 'sha'], SCRIPTS, 'listing.mjs', 'lake/sha');
+    // The root failed on this worker (script_error: exit 1) and nothing of the site was fetched.
+    expect(r.code, `${r.stderr}\n${w.stderr()}`).toBe(1);
+    const sha = w.stderr().split('\n').filter((l) => l.includes('not the') && l.includes('submitted'));
+    expect(sha).toHaveLength(1);
+    expect(sha[0]).toMatch(/^quarry: run \S+ of listing\.mjs failed: its script \S+listing\.mjs has SHA-256 [0-9a-f]{64}, not the [0-9a-f]{64} submitted; deploy the same scripts to every worker$/);
+    expect(site.requests.size).toBe(0);
+
+    // Submitted for other storage: the worker on lake/sha refuses the job (one line) and runs nothing of it.
+    const before = runLines(w).length;
+    const other = await submit(site, ['--detach', '--storage-dataset', 'other'], SCRIPTS, 'listing.mjs', 'lake/other');
+    expect(other.code, other.stderr).toBe(0);
+    await until('the refusal', () => w.stderr().includes('refused'), 60_000);
+    const refused = w.stderr().split('\n').filter((l) => l.includes('refused'));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/^quarry worker: job \S+ of tree \S+ refused: it was submitted for storage s3:\/\/\S+\/lake\/other and ledger \S+, this worker has storage s3:\/\/\S+\/lake\/sha and ledger \S+$/);
+    expect(runLines(w).length).toBe(before);
+  });
+
+  it('two workers crawl the fixture site in Chromium: every detail once in the authoritative tree', async () => {
+    site = await startCrawlSite({ details: 2, detailDelayMs: 10 });
+    const a = startWorker(1);
+    const b = startWorker(1);
+    const r = await submit(site, ['--depth', '1', '--max-runs', '10', '--parallel', '2', '--storage-dataset', 'browser'], SCRIPTS, 'browser-listing.mjs');
+    expect(r.code, `${r.stderr}\n${a.stderr()}\n${b.stderr()}`).toBe(0);
+    expect(r.stdout).toMatch(/admitted=3, succeeded=3, failed=0/);
+    const items = await quarry(['read', ...storeFlags(), '--storage-dataset', 'browser', '--type', 'item'], { env });
+    const payloads = items.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number } } }).payload);
+    expect(ids(payloads, 'detail')).toEqual([1, 2]);
+    expect(runLines(a).length + runLines(b).length).toBe(3);
+    expect(await a.stop()).toBe(0);
+    expect(await b.stop()).toBe(0);
+    expect(taggedProcesses(tag.tag)).toEqual([]);
+  });
+});
