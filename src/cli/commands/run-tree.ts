@@ -191,7 +191,8 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
         signal: io.signal,
         ...(inv.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
         onRun: (r) => progress?.runEnded(r),
-        onCounters: (c) => progress?.counters(c),
+        // The frontier's counters cost a few queries each; only a progress line reads them.
+        ...(progress ? { onCounters: (c: FrontierCounters) => progress.counters(c) } : {}),
       });
     } catch (err) {
       if (err instanceof FrontierError) throw new UsageError(err.message);
