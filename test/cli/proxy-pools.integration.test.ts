@@ -43,6 +43,25 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+let crawls = 0;
+/**
+ * A crawl at --parallel 1 from `root` with `children` (one run each) through
+ * pool `pool`; returns its run ids in the order they started.
+ */
+async function crawl(dir: string, pools: string, root: Record<string, unknown>, children: Record<string, unknown>[], opts: { pool?: string; script?: string } = {}): Promise<string[]> {
+  const report = join(dir, `crawl-${++crawls}.json`);
+  const r = await quarry(['run', '--script', opts.script ?? 'fetch.mjs', '--source', 's', '--storage-path', join(dir, 'data'), '--report', report,
+    '--proxy-config', pools, '--proxy-pool', opts.pool ?? 'main', '--depth', '1', '--max-runs', String(children.length + 1), '--parallel', '1',
+    '--job', JSON.stringify({ ...root, children })], { cwd: SCRIPTS, timeoutMs: 380_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  const runs = (JSON.parse(await readFile(report, 'utf8')) as { runs: { run_id: string }[] }).runs.map((x) => x.run_id);
+  expect(runs).toHaveLength(children.length + 1);
+  return runs;
+}
+
+const urls = (n: number, host = (i: number) => `site${i}.test`) => Array.from({ length: n }, (_, i) => ({ url: `http://${host(i)}/p` }));
+
 describe('proxy pools (SPEC §11)', { timeout: 400_000 }, () => {
   it('round robin visits the pool in turn over a 30-run fan-out, and the password is in nothing the crawl produced', async () => {
     const { dir, pools } = await setup({ strategy: 'round_robin' });
@@ -131,5 +150,95 @@ describe('proxy pools (SPEC §11)', { timeout: 400_000 }, () => {
     for (const l of lines) expect(l).toContain('socks5://127.0.0.1:');
     expect(r.stdout).toContain('outcome=executor_crash');
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  });
+
+  it('random over a 30-run fan-out covers the pool and never repeats an endpoint inside the recency window; stats proxies counts what the proxies saw', async () => {
+    const { dir, pools } = await setup({ strategy: 'random', recency_window: 2 }, 4);
+    const runs = await crawl(dir, pools, { url: 'http://root.test/' }, urls(29));
+    const seq = runs.map(proxyOf);
+    expect(new Set(seq)).toEqual(new Set(['p0', 'p1', 'p2', 'p3']));
+    for (let i = 2; i < seq.length; i++) expect([seq[i - 1], seq[i - 2]], `run ${i}`).not.toContain(seq[i]);
+    // ctx.http goes through the proxy by CONNECT (undici's ProxyAgent tunnels), authenticated.
+    for (const p of proxies) expect(p.hits.every((h) => h.via === 'connect' && h.authorized)).toBe(true);
+    const stats = await quarry(['stats', 'proxies', '--storage-path', join(dir, 'data'), '-f', 'json'], { cwd: dir });
+    expect(stats.code, stats.stderr).toBe(0);
+    const rows = JSON.parse(stats.stdout) as { endpoint_index: number; uses: number; failures: number }[];
+    expect(rows.map((r) => [r.endpoint_index, r.uses, r.failures])).toEqual(proxies.map((p, i) => [i, p.runs().length, 0]));
+  });
+
+  it('sticky by job spreads a 30-run fan-out over the pool, and each work item keeps its endpoint in the next crawl', async () => {
+    const { dir, pools } = await setup({ strategy: 'sticky', sticky: { scope: 'job' } });
+    const children = urls(29);
+    const first = (await crawl(dir, pools, { url: 'http://root.test/' }, children)).map(proxyOf);
+    expect(first).toEqual(first.map((_, i) => `p${i % 3}`));
+    // Another root, the same first five children: each child's key (target + params) is on its endpoint still.
+    const again = (await crawl(dir, pools, { url: 'http://again.test/' }, children.slice(0, 5))).map(proxyOf);
+    expect(again.slice(1)).toEqual(first.slice(1, 6));
+  });
+
+  it('sticky by domain keeps a domain on its endpoint until its TTL lapses; sticky by origin tells ports apart', async () => {
+    tmp = await makeTempDir('proxy-sticky');
+    proxies = await Promise.all(Array.from({ length: 4 }, (_, i) => startAuthProxy(`p${i}`, 'scraper', PASSWORD)));
+    const pools = join(tmp.path, 'pools.json');
+    const endpoints = proxies.map((p) => p.endpoint);
+    const ttl = 12_000;
+    await writeFile(pools, JSON.stringify({
+      dom: { strategy: 'sticky', sticky: { scope: 'domain', ttl_ms: ttl }, endpoints },
+      orig: { strategy: 'sticky', sticky: { scope: 'origin' }, endpoints: endpoints.slice(0, 3) },
+    }));
+    const u = (x: string) => ({ url: `http://${x}` });
+    const before = (await crawl(tmp.path, pools, u('a.test/1'), ['b.test/1', 'a.test/2', 'c.test/1', 'b.test/2', 'a.test/3'].map(u), { pool: 'dom' })).map(proxyOf);
+    expect(before).toEqual(['p0', 'p1', 'p0', 'p2', 'p1', 'p0']);
+    const ended = Date.now();
+    // Every assignment above was made before `ended`: past it plus the TTL, each domain is assigned anew, in turn.
+    await new Promise((r) => setTimeout(r, ttl + 500 - (Date.now() - ended)));
+    const after = (await crawl(tmp.path, pools, u('a.test/4'), ['b.test/3', 'a.test/5'].map(u), { pool: 'dom' })).map(proxyOf);
+    expect(after).toEqual(['p3', 'p0', 'p3']);
+
+    const origins = (await crawl(tmp.path, pools, u('a.test/1'), ['a.test:8080/1', 'a.test/2', 'b.test/1', 'a.test:8080/2'].map(u), { pool: 'orig' })).map(proxyOf);
+    expect(origins).toEqual(['p0', 'p1', 'p0', 'p2', 'p1']);
+  });
+
+  it('rotate_proxy moves the next run of a fan-out to another endpoint (random over two: strict alternation)', async () => {
+    const { dir, pools } = await setup({ strategy: 'random' }, 2);
+    const seq = (await crawl(dir, pools, { url: 'http://root.test/', rotate: true }, urls(11).map((c) => ({ ...c, rotate: true })))).map(proxyOf);
+    for (let i = 1; i < seq.length; i++) expect(seq[i], `run ${i}`).not.toBe(seq[i - 1]);
+    const stats = await quarry(['stats', 'proxies', '--storage-path', join(dir, 'data'), '-f', 'json'], { cwd: dir });
+    expect((JSON.parse(stats.stdout) as { rotations: number }[]).reduce((n, r) => n + r.rotations, 0)).toBe(12);
+  });
+
+  it('quarry retry of a run that had a proxy selects a fresh endpoint from its pool, and refuses to go out without the pool', async () => {
+    tmp = await makeTempDir('proxy-retry');
+    proxies = [await startAuthProxy('alive', 'scraper', PASSWORD)];
+    const pools = join(tmp.path, 'pools.json');
+    const dead = { protocol: 'http', host: '127.0.0.1', port: await deadPort(), username: 'scraper', password: PASSWORD };
+    await writeFile(pools, JSON.stringify({ main: { strategy: 'round_robin', endpoints: [dead, proxies[0]!.endpoint] } }));
+    const data = join(tmp.path, 'data');
+    const first = await quarry(['run', '--script', 'fetch.mjs', '--source', 's', '--day', '2026-11-01', '--storage-path', data,
+      '--proxy-config', pools, '--proxy-pool', 'main', '--job', '{"url":"http://one.test/"}'], { cwd: SCRIPTS });
+    expect(first.code).not.toBe(0);
+    const refused = await quarry(['retry', '--storage-path', data, '--source', 's'], { cwd: SCRIPTS });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('not re-run: its last run took its proxy from pool "main", whose endpoints are never recorded; give --proxy-config FILE');
+    const retried = await quarry(['retry', '--storage-path', data, '--source', 's', '--proxy-config', pools], { cwd: SCRIPTS });
+    expect(retried.code, retried.stderr).toBe(0);
+    for (const r of [first, refused, retried]) expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+    const list = JSON.parse((await quarry(['list', 'runs', '--storage-path', data, '-f', 'json'], { cwd: SCRIPTS })).stdout) as { run_id: string; attempt: number }[];
+    expect(list.map((r) => r.attempt).sort()).toEqual([1, 2]);
+    expect(proxyOf(list.find((r) => r.attempt === 2)!.run_id)).toBe('alive');
+    const stats = JSON.parse((await quarry(['stats', 'proxies', '--storage-path', data, '-f', 'json'], { cwd: SCRIPTS })).stdout) as Record<string, unknown>[];
+    expect(stats.map((r) => [r.endpoint_index, r.uses, r.failures])).toEqual([[0, 1, 1], [1, 1, 0]]);
+  });
+
+  it('browser runs of a crawl each get their own endpoint in turn; Chromium sends plain HTTP as proxied GETs', async () => {
+    const { dir, pools } = await setup({ strategy: 'round_robin' });
+    const seq = (await crawl(dir, pools, { url: 'http://root.test/' }, urls(2), { script: 'browser-page.mjs' })).map(proxyOf);
+    expect(seq).toEqual(['p0', 'p1', 'p2']);
+    // Chromium asks without credentials first and answers the 407 with them: the runs arrive authorized, as GETs.
+    for (const p of proxies) {
+      const authorized = p.hits.filter((h) => h.authorized && h.run !== null);
+      expect(authorized.length).toBeGreaterThan(0);
+      expect(authorized.every((h) => h.via === 'get')).toBe(true);
+    }
   });
 });

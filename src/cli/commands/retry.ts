@@ -17,6 +17,8 @@ import type { LogicalPartition } from '../../storage/layout.js';
 import { ManifestError } from '../../storage/manifest.js';
 import { readManifest, readRunClaim } from '../../storage/reader.js';
 import type { RunSettings } from '../../storage/run-settings.js';
+import type { LoadedPools } from '../../proxy/pools-config.js';
+import { PROXY_STRATEGIES, type ProxyStrategy } from '../../sdk/proxy-pool.js';
 import type { PartitionFilters, RunHistoryRow } from '../../ledger/types.js';
 import { STORAGE_FLAGS, OUTPUT_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
@@ -26,6 +28,8 @@ import { render, renderOptionsFrom } from '../render.js';
 import { daysOf } from './completeness.js';
 import { expectedDays, LEDGER_FLAG, ledgerFilters, ledgerTargetFrom, requireLedgerFile, OLD_RANGE_ALIASES } from './ledger-common.js';
 import { PARTITION_FILTER_FLAGS, ReadCommandError, stringFlag, EXIT_NOT_FOUND } from './read-common.js';
+import { openProxyRouter, type PreparedProxy } from './proxy-setup.js';
+import { stateDirFor } from './state-dir-flag.js';
 import { checkScript, compileStorage, type RunPlan } from './run.js';
 
 export const RETRY_FLAGS: readonly FlagSpec[] = [
@@ -46,6 +50,9 @@ export const RETRY_FLAGS: readonly FlagSpec[] = [
   { name: 'run-timeout', type: 'duration', help: 'Bound each run (default: the run-timeout the retried run recorded)', group: 'Retry' },
   { name: 'retries', type: 'int', help: 'Re-run a failed run up to N times (default: the retries the retried run recorded)', group: 'Retry' },
   { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Browser to connect to; needed again when the retried run used one (its credentials are never recorded)', group: 'Retry' },
+  { name: 'config', type: 'string', arg: 'FILE', help: 'quarry run config file whose proxies: define the pool a retried run used (its endpoints are never recorded)', group: 'Proxy' },
+  { name: 'proxy-config', type: 'string', arg: 'FILE', help: 'JSON file of proxy pools defining the pool a retried run used', group: 'Proxy' },
+  { name: 'state-dir', type: 'string', arg: 'DIR', help: 'Where the proxy selection state is (default: as quarry run)', group: 'Proxy' },
   ...OUTPUT_FLAGS,
 ];
 
@@ -53,7 +60,9 @@ const USAGE = `Usage: quarry retry [filters] [--from-day FROM --to-day TO --expe
 
 Re-runs failed partitions (and pending days, and with --reprocess success
 ones) as new runs, each validated into the ledger, under the settings the
-retried run recorded (policy and its options, run-timeout, retries, browser).
+retried run recorded (policy and its options, run-timeout, retries, browser,
+proxy pool: each retry selects a fresh endpoint from it, so give the pool
+again with --proxy-config or --config; its endpoints are never recorded).
 A partition whose only runs were skipped by prepare stays pending and is left
 alone unless --include-skipped. Exit 0 when every run succeeded, else the
 highest exit code of the runs.`;
@@ -228,6 +237,38 @@ export function retrySettings(recorded: RunSettings | null, given: RetryOverride
   };
 }
 
+/**
+ * The proxy of one retry: a fresh selection from the pool the retried run
+ * used (its strategy too), or a string saying why it is refused — the pool's
+ * endpoints and passwords are never recorded, so it must be given again; a
+ * retry never goes out without the proxy its run had.
+ */
+export function retryProxy(recorded: RunSettings | null, pools: LoadedPools | undefined): PreparedProxy | undefined | string {
+  if (!recorded?.proxy) return undefined;
+  const { pool, strategy } = recorded.proxy;
+  if (!pools?.pools.has(pool)) {
+    return `its last run took its proxy from pool ${JSON.stringify(pool)}, whose endpoints are never recorded; give --proxy-config FILE or --config FILE defining it${pools && pools.pools.size > 0 ? ` (given: ${[...pools.pools.keys()].join(', ')})` : ''}`;
+  }
+  return { plan: { pool, ...((PROXY_STRATEGIES as readonly string[]).includes(strategy) ? { strategy: strategy as ProxyStrategy } : {}) }, pools };
+}
+
+/** The pools `--config` and `--proxy-config` define; undefined when neither is given. @throws UsageError */
+async function retryPools(values: ParsedFlags['values'], io: CliIO): Promise<LoadedPools | undefined> {
+  const configFile = stringFlag(values, 'config');
+  const proxyConfig = stringFlag(values, 'proxy-config');
+  if (configFile === undefined && proxyConfig === undefined) return undefined;
+  const { loadRunConfig } = await import('../config.js');
+  const { loadPoolsFile, mergePools, parsePools, ProxyConfigError } = await import('../../proxy/pools-config.js');
+  const cfg = configFile !== undefined ? await loadRunConfig(configFile, io.cwd, io.env) : undefined;
+  const file = proxyConfig ?? (typeof cfg?.values['proxy-config'] === 'string' ? cfg.values['proxy-config'] : undefined);
+  try {
+    return mergePools(cfg?.proxies !== undefined ? parsePools(cfg.proxies, `config ${configFile!}`, 'proxies') : undefined, file !== undefined ? await loadPoolsFile(file, io.cwd) : undefined);
+  } catch (err) {
+    if (err instanceof ProxyConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 export async function retryCommand(argv: readonly string[], io: CliIO): Promise<number> {
   const p = parseFlags(argv, RETRY_FLAGS);
   if (p.help) {
@@ -259,6 +300,8 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
   if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit}`);
   const overrides = retryOverrides(p.values);
   const options = renderOptionsFrom(p.values, io);
+  const pools = await retryPools(p.values, io);
+  const stateDir = stringFlag(p.values, 'state-dir');
 
   const { openRunLedger, openStorage, runWithRetries, LedgerUnreachableError } = await import('./run-execute.js');
   const storageOpts = compileStorage(p.values, io.cwd);
@@ -322,17 +365,31 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
         worst = Math.max(worst, 2);
         continue;
       }
+      const proxy = retryProxy(t.settings, pools);
+      if (typeof proxy === 'string') {
+        io.stderr(`quarry retry: ${where}: not re-run: ${proxy}\n`);
+        worst = Math.max(worst, 2);
+        continue;
+      }
       if (t.parent_run_id && !t.settings && p.values.quiet !== true) {
         io.stderr(`quarry retry: ${where}: run ${t.parent_run_id} recorded no settings (stored before Quarry recorded them); re-running under policy strict\n`);
       }
       const plan: RunPlan = {
         scriptPath: t.script, attempt: t.attempt, job: t.job, source: t.source, category: t.category, day: t.day, dataset,
         storage: storageOpts, dryRun: false, quiet: p.values.quiet === true, ...settings,
+        ...(proxy ? { proxy } : {}),
         ...(t.job_id ? { jobId: t.job_id } : {}),
         ...(t.parent_run_id ? { parentRunId: t.parent_run_id } : {}),
         ...(stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH ? { chromiumPath: (stringFlag(p.values, 'chromium-path') ?? io.env.QUARRY_CHROMIUM_PATH)! } : {}),
       };
-      const report = await runWithRetries(plan, store, ledger, io, 'retry');
+      // Each retry selects afresh from the pool's persisted state (SPEC §11), as a run of quarry run would.
+      const router = proxy ? openProxyRouter(proxy, stateDirFor(stateDir, storageOpts, io), (m) => io.stderr(`quarry retry: ${m}\n`)) : undefined;
+      let report;
+      try {
+        report = await runWithRetries(plan, store, ledger, io, 'retry', undefined, router);
+      } finally {
+        await router?.close();
+      }
       if (report.exit_code === 0) succeeded++;
       worst = Math.max(worst, report.exit_code);
     }
