@@ -1,6 +1,6 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CONTRACT_VERSION, type AnyEventEnvelope } from '../../src/protocol/envelope.js';
 import { createPolicy, type FlushMode, type PolicyConfig } from '../../src/runtime/policies/index.js';
 import { PolicyFailureError } from '../../src/runtime/policies/policy.js';
@@ -128,9 +128,12 @@ describe('streaming', () => {
     const policy = createPolicy({ name: 'streaming', flushIntervalMs: 50, flushMode: 'at_least_once' }, writer);
     const events = stream('interval', 3, 0);
     for (const e of events.slice(0, 3)) await policy.ingest(e);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(policy.counters().flush_triggers?.interval).toBeGreaterThanOrEqual(1);
-    expect(writer.objects.filter((o) => o.kind === 'records').length).toBeGreaterThanOrEqual(1);
+    // The 50 ms timer alone must flush (no count or termination trigger is near); polled, since
+    // a loaded machine may take far longer than 50 ms to write the segment.
+    await vi.waitFor(() => {
+      expect(policy.counters().flush_triggers?.interval).toBeGreaterThanOrEqual(1);
+      expect(writer.objects.filter((o) => o.kind === 'records').length).toBeGreaterThanOrEqual(1);
+    }, { timeout: 60_000, interval: 20 });
     for (const e of events.slice(3)) await policy.ingest(e);
     await policy.close();
     expect(policy.counters().events_persisted).toBe(events.length);
@@ -192,9 +195,12 @@ describe('streaming interval on a backend slower than the interval', () => {
     tick(); // flush of [a] starts
     await policy.ingest(b!);
     tick(); // due: a flush is in flight
-    await new Promise((r) => setTimeout(r, 300));
-    expect(policy.counters().flush_triggers?.interval).toBe(2);
-    expect(policy.counters().events_persisted).toBe(2);
+    // No further tick: the due flush must follow the slow one by itself. Polled, not a fixed
+    // sleep, so a loaded machine (slow fs writes) cannot fail it; it still fails if it never comes.
+    await vi.waitFor(() => {
+      expect(policy.counters().flush_triggers?.interval).toBe(2);
+      expect(policy.counters().events_persisted).toBe(2);
+    }, { timeout: 60_000, interval: 20 });
     for (const e of rest) await policy.ingest(e);
     await policy.close();
   });
