@@ -258,6 +258,10 @@ export class QueueWorker {
         if (c.running === 0) await this.#finish(t);
         return 'done';
       }
+    } catch (err) {
+      // Redis or the frontier failed under this job: its ticket is kept (delayed below), never
+      // failed, so the tree's queued items still have one; a lease it held expires and is re-run.
+      this.#log(`quarry worker: tree ${d.tree_id}: ${(err as Error).message.split('\n')[0]}; its job goes back to the queue`);
     } finally {
       this.#busy(t, -1);
     }
@@ -279,7 +283,18 @@ export class QueueWorker {
 
   async #finish(t: TreeCtx): Promise<void> {
     if (!(await t.frontier.claimFinalization())) return;
-    const r = await this.#cfg.finalize(t.frontier, t.options);
+    let r: Omit<QueueTreeResult, 'finalized_by' | 'counters'>;
+    try {
+      r = await this.#cfg.finalize(t.frontier, t.options);
+    } catch (err) {
+      // The claim is spent: the waiting submitter still gets an answer (re-finishing such a tree is not built yet).
+      const why = (err as Error).message.split('\n')[0]!;
+      r = {
+        exit_code: 3, authoritative: false, reason: 'finalization_failed', manifest_key: null,
+        line: `tree ${t.options.tree_id} could not be finalized (${why})`,
+        next: null,
+      };
+    }
     const result: QueueTreeResult = { ...r, counters: await t.frontier.counters(), finalized_by: this.owner };
     await this.#redis.set(this.#keys.result(t.options.tree_id), JSON.stringify(result));
     this.#log(`quarry worker: tree ${t.options.tree_id} finalized: ${r.line}`);
