@@ -230,6 +230,27 @@ describe('proxy pools (SPEC §11)', { timeout: 400_000 }, () => {
     expect(stats.map((r) => [r.endpoint_index, r.uses, r.failures])).toEqual([[0, 1, 1], [1, 1, 0]]);
   });
 
+  it('quarry retry of a crawl that failed through a dead endpoint re-runs the tree through the pool', async () => {
+    tmp = await makeTempDir('proxy-retry-tree');
+    proxies = [await startAuthProxy('alive', 'scraper', PASSWORD)];
+    const pools = join(tmp.path, 'pools.json');
+    const dead = { protocol: 'http', host: '127.0.0.1', port: await deadPort(), username: 'scraper', password: PASSWORD };
+    await writeFile(pools, JSON.stringify({ main: { strategy: 'round_robin', endpoints: [dead, proxies[0]!.endpoint] } }));
+    const data = join(tmp.path, 'data');
+    const first = await quarry(['run', '--script', 'fetch.mjs', '--source', 's', '--day', '2026-11-01', '--storage-path', data, '--depth', '1', '--max-runs', '2',
+      '--proxy-config', pools, '--proxy-pool', 'main', '--job', '{"url":"http://one.test/"}'], { cwd: SCRIPTS });
+    expect(first.code).not.toBe(0);
+    const refused = await quarry(['retry', '--storage-path', data, '--source', 's'], { cwd: SCRIPTS });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('its last run took its proxy from pool "main"');
+    expect(proxies[0]!.runs()).toEqual([]);
+    const retried = await quarry(['retry', '--storage-path', data, '--source', 's', '--proxy-config', pools], { cwd: SCRIPTS });
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stderr).toContain('re-running tree');
+    expect(proxies[0]!.runs()).toHaveLength(1);
+    for (const r of [first, refused, retried]) expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  });
+
   it('browser runs of a crawl each get their own endpoint in turn; Chromium sends plain HTTP as proxied GETs', async () => {
     const { dir, pools } = await setup({ strategy: 'round_robin' });
     const seq = (await crawl(dir, pools, { url: 'http://root.test/' }, urls(2), { script: 'browser-page.mjs' })).map(proxyOf);

@@ -16,6 +16,7 @@ import { readTreeManifest } from '../../storage/tree-manifest.js';
 import type { CliIO } from '../io.js';
 import { runTreeInvocation, stateDirFor, type TreeInvocation } from './run-tree.js';
 import type { RunPlan } from './run.js';
+import type { PreparedProxy } from './proxy-setup.js';
 
 /** What a tree retry takes from the `retry` command line. */
 export interface TreeRetryContext {
@@ -29,6 +30,10 @@ export interface TreeRetryContext {
   chromiumPath?: string;
   runTimeoutMs?: number;
   retries?: number;
+  /** The pool the old tree's runs took their proxies from, given again: each run selects afresh (SPEC §11). */
+  proxy?: PreparedProxy;
+  /** `--state-dir`, where the new tree's frontier and the proxy selection state live. */
+  stateDir?: string;
 }
 
 /**
@@ -91,7 +96,8 @@ export async function retryTree(oldTreeId: string, parentRunId: string, ctx: Tre
     ...(ctx.chromiumPath ? { chromiumPath: ctx.chromiumPath } : {}),
     jobId: m.job_id,
     parentRunId,
-    stateDir: stateDirFor(undefined, ctx.storage, io),
+    stateDir: stateDirFor(ctx.stateDir, ctx.storage, io),
+    ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
     quiet: ctx.quiet,
   };
   return runTreeInvocation(inv, io);

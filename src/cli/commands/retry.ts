@@ -331,6 +331,12 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
     for (const t of targets) {
       if (io.signal.aborted) break;
       const where = `${t.source}/${t.category}/${t.day}`;
+      const proxy = retryProxy(t.settings, pools);
+      if (typeof proxy === 'string') {
+        io.stderr(`quarry retry: ${where}: not re-run: ${proxy}\n`);
+        worst = Math.max(worst, 2);
+        continue;
+      }
       if (t.tree_id !== undefined) {
         // Never one member alone (SPEC §8): the whole tree again, as a new tree whose root's parent is the old root.
         const { retryTree } = await import('./retry-tree.js');
@@ -341,6 +347,8 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
           ...(chromiumPath ? { chromiumPath } : {}),
           ...(overrides.runTimeoutMs !== undefined ? { runTimeoutMs: overrides.runTimeoutMs } : {}),
           ...(overrides.retries !== undefined ? { retries: overrides.retries } : {}),
+          ...(proxy ? { proxy } : {}),
+          ...(stateDir !== undefined ? { stateDir } : {}),
         }, io);
         if (code === 0) succeeded++;
         worst = Math.max(worst, code);
@@ -362,12 +370,6 @@ export async function retryCommand(argv: readonly string[], io: CliIO): Promise<
       const settings = retrySettings(t.settings, overrides);
       if (typeof settings === 'string') {
         io.stderr(`quarry retry: ${where}: not re-run: ${settings}\n`);
-        worst = Math.max(worst, 2);
-        continue;
-      }
-      const proxy = retryProxy(t.settings, pools);
-      if (typeof proxy === 'string') {
-        io.stderr(`quarry retry: ${where}: not re-run: ${proxy}\n`);
         worst = Math.max(worst, 2);
         continue;
       }
