@@ -31,7 +31,9 @@ import type { RunReport } from '../runtime/report.js';
 import { defaultExecutorPath } from '../runtime/run.js';
 import { SlotPool } from '../runtime/slot-pool.js';
 import { FrontierError, type Frontier, type FrontierCounters, type Lease, type TreeOptions } from './frontier.js';
+import { startReconciler } from './queue-reconcile.js';
 import { RedisFrontier } from './redis-frontier.js';
+import { reachKillPoint } from '../runtime/kill-point.js';
 import { sharedRun } from './shared-tree.js';
 import { keyDigest } from './target.js';
 import { runMember, type Member, type TreeConfig } from './tree.js';
@@ -43,6 +45,8 @@ export const QUEUE_LEASE_MS = 6_000;
 /** BullMQ lock of an active job: a dead worker's job is back in the queue within this plus the stall check. */
 const JOB_LOCK_MS = 10_000;
 const STALL_CHECK_MS = 3_000;
+/** How often a worker looks for admitted work without a queue job (and once at its start). */
+const RECONCILE_MS = 30_000;
 const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** What a queue job carries: its tree and what the submitter's storage and ledger are (no secrets). */
@@ -168,6 +172,7 @@ export class QueueWorker {
   /** Aborted when runs in flight must stop now (the grace after SIGTERM is over). */
   readonly #hard = new AbortController();
   #worker: Worker<QueueJobData> | undefined;
+  #stopReconciler: (() => Promise<void>) | undefined;
   #stopping = false;
 
   private constructor(cfg: QueueWorkerConfig, redis: Redis, queue: Queue<QueueJobData>) {
@@ -207,6 +212,15 @@ export class QueueWorker {
     });
     w.#worker.on('error', (err) => w.#log(`queue error: ${err.message}`));
     void w.#worker.run().catch((err: unknown) => w.#log(`queue worker stopped: ${(err as Error).message}`));
+    // Work admitted but never queued (a process died between the frontier's admit and the queue's add): queued now and every RECONCILE_MS.
+    w.#stopReconciler = startReconciler<QueueJobData>({
+      redis, keyPrefix: w.#keys.frontierPrefix, everyMs: RECONCILE_MS,
+      addJob: async (data, treeId, key, attempt) => {
+        if (key !== null) return addItemJob(queue, data, key, attempt);
+        await queue.add('lease', data, { jobId: `${treeId}-finalize`, removeOnComplete: true, removeOnFail: { age: 7 * 24 * 3600 } });
+      },
+      onError: (err) => w.#log(`quarry worker: reconciliation failed (tried again in ${RECONCILE_MS / 1000} s): ${err.message}`),
+    });
     return w;
   }
 
@@ -217,6 +231,7 @@ export class QueueWorker {
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    await this.#stopReconciler?.();
     const timer = setTimeout(() => this.#hard.abort('SIGTERM'), graceMs);
     try {
       await this.#worker?.close();
@@ -338,7 +353,10 @@ export class QueueWorker {
       },
       frontier, treeId, retries: options.retries, runs: [], failures: new Map(), pool: this.#pool, checkScriptDigest: true,
       changed: () => undefined,
-      onAdmitted: async (item) => addItemJob(this.#queue, queueData(), item.key, 1),
+      onAdmitted: async (item) => {
+        reachKillPoint('queue_before_add');
+        await addItemJob(this.#queue, queueData(), item.key, 1);
+      },
       beforeRequeue: async (lease) => addItemJob(this.#queue, queueData(), lease.key, lease.attempt + 1),
     };
     return { frontier, options, member, busy: 0, heartbeat: undefined };

@@ -13,7 +13,9 @@ import type { Ledger } from '../../ledger/ledger.js';
 import type { JsonValue } from '../../scheduler/canonical-json.js';
 import { FrontierError } from '../../scheduler/frontier.js';
 import { RedisFrontier } from '../../scheduler/redis-frontier.js';
+import { registerQueuedTree } from '../../scheduler/queue-reconcile.js';
 import { submitSharedTree } from '../../scheduler/shared-tree.js';
+import { reachKillPoint } from '../../runtime/kill-point.js';
 import { dedupKey, resolveTarget } from '../../scheduler/target.js';
 import { addItemJob, checkQueueName, openQueue, QUEUE_LEASE_MS, queueKeys, readQueueTree, type QueueTreeState } from '../../scheduler/work-queue.js';
 import { signalExitCode } from '../interruptible.js';
@@ -58,6 +60,13 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     const root = await resolveTarget(inv.scriptsRoot, inv.scriptPath);
     if (!root.ok) throw new UsageError(`--script: ${root.detail}`);
     const script = root.relPath;
+    const data = {
+      tree_id: inv.treeId,
+      storage: storageIdentity({ backend: inv.storage.backend, path: inv.storage.path, ...(inv.storage.endpoint ? { endpoint: inv.storage.endpoint } : {}) }),
+      ledger: ledgerIdentity(inv.ledger),
+    };
+    // Registered before its frontier exists: a submitter that dies after admitting the root leaves a tree the workers' reconciliation finds.
+    await registerQueuedTree(redis, keys.frontierPrefix, inv.treeId, data);
     try {
       frontier = await RedisFrontier.create(redis, {
         tree_id: inv.treeId, max_depth: tree.depth, max_runs: tree.maxRuns, parallel: tree.parallel, retries: inv.retries, lease_ms: QUEUE_LEASE_MS,
@@ -68,11 +77,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
       if (err instanceof FrontierError) throw new UsageError(err.message);
       throw err;
     }
-    const data = {
-      tree_id: inv.treeId,
-      storage: storageIdentity({ backend: inv.storage.backend, path: inv.storage.path, ...(inv.storage.endpoint ? { endpoint: inv.storage.endpoint } : {}) }),
-      ledger: ledgerIdentity(inv.ledger),
-    };
+    reachKillPoint('queue_before_add');
     await addItemJob(queue, data, dedupKey(script, {}), 1);
     const follow = `quarry inspect run ${inv.treeId} --queue ${ledgerIdentity(url)}${queueName !== 'quarry' ? ` --queue-name ${queueName}` : ''}`;
     if (detach) {
