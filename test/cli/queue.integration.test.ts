@@ -48,8 +48,9 @@ afterEach(async () => {
 });
 afterAll(async () => {
   killTagged(tag.tag);
-  await removeKeys(redisUrl, `quarry:${queueName}:`);
-  await removeKeys(redisUrl, `bull:${queueName}:`);
+  // Both queues of this file: `<name>` and `<name>-wait`.
+  await removeKeys(redisUrl, `quarry:${queueName}`);
+  await removeKeys(redisUrl, `bull:${queueName}`);
   await s3.stop();
   await db.drop();
   await tmp.remove();
@@ -198,6 +199,26 @@ describe('quarry worker and quarry run --queue', { timeout: 180_000 }, () => {
     expect(refused).toHaveLength(1);
     expect(refused[0]).toMatch(/^quarry worker: job \S+ of tree \S+ refused: it was submitted for storage s3:\/\/\S+\/lake\/other and ledger \S+, this worker has storage s3:\/\/\S+\/lake\/sha and ledger \S+$/);
     expect(runLines(w).length).toBe(before);
+  });
+
+  it('Ctrl-C stops only the waiting: the tree stays queued for the workers, and inspect run --no-follow shows it', async () => {
+    // A queue of its own: no worker of the other tests takes this tree.
+    let sent = false;
+    const r = await quarry([
+      'run', '--queue', redisUrl, '--queue-name', `${queueName}-wait`, '--script', 'listing.mjs', '--source', 'site', '--day', DAY,
+      '--job', '{"base":"http://127.0.0.1:9"}', ...storeFlags(), '--storage-dataset', 'waiting',
+    ], {
+      cwd: SCRIPTS, env, timeoutMs: 120_000,
+      // No worker runs this one: the submitter waits until it is interrupted.
+      onSpawn: (child) => { setTimeout(() => { sent = true; child.kill('SIGINT'); }, 8_000); },
+    });
+    expect(sent).toBe(true);
+    expect(r.code, r.stderr).toBe(130);
+    const m = /stopped waiting; tree (\S+) goes on on the workers; follow it with: quarry inspect run \S+ --queue redis:\/\/\S+ --queue-name \S+$/m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const view = await quarry(['inspect', 'run', m![1]!, '--queue', redisUrl, '--queue-name', `${queueName}-wait`, '--no-follow', '--format', 'json'], { env });
+    expect(view.code, view.stderr).toBe(0);
+    expect(JSON.parse(view.stdout)).toMatchObject({ tree_id: m![1], state: 'running', counters: { admitted: 1, queued: 1, running: 0 }, runs: 0, result: null });
   });
 
   it('two workers crawl the fixture site in Chromium: every detail once in the authoritative tree', async () => {
