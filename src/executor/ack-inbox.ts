@@ -5,7 +5,7 @@
  * stream, so every ack before a `run_request` belongs to the run before it:
  * the request starts a fresh set of write ids.
  */
-import { FrameDecoder, toAckFrame, type FileWriteAckFrame } from '../protocol/index.js';
+import { FrameDecoder, toAckFrame, type BrowserEndpointFrame, type FileWriteAckFrame } from '../protocol/index.js';
 
 interface Waiter {
   resolve(ack: FileWriteAckFrame): void;
@@ -24,6 +24,8 @@ export class AckInbox {
   readonly #requests: unknown[] = [];
   #requestWaiter: ((request: unknown) => void) | undefined;
   #ended = false;
+  /** Who waits for the answer to a `browser_request` (one at a time). */
+  #browserWaiter: ((answer: BrowserEndpointFrame) => void) | undefined;
 
   constructor(log: (line: string) => void = () => {}) {
     this.#log = log;
@@ -48,6 +50,17 @@ export class AckInbox {
       const type = typeof f === 'object' && f !== null ? (f as { type?: unknown }).type : undefined;
       if (type === 'run_request') {
         this.#nextRun((f as { request?: unknown }).request);
+        continue;
+      }
+      if (type === 'browser_endpoint') {
+        const o = f as { ws_endpoint?: unknown; error?: unknown };
+        const answer: BrowserEndpointFrame = typeof o.ws_endpoint === 'string' && o.ws_endpoint !== ''
+          ? { type: 'browser_endpoint', ws_endpoint: o.ws_endpoint }
+          : { type: 'browser_endpoint', error: typeof o.error === 'string' ? o.error : 'the runtime sent no browser endpoint' };
+        const waiter = this.#browserWaiter;
+        this.#browserWaiter = undefined;
+        if (waiter) waiter(answer);
+        else this.#log('ignoring a browser_endpoint frame nobody asked for');
         continue;
       }
       if (type !== 'file_write_ack') {
@@ -90,6 +103,17 @@ export class AckInbox {
     });
   }
 
+  /**
+   * The runtime's answer to the `browser_request` just sent (SPEC §10 browser
+   * reuse); an answer with `error` when stdin ends first.
+   */
+  nextBrowserEndpoint(): Promise<BrowserEndpointFrame> {
+    if (this.#ended || this.#fault) return Promise.resolve({ type: 'browser_endpoint', error: 'stdin closed before the runtime sent the browser endpoint' });
+    return new Promise((resolve) => {
+      this.#browserWaiter = resolve;
+    });
+  }
+
   /** A run request arrived: the previous run's acks are moot; puts of it still waiting reject. */
   #nextRun(request: unknown): void {
     this.#early.clear();
@@ -108,6 +132,9 @@ export class AckInbox {
     const waiter = this.#requestWaiter;
     this.#requestWaiter = undefined;
     waiter?.(undefined);
+    const browserWaiter = this.#browserWaiter;
+    this.#browserWaiter = undefined;
+    browserWaiter?.({ type: 'browser_endpoint', error: `no browser endpoint: ${this.#closed.message}` });
     for (const w of this.#waiters.values()) w.reject(this.#closed);
     this.#waiters.clear();
   }

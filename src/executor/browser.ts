@@ -15,24 +15,12 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'puppeteer-core';
 import type { ProxyEndpoint } from '../protocol/index.js';
 import { redactUrl, redactUrlsIn } from '../protocol/redact.js';
+import { CHROMIUM_FLAGS, PROXY_BYPASS_NONE } from '../runtime/chromium.js';
 import { CHROMIUM_PROFILE_PREFIX, ownerTag } from '../runtime/owner-tag.js';
+import { asProcessWork } from './run-timers.js';
 import { proxyServerUrl } from '../sdk/index.js';
 
-/** Flags Chromium needs to run headless as root in a container, without phoning home. */
-
-export const CHROMIUM_FLAGS: readonly string[] = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-];
-
-/** Default Chromium when neither the request nor `QUARRY_CHROMIUM_PATH` names one. */
-export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
+export { CHROMIUM_FLAGS, DEFAULT_CHROMIUM_PATH } from '../runtime/chromium.js';
 
 /** How long a browser gets to close before it is killed. */
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -92,7 +80,7 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
   // The owner's pid and host in the name let a later `quarry run` sweep a profile left by a SIGKILL.
   const profile = await mkdtemp(join(tmpdir(), `${CHROMIUM_PROFILE_PREFIX}${ownerTag()}-`));
   liveProfiles.add(profile);
-  const args = [...CHROMIUM_FLAGS, ...(options.proxy ? [`--proxy-server=${proxyServerUrl(options.proxy)}`] : []), ...(options.extraArgs ?? [])];
+  const args = [...CHROMIUM_FLAGS, ...(options.proxy ? [`--proxy-server=${proxyServerUrl(options.proxy)}`, `--proxy-bypass-list=${PROXY_BYPASS_NONE}`] : []), ...(options.extraArgs ?? [])];
   let browser: Browser;
   try {
     browser = await (await import('puppeteer-core')).launch({
@@ -170,6 +158,8 @@ export interface RunBrowser {
   readonly page: Page;
   /** Closes the run's context (and its pages). Never rejects. */
   close(): Promise<void>;
+  /** True when the browser went away under the run (crashed, killed), not closed by us. */
+  lost(): boolean;
 }
 
 const sameEndpoint = (a: ProxyEndpoint | undefined, b: ProxyEndpoint | undefined): boolean =>
@@ -182,7 +172,7 @@ const sameEndpoint = (a: ProxyEndpoint | undefined, b: ProxyEndpoint | undefined
  */
 export async function openRunBrowser(handle: BrowserHandle, proxy?: ProxyEndpoint): Promise<RunBrowser> {
   const { browser } = handle;
-  const contextProxy = proxy && !sameEndpoint(proxy, handle.launchProxy) ? { proxyServer: proxyServerUrl(proxy) } : {};
+  const contextProxy = proxy && !sameEndpoint(proxy, handle.launchProxy) ? { proxyServer: proxyServerUrl(proxy), proxyBypassList: [PROXY_BYPASS_NONE] } : {};
   const browserContext = await browser.createBrowserContext(contextProxy);
   try {
     const page = await browserContext.newPage();
@@ -196,6 +186,7 @@ export async function openRunBrowser(handle: BrowserHandle, proxy?: ProxyEndpoin
         closed ??= withTimeout(browserContext.close().catch(() => undefined), CLOSE_TIMEOUT_MS).then(() => undefined);
         return closed;
       },
+      lost: () => !browser.connected,
     };
   } catch (err) {
     await browserContext.close().catch(() => undefined);
@@ -242,6 +233,81 @@ export function createBrowserSource(options: BrowserSourceOptions): BrowserSourc
     async close() {
       if (!handle) return;
       const h = await handle.catch(() => undefined);
+      await h?.close();
+    },
+  };
+}
+
+/** Same proxy, credentials included: a context prepared for one proxy serves only a run with the same. */
+const sameProxy = (a: ProxyEndpoint | undefined, b: ProxyEndpoint | undefined): boolean =>
+  sameEndpoint(a, b) && a?.username === b?.username && a?.password === b?.password;
+
+/**
+ * Runs on the invocation's shared browser (SPEC §10 browser reuse), which the
+ * runtime owns: `ask` gets its endpoint for each run (the runtime launches or
+ * relaunches it), the connection is kept while the endpoint stays the same,
+ * and each run gets a fresh BrowserContext with its own proxy.
+ *
+ * While a run works, the context and page of the next run are prepared ahead
+ * for the same proxy; the next run takes them only if its proxy and the
+ * browser are the same, else they are closed and a fresh context opened.
+ * Closing (or a killed slot) only disconnects: the browser is not ours.
+ */
+export function createSharedBrowserSource(ask: () => Promise<string>): BrowserSource {
+  let conn: { endpoint: string; handle: Promise<BrowserHandle> } | undefined;
+  let ahead: { endpoint: string; proxy: ProxyEndpoint | undefined; run: Promise<RunBrowser | undefined> } | undefined;
+
+  const connection = (endpoint: string): Promise<BrowserHandle> => {
+    if (conn && conn.endpoint === endpoint) return conn.handle;
+    const old = conn;
+    conn = { endpoint, handle: asProcessWork(() => connectBrowser(endpoint)) };
+    if (old) void old.handle.then((h) => h.close(), () => undefined);
+    // A failed connection is not kept: the next run tries again.
+    const mine = conn;
+    conn.handle.catch(() => {
+      if (conn === mine) conn = undefined;
+    });
+    return conn.handle;
+  };
+
+  const dropAhead = async (): Promise<void> => {
+    const a = ahead;
+    ahead = undefined;
+    await a?.run.then((rb) => rb?.close());
+  };
+
+  return {
+    async openRun(proxy) {
+      const endpoint = await ask();
+      const handle = await connection(endpoint);
+      if (!handle.browser.connected) {
+        // The browser died and came back at the same address (unlikely), or the socket broke: reconnect.
+        conn = undefined;
+        return this.openRun(proxy);
+      }
+      let rb: RunBrowser | undefined;
+      if (ahead && ahead.endpoint === endpoint && sameProxy(ahead.proxy, proxy)) {
+        const a = ahead;
+        ahead = undefined;
+        rb = await a.run;
+        if (rb && (rb.lost() || rb.page.isClosed())) rb = undefined;
+      } else {
+        void dropAhead();
+      }
+      rb ??= await asProcessWork(() => openRunBrowser(handle, proxy));
+      // The next run's context is opened while this one works (most runs of a crawl share a proxy).
+      ahead = { endpoint, proxy, run: asProcessWork(() => openRunBrowser(handle, proxy).catch(() => undefined)) };
+      const run = rb;
+      return { ...run, close: () => asProcessWork(() => run.close()) };
+    },
+    killNow() {
+      // Not ours: the connection ends with the process.
+    },
+    async close() {
+      await dropAhead();
+      const c = conn;
+      conn = undefined;
+      const h = await c?.handle.catch(() => undefined);
       await h?.close();
     },
   };

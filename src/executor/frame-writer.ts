@@ -4,11 +4,11 @@
  * that stops reading stalls the writer instead of growing a queue.
  */
 import type { Writable } from 'node:stream';
-import { encodeFrame, encodePayload, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type ExecutorFrame, type HelloFrame } from '../protocol/index.js';
+import { encodeFrame, encodePayload, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type BrowserRequestFrame, type ExecutorFrame, type HelloFrame } from '../protocol/index.js';
 import { SizeLimitError } from '../sdk/index.js';
 
 /** Encodes one frame, turning "too large" into {@link SizeLimitError}. */
-export function encodeExecutorFrame(frame: ExecutorFrame | HelloFrame): Buffer {
+export function encodeExecutorFrame(frame: ExecutorFrame | HelloFrame | BrowserRequestFrame): Buffer {
   try {
     return encodeFrame(frame);
   } catch (err) {
@@ -27,15 +27,17 @@ export function encodeExecutorFrame(frame: ExecutorFrame | HelloFrame): Buffer {
 
 /**
  * Small non-terminal events may wait for company; terminal events, the run
- * result, file writes (awaiting an ack) and artifact chunks never wait.
+ * result, file writes (awaiting an ack), artifact chunks and a browser request
+ * (awaiting its endpoint) never wait.
  */
-function coalescable(frame: ExecutorFrame | HelloFrame): boolean {
+function coalescable(frame: ExecutorFrame | HelloFrame | BrowserRequestFrame): boolean {
   switch (frame.type) {
     case 'run_complete':
     case 'run_error':
     case 'run_result':
     case 'file_write':
     case 'artifact_chunk':
+    case 'browser_request':
       return false;
     default:
       return true;
@@ -76,7 +78,7 @@ export class FrameWriter {
    * queues without bound.
    * @throws SizeLimitError when the frame exceeds 16 MiB (nothing written).
    */
-  write(frame: ExecutorFrame | HelloFrame): Promise<void> {
+  write(frame: ExecutorFrame | HelloFrame | BrowserRequestFrame): Promise<void> {
     let bytes: Buffer;
     try {
       bytes = encodeExecutorFrame(frame);

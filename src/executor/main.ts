@@ -12,6 +12,7 @@
 // Only light modules load before the lifeline is up; the rest (codec, SDK, script loader) can take
 // seconds to load on a busy machine, long enough for a killed runtime to be missed (SPEC §5).
 import { redactUrlsIn } from '../protocol/redact.js';
+import { chromiumPath } from '../runtime/chromium.js';
 import { createWriteStream, fstatSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
@@ -131,7 +132,7 @@ async function runOnce(scriptPath: string): Promise<number> {
       process.exit(idle ? 0 : 2);
     },
   });
-  const [{ AckInbox }, { createBrowserSource, DEFAULT_CHROMIUM_PATH }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
+  const [{ AckInbox }, { createBrowserSource, createSharedBrowserSource }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
     import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'),
   ]);
   const output = openFrameOutput(await frameFd());
@@ -154,19 +155,36 @@ async function runOnce(scriptPath: string): Promise<number> {
   timers?.install();
   if (slots) await writer.write({ type: 'hello', slots: true }).catch((err: unknown) => log(`could not write hello: ${messageOf(err)}`));
 
-  /** The browser source for a request's browser: kept across a slot's runs while they name the same one. */
-  let browserKey: string | undefined;
-  const browsersFor = async (req: RunRequest): Promise<BrowserSource> => {
-    const key = `${req.browser_ws_endpoint ?? ''}\0${req.chromium_path ?? ''}`;
-    if (held.browsers && browserKey === key) return held.browsers;
-    await held.browsers?.close();
-    browserKey = key;
+  /**
+   * The browser source of a request. The invocation's shared browser (SPEC §10, `shared_browser`) is
+   * the runtime's: its source is kept across a slot's runs (one connection, a context prepared ahead).
+   * A browser this process launches (`--no-browser-reuse`, a one-run process) or connects to on its
+   * own (`browser_ws_endpoint`) serves one run: a slot closes it when the run ends.
+   */
+  let shared: BrowserSource | undefined;
+  const askRuntime = async (): Promise<string> => {
+    await writer.write({ type: 'browser_request' });
+    const answer = await inbox.nextBrowserEndpoint();
+    if (answer.ws_endpoint === undefined) throw new Error(answer.error ?? 'the runtime sent no browser endpoint');
+    return answer.ws_endpoint;
+  };
+  const browsersFor = (req: RunRequest): BrowserSource => {
+    if (req.shared_browser === true && req.browser_ws_endpoint === undefined) {
+      shared ??= createSharedBrowserSource(askRuntime);
+      return shared;
+    }
     held.browsers = createBrowserSource({
-      executablePath: req.chromium_path ?? process.env.QUARRY_CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH,
+      executablePath: chromiumPath(req.chromium_path, process.env),
       ...(req.browser_ws_endpoint ? { browserWSEndpoint: req.browser_ws_endpoint } : {}),
       ...(req.proxy ? { launchProxy: req.proxy } : {}),
     });
     return held.browsers;
+  };
+  /** After a run: its own browser closed (a slot's next run gets a fresh one). */
+  const closeRunBrowser = async (): Promise<void> => {
+    const b = held.browsers;
+    held.browsers = undefined;
+    await b?.close();
   };
 
   let resultWritten = false;
@@ -177,7 +195,7 @@ async function runOnce(scriptPath: string): Promise<number> {
     await writer.write(runResultFrame(outcome, req.proxy)).catch((err: unknown) => log(`could not write run_result: ${messageOf(err)}`));
   };
   const finish = async (): Promise<void> => {
-    await held.browsers?.close();
+    await Promise.all([closeRunBrowser(), shared?.close()]);
     await writer.end();
   };
 
@@ -218,11 +236,12 @@ async function runOnce(scriptPath: string): Promise<number> {
     }
     if (script) {
       try {
-        outcome = await executeRun(request, { script, browsers: await browsersFor(request), sink: new RunSink(writer, inbox), log });
+        outcome = await executeRun(request, { script, browsers: browsersFor(request), sink: new RunSink(writer, inbox), log });
       } catch (err) {
         outcome = { status: 'crash', message: `executor failure: ${messageOf(err)}` };
       }
     }
+    if (slots) await closeRunBrowser();
     await writeResult(outcome!, request);
     idle = true;
     // A leftover timer of this run never fires in the next one.

@@ -77,6 +77,7 @@ export function parseRunRequestValue(value: unknown): RunRequest {
     }
   }
   const storage = absent(value.storage) ? undefined : parseStorage(value.storage);
+  if (!absent(value.shared_browser) && typeof value.shared_browser !== 'boolean') throw new RunRequestError(`shared_browser must be a boolean when present, got ${JSON.stringify(value.shared_browser)}`);
   if (!absent(value.slots) && typeof value.slots !== 'boolean') throw new RunRequestError(`slots must be a boolean when present, got ${JSON.stringify(value.slots)}`);
   return {
     run_id,
@@ -90,5 +91,6 @@ export function parseRunRequestValue(value: unknown): RunRequest {
     ...(chromium_path !== undefined ? { chromium_path } : {}),
     ...(script !== undefined ? { script } : {}),
     ...(value.slots === true ? { slots: true } : {}),
+    ...(value.shared_browser === true ? { shared_browser: true } : {}),
   };
 }

@@ -8,6 +8,7 @@
  *
  * - timers this executor's own modules made (the frame writer's flush, the
  *   lifeline): they belong to the process, not to a run;
+ * - timers made inside {@link asProcessWork} (the shared browser's connection);
  * - unref'd timers made inside `node_modules`: a library's process-wide clock
  *   (undici keeps one timer for all its connections and re-arms it; cleared,
  *   it would never fire again). They keep nothing alive and belong to no run.
@@ -15,6 +16,7 @@
  * The creator is found from a stack captured at creation (V8 formats it only
  * when read, which the sweep does for pending timers alone).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { syncBuiltinESMExports } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import timersModule from 'node:timers';
@@ -50,6 +52,19 @@ function belongsToRun(made: Made): boolean {
   return true;
 }
 
+/** Set inside {@link asProcessWork}: timers made there belong to the process. */
+const processWork = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `fn` as the process's own work, not a run's: timers it (and everything
+ * it awaits, e.g. a browser connection or a context prepared for the next run)
+ * makes are never swept. Library code called from here (puppeteer) would
+ * otherwise count as the run's and lose its timers between runs.
+ */
+export function asProcessWork<T>(fn: () => T): T {
+  return processWork.run(true, fn);
+}
+
 /** Node marks a timer that fired (and was not re-armed) or was cleared as destroyed. */
 const isDone = (t: AnyTimer): boolean => (t as unknown as { _destroyed?: boolean })._destroyed === true;
 
@@ -64,6 +79,7 @@ export class RunTimers {
     const made = this.#made;
     const { setTimeout: rawTimeout, setInterval: rawInterval, setImmediate: rawImmediate } = globalThis;
     const record = <T extends AnyTimer>(timer: T, kind: Made['kind'], wrapper: (...a: never[]) => unknown): T => {
+      if (processWork.getStore() === true) return timer;
       const origin: { stack?: string } = {};
       const limit = Error.stackTraceLimit;
       Error.stackTraceLimit = ORIGIN_FRAMES;

@@ -216,6 +216,10 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
 
   if (hooks.cleanup) await swallow('cleanup', () => hooks.cleanup?.(ctx));
   await emitSettled(emit);
+  // A browser that went away under the run (crashed, killed) is why it failed: a crash, not a script error (SPEC §10).
+  const lost = rb?.lost() === true;
   await Promise.all([rb?.close(), http.close()]);
-  return outcomeFromSink(sink);
+  const outcome = outcomeFromSink(sink);
+  if (lost && outcome.status !== 'completed') return { status: 'crash', message: `the browser died during the run${outcome.message ? ` (${outcome.message})` : ''}` };
+  return outcome;
 }

@@ -82,6 +82,29 @@ export interface RunRequestFrame {
   request: RunRequest;
 }
 
+/**
+ * Browser reuse (SPEC §10): executor → runtime, a run of a request with
+ * `shared_browser: true` needs the invocation's browser. Answered by one
+ * {@link BrowserEndpointFrame} on stdin.
+ */
+export interface BrowserRequestFrame {
+  type: 'browser_request';
+}
+
+/** Browser reuse (SPEC §10): runtime → executor on stdin, the answer to a `browser_request`. */
+export interface BrowserEndpointFrame {
+  type: 'browser_endpoint';
+  /** Where to connect (a loopback DevTools WebSocket); absent when the browser could not start. */
+  ws_endpoint?: string;
+  /** Why there is no browser (one line), when `ws_endpoint` is absent. */
+  error?: string;
+}
+
+/** Whether a decoded frame is an executor's `browser_request`. */
+export function isBrowserRequestFrame(v: unknown): boolean {
+  return isObj(v) && v.type === 'browser_request';
+}
+
 /** Whether a decoded frame is a slot's `hello`. */
 export function isHelloFrame(v: unknown): boolean {
   return isObj(v) && v.type === 'hello' && v.slots === true;
@@ -119,6 +142,15 @@ export interface RunRequest {
    * can answers with a first frame `{ type: 'hello', slots: true }`.
    */
   slots?: boolean;
+  /**
+   * Quarry extension (additive, SPEC §10 browser reuse), in a run slot's
+   * requests only: the runtime holds the invocation's browser. A run that needs
+   * a browser asks with a `browser_request` frame and connects to the
+   * `ws_endpoint` of the `browser_endpoint` frame the runtime answers on stdin,
+   * instead of launching its own. Absent: the executor launches (or connects to
+   * `browser_ws_endpoint`) as before.
+   */
+  shared_browser?: boolean;
 }
 
 /** Raised for a frame whose shape is wrong; the run ends (no resynchronisation). */

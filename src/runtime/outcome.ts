@@ -51,6 +51,8 @@ export interface Observation {
    * not exited this many ms later and was killed: its exit code is lost, its result is not.
    */
   killedAfterResultMs?: number;
+  /** The invocation's shared browser, which this run used, died before the run ended (SPEC §10). */
+  browserLost?: string;
 }
 
 export interface Classified {
@@ -73,6 +75,8 @@ export function classify(o: Observation): Classified {
   }
   if (o.launchError !== undefined) return done('executor_crash', `executor could not start: ${o.launchError}`);
   if (o.streamError !== undefined) return done('executor_crash', o.streamError);
+  // A run that did not complete on a browser that died is a crash of the browser, not of the script.
+  if (o.browserLost !== undefined && !(o.exitCode === EXECUTOR_EXIT.completed && o.terminal?.type === 'run_complete')) return done('executor_crash', o.browserLost);
   if (o.exitSignal && o.killedAfterResultMs !== undefined) {
     // Killed by us while slow to exit after a complete result (docs/contracts/run.md): the result and the
     // terminal event, when they agree, say what the exit code would have; otherwise it stays a crash.

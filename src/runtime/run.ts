@@ -23,6 +23,7 @@ import { recordSettings } from './settings.js';
 import { SinkedPolicy, type EventSinkFactory } from './event-sinks.js';
 import type { AdapterTarget } from '../ledger/outbox.js';
 import { defaultExecutorPath, type StartedExecutor } from './executor-process.js';
+import type { SharedBrowser } from './shared-browser.js';
 import type { SlotPool } from './slot-pool.js';
 import { supervise } from './supervisor.js';
 
@@ -79,6 +80,11 @@ export interface RunConfig {
    * executor entry is used. Ignored with `started`.
    */
   pool?: SlotPool;
+  /**
+   * The invocation's browser (SPEC §10 browser reuse), offered to the run when it runs in a slot of
+   * `pool`; otherwise the executor launches its own (or connects to `browserWsEndpoint`).
+   */
+  sharedBrowser?: SharedBrowser;
   /** Clock, for tests. */
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
@@ -156,6 +162,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
     ...(cfg.started && !cfg.executorPath ? { started: cfg.started } : {}),
     ...(slot ? { slot } : {}),
+    ...(slot && cfg.sharedBrowser ? { browser: cfg.sharedBrowser } : {}),
   });
   if (slot) cfg.pool!.give(slot, sup.slotReusable === true);
 

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { encodeFrame, FrameDecoder, FrameError } from '../protocol/codec.js';
 import { checkEventInRun, TERMINAL_EVENT_TYPES, type AnyEventEnvelope } from '../protocol/envelope.js';
 import { FRAME_FD } from '../protocol/frame-fd.js';
-import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, isHelloFrame, toExecutorFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
+import { DEFAULT_MAX_ARTIFACT_BYTES, FrameShapeError, isBrowserRequestFrame, isHelloFrame, toExecutorFrame, type BrowserEndpointFrame, type ArtifactChunkFrame, type FileWriteAckFrame, type FileWriteFrame, type ProxyEndpointRedacted, type RunRequest, type RunResultFrame } from '../protocol/frames.js';
 import { checkStorageFilename } from '../sdk/storage.js';
 import { ArtifactProtocolError, type RunWriter } from '../storage/run-writer.js';
 import { EXECUTOR_EXIT, type Observation } from './outcome.js';
@@ -20,6 +20,7 @@ import { type IngestionPolicy, PolicyFailureError } from './policies/policy.js';
 import { describeStorageFailure } from './policies/storage-failure.js';
 import { frameBytes } from './frame-source.js';
 import { startExecutor, type StartedExecutor } from './executor-process.js';
+import type { SharedBrowser } from './shared-browser.js';
 import type { Slot } from './slot-pool.js';
 
 /** How long the executor gets to finish after SIGTERM before SIGKILL. */
@@ -59,6 +60,11 @@ export interface SuperviseOptions {
    * slot said hello, and the slot lives on; otherwise at the end of the process, as without.
    */
   slot?: Slot;
+  /**
+   * The invocation's shared browser (SPEC §10 browser reuse), offered to a slot's run: the
+   * request carries `shared_browser: true` and a `browser_request` frame is answered with its endpoint.
+   */
+  browser?: SharedBrowser;
 }
 
 export interface SuperviseResult {
@@ -77,6 +83,8 @@ export interface SuperviseResult {
   filesWritten: number;
   /** With `slot`: the slot may serve another run (it said hello, the run ended at its run_result, nothing went wrong). */
   slotReusable?: boolean;
+  /** The shared browser's launch this run was given, if it asked for one. */
+  browserGeneration?: number;
 }
 
 /** Raised inside the loop to stop reading: a fatal stream, version or policy condition. */
@@ -91,7 +99,8 @@ class Stop extends Error {
  * anything the executor or the stream does; those become the observation.
  */
 export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult> {
-  const { request, policy, writer } = opts;
+  const { policy, writer } = opts;
+  let request = opts.request;
   const maxArtifact = opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
   const res: SuperviseResult = {
     observation: { exitCode: null, exitSignal: null },
@@ -163,6 +172,8 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
         }, opts.timeoutMs);
   runTimer?.unref();
 
+  // A slot's run may use the invocation's browser (SPEC §10): the executor asks for it when its script needs one.
+  if (slot && opts.browser) request = { ...request, shared_browser: true };
   // A slot's first run asks for slots in its request line; its later runs (once it said hello) are frames.
   if (slot?.requested) child.stdin!.write(encodeFrame({ type: 'run_request', request }));
   else child.stdin!.write(`${JSON.stringify(slot ? { ...request, slots: true } : request)}\n`);
@@ -175,13 +186,27 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   let terminal = false;
   let frameIndex = 0;
 
-  const sendAck = (ack: FileWriteAckFrame): void => {
+  const sendAck = (ack: FileWriteAckFrame | BrowserEndpointFrame): void => {
     if (child.stdin!.writable) child.stdin!.write(encodeFrame(ack));
   };
 
   const committed = (e: AnyEventEnvelope): void => {
     if (e.type === 'artifact') res.committedArtifacts.add(e.payload.artifact_id);
   };
+
+  /** A `browser_request`: the shared browser's endpoint, launched now if no run needed it yet. */
+  const onBrowserRequest = async (): Promise<void> => {
+    const browser = opts.browser;
+    if (!browser) return sendAck({ type: 'browser_endpoint', error: 'this runtime offered no shared browser' });
+    try {
+      const lease = await browser.lease();
+      res.browserGeneration = lease.generation;
+      sendAck({ type: 'browser_endpoint', ws_endpoint: lease.wsEndpoint });
+    } catch (err) {
+      sendAck({ type: 'browser_endpoint', error: (err as Error).message });
+    }
+  };
+
   const policyStop = (err: unknown): Stop => new Stop('policy', err instanceof PolicyFailureError ? err.message : `policy: ${describeStorageFailure(err)}`);
   let knownContract: string | undefined;
 
@@ -263,6 +288,10 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     if (slot && !slot.hello && frameIndex === 0 && slot.runs === 1 && isHelloFrame(raw)) {
       slot.hello = true;
       return undefined;
+    }
+    if (opts.browser && isBrowserRequestFrame(raw)) {
+      if (terminal) throw new Stop('stream', 'a browser_request frame after the terminal event');
+      return onBrowserRequest();
     }
     frameIndex++;
     let frame;
@@ -392,6 +421,11 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     }
   }
 
+  // Chromium died while this run used it (SPEC §10): the run was in flight on a crashed browser.
+  if (res.browserGeneration !== undefined && opts.browser?.diedSince(res.browserGeneration)) {
+    obs.browserLost = 'the shared browser died during the run';
+    res.slotReusable = false;
+  }
   await writer.abortOpenArtifacts();
   try {
     await policy.close();

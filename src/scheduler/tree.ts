@@ -21,6 +21,8 @@ import type { PolicyConfig } from '../runtime/policies/index.js';
 import type { RunReport } from '../runtime/report.js';
 import { reachKillPoint } from '../runtime/kill-point.js';
 import { defaultExecutorPath, runOnce } from '../runtime/run.js';
+import { chromiumPath } from '../runtime/chromium.js';
+import { SharedBrowser } from '../runtime/shared-browser.js';
 import { SlotPool } from '../runtime/slot-pool.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { LogicalPartition } from '../storage/layout.js';
@@ -81,6 +83,12 @@ export interface TreeConfig {
   executorPath?: string;
   chromiumPath?: string;
   browserWsEndpoint?: string;
+  /**
+   * `--no-browser-reuse`: each run launches its own browser. By default the invocation's runs share
+   * one Chromium the runtime launches when the first run needs it (SPEC §10), unless `browserWsEndpoint`
+   * names a browser to connect to.
+   */
+  noBrowserReuse?: boolean;
   /** The run-completed adapter recorded in every run's settings; the tree's notification takes its root's (SPEC §11). */
   adapter?: AdapterTarget;
   /** Each run's proxy, selected as the run starts (SPEC §11); none when absent. Keyed by the item's dedup key. */
@@ -207,8 +215,11 @@ export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, 
     ...(cfg.slotRuns !== undefined ? { maxRuns: cfg.slotRuns } : {}),
     ...(cfg.slotRssBytes !== undefined ? { maxRssBytes: cfg.slotRssBytes } : {}),
   });
+  // One Chromium for the invocation's runs, never a slot's (SPEC §10); launched when a run first needs it.
+  const sharedBrowser = cfg.noBrowserReuse || cfg.browserWsEndpoint ? undefined : new SharedBrowser({ executablePath: chromiumPath(cfg.chromiumPath, cfg.env ?? process.env) });
+  if (sharedBrowser) sharedBrowser.onDied = (why) => cfg.onStderr?.(Buffer.from(`quarry: ${why}\n`));
   const member: Member = {
-    cfg, frontier, treeId, retries: opts.retries, runs, failures, pool, checkScriptDigest: o.checkScriptDigest === true,
+    cfg, frontier, treeId, retries: opts.retries, runs, failures, pool, ...(sharedBrowser ? { sharedBrowser } : {}), checkScriptDigest: o.checkScriptDigest === true,
     changed: () => { wake(); void report(); },
   };
   const poll = o.pollMs !== undefined ? setInterval(() => wake(), o.pollMs) : undefined;
@@ -234,6 +245,7 @@ export async function drive(cfg: TreeConfig, frontier: Frontier, owner: string, 
     clearInterval(heartbeat);
     if (poll !== undefined) clearInterval(poll);
     await pool.close();
+    await sharedBrowser?.close();
   }
   const interrupted = cfg.signal?.aborted === true;
   const claimed = interrupted ? false : await frontier.claimFinalization();
@@ -255,6 +267,7 @@ export interface Member {
   /** Failed attempts per key seen by this invocation: how long to back off before the next. */
   failures: Map<string, number>;
   pool: SlotPool;
+  sharedBrowser?: SharedBrowser;
   changed: () => void;
   /** Called once an enqueue of the run was admitted (queue mode adds the item's job, §12). */
   onAdmitted?: (item: WorkItemInput) => Promise<void>;
@@ -330,6 +343,7 @@ export async function runMember(m: Member, lease: Lease): Promise<void> {
         ...(cfg.onStderr ? { onStderr: cfg.onStderr } : {}),
         ...(cfg.env ? { env: cfg.env } : {}),
         pool: m.pool,
+        ...(m.sharedBrowser ? { sharedBrowser: m.sharedBrowser } : {}),
         ...(proxy ? { proxy: proxy.endpoint, proxyRecord: proxy.record } : {}),
         onEvent: (e) => { proxy?.onEvent(e); onEvent(e); },
       });

@@ -22,6 +22,7 @@ export function fakeBrowserSource(trace: string[], opts: { failWith?: Error } = 
           trace.push('context closed');
           return Promise.resolve();
         },
+        lost: () => false,
       });
     },
     close: () => Promise.resolve(),

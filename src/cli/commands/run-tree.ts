@@ -59,6 +59,7 @@ export interface TreeInvocation {
   executorPath?: string;
   chromiumPath?: string;
   browserWsEndpoint?: string;
+  noBrowserReuse?: boolean;
   jobId?: string;
   parentRunId?: string;
   stateDir: string;
@@ -103,6 +104,7 @@ export async function compileTreeInvocation(plan: RunPlan, tree: TreePlan, io: C
     ...(plan.executorPath ? { executorPath: plan.executorPath } : {}),
     ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
     ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
+    ...(plan.noBrowserReuse ? { noBrowserReuse: true } : {}),
     ...(plan.jobId ? { jobId: plan.jobId } : {}),
     ...(plan.parentRunId ? { parentRunId: plan.parentRunId } : {}),
     stateDir: stateDirFor(plan.stateDir, plan.storage, io),
@@ -185,6 +187,7 @@ export async function runTreeInvocation(inv: TreeInvocation, io: CliIO): Promise
         ...(inv.executorPath ? { executorPath: inv.executorPath } : {}),
         ...(inv.chromiumPath ? { chromiumPath: inv.chromiumPath } : {}),
         ...(inv.browserWsEndpoint ? { browserWsEndpoint: inv.browserWsEndpoint } : {}),
+        ...(inv.noBrowserReuse ? { noBrowserReuse: true } : {}),
         ...(inv.adapter ? { adapter: recordedTarget(inv.adapter) } : {}),
         ...(router ? { proxy: router } : {}),
         ...sinkConfig(inv),

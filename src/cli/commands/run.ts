@@ -43,6 +43,8 @@ export interface RunPlan {
   executorPath?: string;
   browserWsEndpoint?: string;
   chromiumPath?: string;
+  /** `--no-browser-reuse`: a crawl's runs launch a browser each instead of sharing the invocation's. */
+  noBrowserReuse?: boolean;
   report?: string;
   dryRun: boolean;
   quiet: boolean;
@@ -150,6 +152,7 @@ export function compileRunPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: stri
   if (executorPath) plan.executorPath = executorPath;
   if (str(v['browser-ws-endpoint'])) plan.browserWsEndpoint = str(v['browser-ws-endpoint'])!;
   if (chromiumPath) plan.chromiumPath = chromiumPath;
+  if (v['no-browser-reuse'] === true) plan.noBrowserReuse = true;
   if (runTimeout !== undefined) plan.runTimeoutMs = runTimeout;
   if (tree) plan.tree = tree;
   if (stateDir) plan.stateDir = stateDir;

@@ -1,0 +1,141 @@
+/**
+ * The invocation's one Chromium (SPEC §10 browser reuse): owned by the
+ * runtime, never by a run slot, launched on the first run that asks for a
+ * browser (a no-browser crawl never starts one) and relaunched on the next ask
+ * after it died.
+ *
+ * Chromium is spawned directly (no puppeteer here) with both
+ * `--remote-debugging-pipe` and `--remote-debugging-port=0`: slots connect to
+ * the WebSocket endpoint it prints on stderr, while the runtime only holds the
+ * pipe (fds 3 and 4) open. When the runtime dies, even by SIGKILL, the kernel
+ * closes the pipe and Chromium exits on its end of file: nothing outlives the
+ * invocation. Its profile folder is owner-tagged with the runtime's pid
+ * (owner-tag.ts), so a later run sweeps one a SIGKILL left behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { CHROMIUM_FLAGS } from './chromium.js';
+import { CHROMIUM_PROFILE_PREFIX, ownerTag } from './owner-tag.js';
+
+/** How long Chromium gets to print its endpoint. */
+const START_TIMEOUT_MS = 60_000;
+/** How long a closed browser gets to exit before SIGKILL. */
+const CLOSE_GRACE_MS = 3_000;
+/** Stderr kept to explain a browser that would not start. */
+const STDERR_KEEP_BYTES = 4096;
+
+/** The browser a run was given: where to connect, and which launch it is. */
+export interface SharedBrowserLease {
+  readonly wsEndpoint: string;
+  /** Counts launches: a run compares it with {@link SharedBrowser.diedSince} after it ended. */
+  readonly generation: number;
+}
+
+interface Launched {
+  readonly child: ChildProcess;
+  readonly profile: string;
+  readonly generation: number;
+  ready: Promise<SharedBrowserLease>;
+  exited: boolean;
+}
+
+export class SharedBrowser {
+  readonly #executablePath: string;
+  readonly #extraArgs: readonly string[];
+  #current: Launched | undefined;
+  #generation = 0;
+  /** Generations whose Chromium exited (crashed or killed) while the invocation went on. */
+  readonly #died = new Set<number>();
+  #closed = false;
+  /** Called when a launched Chromium exits without being closed (for the log). */
+  onDied?: (why: string) => void;
+
+  constructor(opts: { executablePath: string; extraArgs?: readonly string[] }) {
+    this.#executablePath = opts.executablePath;
+    this.#extraArgs = opts.extraArgs ?? [];
+  }
+
+  /** Launches made so far (0: no run asked for a browser). */
+  get launches(): number {
+    return this.#generation;
+  }
+
+  /** The Chromium main process id, while one runs. */
+  get pid(): number | undefined {
+    return this.#current && !this.#current.exited ? this.#current.child.pid : undefined;
+  }
+
+  /**
+   * The running browser, launched (or relaunched after it died) when needed.
+   * @throws Error naming the executable and Chromium's last words when it cannot start.
+   */
+  async lease(): Promise<SharedBrowserLease> {
+    if (this.#closed) throw new Error('the invocation is ending: no browser');
+    if (!this.#current || this.#current.exited) this.#current = this.#launch();
+    return this.#current.ready;
+  }
+
+  /** Whether the browser of `generation` exited before {@link close}. */
+  diedSince(generation: number): boolean {
+    return this.#died.has(generation);
+  }
+
+  #launch(): Launched {
+    const generation = ++this.#generation;
+    const profile = mkdtempSync(join(tmpdir(), `${CHROMIUM_PROFILE_PREFIX}${ownerTag()}-`));
+    const args = [...CHROMIUM_FLAGS, ...this.#extraArgs, '--remote-debugging-pipe', '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'];
+    // fds 3 and 4 are the DevTools pipe: never written, held so Chromium exits when this process does.
+    const child = spawn(this.#executablePath, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    for (const fd of [3, 4]) (child.stdio[fd] as Readable | null)?.on('error', () => undefined);
+    const launched: Launched = { child, profile, generation, exited: false, ready: Promise.resolve(undefined as never) };
+    let stderr = '';
+    launched.ready = new Promise<SharedBrowserLease>((resolve, reject) => {
+      const timer = setTimeout(() => fail(`no DevTools endpoint after ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
+      const fail = (why: string): void => {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        const last = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0];
+        reject(new Error(`cannot start Chromium at ${this.#executablePath}: ${why}${last ? ` (${last.trim()})` : ''}`));
+      };
+      child.once('error', (err) => fail(err.message));
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP_BYTES);
+        const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ wsEndpoint: m[1]!, generation });
+          // Keep draining stderr (a full pipe would stall Chromium), keeping nothing.
+          stderr = '';
+        }
+      });
+      child.once('exit', (code, signal) => {
+        launched.exited = true;
+        fail(`it exited (${signal ?? `code ${code}`}) before it was ready`);
+        rmSync(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+        if (!this.#closed) {
+          this.#died.add(generation);
+          this.onDied?.(`Chromium (pid ${child.pid}) exited with ${signal ?? `code ${code}`}: runs in flight on it fail; the next run relaunches it`);
+        }
+      });
+    });
+    // A browser that never starts is reported to whoever asked; nobody else waits on it.
+    launched.ready.catch(() => undefined);
+    return launched;
+  }
+
+  /** Stops the browser (SIGTERM, SIGKILL after a grace period) and deletes its profile. Never rejects. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const cur = this.#current;
+    if (!cur || cur.exited) return;
+    const gone = new Promise<void>((resolve) => cur.child.once('exit', () => resolve()));
+    cur.child.kill('SIGTERM');
+    const kill = setTimeout(() => cur.child.kill('SIGKILL'), CLOSE_GRACE_MS);
+    await gone;
+    clearTimeout(kill);
+    rmSync(cur.profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+  }
+}
