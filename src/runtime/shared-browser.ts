@@ -13,7 +13,8 @@
  * (owner-tag.ts), so a later run sweeps one a SIGKILL left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -34,8 +35,13 @@ export interface SharedBrowserLease {
   readonly generation: number;
 }
 
+/** Deletes a profile whose helpers may still be writing into it; a later run's sweep takes what stays. Never rejects. */
+const removeProfile = (profile: string): Promise<void> => rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }).catch(() => undefined);
+
 interface Launched {
   readonly child: ChildProcess;
+  /** Holds the pipe whose end kills Chromium's process group. */
+  readonly reaper: ChildProcess;
   readonly profile: string;
   readonly generation: number;
   ready: Promise<SharedBrowserLease>;
@@ -86,11 +92,18 @@ export class SharedBrowser {
   #launch(): Launched {
     const generation = ++this.#generation;
     const profile = mkdtempSync(join(tmpdir(), `${CHROMIUM_PROFILE_PREFIX}${ownerTag()}-`));
-    const args = [...CHROMIUM_FLAGS, ...this.#extraArgs, '--remote-debugging-pipe', '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'];
+    // No crash reporter: its handlers would be more processes to outlive a killed runtime.
+    const args = [...CHROMIUM_FLAGS, ...this.#extraArgs, '--disable-breakpad', '--disable-crash-reporter', '--remote-debugging-pipe', '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'];
     // fds 3 and 4 are the DevTools pipe: never written, held so Chromium exits when this process does.
-    const child = spawn(this.#executablePath, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    // Its own process group, so that its helpers can be killed with it at once.
+    const child = spawn(this.#executablePath, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
     for (const fd of [3, 4]) (child.stdio[fd] as Readable | null)?.on('error', () => undefined);
-    const launched: Launched = { child, profile, generation, exited: false, ready: Promise.resolve(undefined as never) };
+    // Chromium's helpers notice their browser's end only slowly on a loaded machine: a tiny shell
+    // blocked on a pipe from us SIGKILLs the whole group as soon as the pipe ends, however we die.
+    const reaper = spawn('/bin/sh', ['-c', 'read _; kill -KILL -- "-$0" 2>/dev/null', String(child.pid ?? 0)], { stdio: ['pipe', 'ignore', 'ignore'] });
+    reaper.on('error', () => undefined);
+    reaper.stdin!.on('error', () => undefined);
+    const launched: Launched = { child, reaper, profile, generation, exited: false, ready: Promise.resolve(undefined as never) };
     let stderr = '';
     launched.ready = new Promise<SharedBrowserLease>((resolve, reject) => {
       const timer = setTimeout(() => fail(`no DevTools endpoint after ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
@@ -114,7 +127,9 @@ export class SharedBrowser {
       child.once('exit', (code, signal) => {
         launched.exited = true;
         fail(`it exited (${signal ?? `code ${code}`}) before it was ready`);
-        rmSync(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+        // Its helpers go with it.
+        reaper.stdin!.end();
+        void removeProfile(profile);
         if (!this.#closed) {
           this.#died.add(generation);
           this.onDied?.(`Chromium (pid ${child.pid}) exited with ${signal ?? `code ${code}`}: runs in flight on it fail; the next run relaunches it`);
@@ -133,9 +148,10 @@ export class SharedBrowser {
     if (!cur || cur.exited) return;
     const gone = new Promise<void>((resolve) => cur.child.once('exit', () => resolve()));
     cur.child.kill('SIGTERM');
-    const kill = setTimeout(() => cur.child.kill('SIGKILL'), CLOSE_GRACE_MS);
+    const kill = setTimeout(() => cur.reaper.stdin!.end(), CLOSE_GRACE_MS);
     await gone;
     clearTimeout(kill);
-    rmSync(cur.profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+    cur.reaper.stdin!.end();
+    await removeProfile(cur.profile);
   }
 }

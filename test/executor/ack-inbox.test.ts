@@ -21,6 +21,20 @@ describe('AckInbox', () => {
     await expect(Promise.all([inbox.awaitAck(3), inbox.awaitAck(1), inbox.awaitAck(2)])).resolves.toHaveLength(3);
   });
 
+  it('hands the runtime\'s browser_endpoint answer to the run that asked, and an error when stdin ends first', async () => {
+    const inbox = new AckInbox();
+    const asked = inbox.nextBrowserEndpoint();
+    inbox.push(encodeFrame({ type: 'browser_endpoint', ws_endpoint: 'ws://127.0.0.1:9/devtools/browser/x' }));
+    await expect(asked).resolves.toEqual({ type: 'browser_endpoint', ws_endpoint: 'ws://127.0.0.1:9/devtools/browser/x' });
+    const failed = inbox.nextBrowserEndpoint();
+    inbox.push(encodeFrame({ type: 'browser_endpoint', error: 'cannot start Chromium at /nope' }));
+    await expect(failed).resolves.toEqual({ type: 'browser_endpoint', error: 'cannot start Chromium at /nope' });
+    const orphan = inbox.nextBrowserEndpoint();
+    inbox.end();
+    await expect(orphan).resolves.toMatchObject({ error: expect.stringMatching(/no browser endpoint/) });
+    await expect(inbox.nextBrowserEndpoint()).resolves.toMatchObject({ error: expect.stringMatching(/stdin closed/) });
+  });
+
   it('skips frame types it does not know, as an additive contract allows', async () => {
     const lines: string[] = [];
     const inbox = new AckInbox((l) => lines.push(l));

@@ -14,6 +14,12 @@ describe('outcome classification (the exit code is authoritative)', () => {
     expect(classify({ ...base, exitCode: 1, terminal: { type: 'run_error', message: 'boom', errorType: 'script_error' }, resultMessage: 'completed' }))
       .toMatchObject({ outcome: 'script_error', exitCode: 1, message: 'script_error: boom' });
   });
+  it('a run on a shared browser that died is a crash unless it completed', () => {
+    const lost = 'the shared browser died during the run';
+    expect(classify({ ...base, exitCode: 1, terminal: { type: 'run_error', message: 'Target closed', errorType: 'script_error' }, browserLost: lost }))
+      .toMatchObject({ outcome: 'executor_crash', exitCode: 2, message: lost });
+    expect(classify({ ...base, terminal: { type: 'run_complete' }, browserLost: lost }).outcome).toBe('success');
+  });
   it('exit 2, exit 3, a kill signal and an unknown code are crashes', () => {
     expect(classify({ ...base, exitCode: 2 }).outcome).toBe('executor_crash');
     expect(classify({ ...base, exitCode: 3 }).outcome).toBe('executor_crash');
