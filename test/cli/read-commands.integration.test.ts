@@ -125,10 +125,10 @@ describe('quarry read commands over stored runs', () => {
     expect(yaml.stdout).toMatch(/^- run_id: r-stopped\n {2}state: failed\n/);
   });
 
-  it('proxy views exit 0 with empty output and a plain notice', async () => {
+  it('list pools with no pools configured exits 0 with an empty list and says how to give pools', async () => {
     const r = await read(['list', 'pools']);
     expect(r).toMatchObject({ code: 0, stdout: '[]\n' });
-    expect(r.stderr).toMatch(/proxy pools are not configured/);
+    expect(r.stderr).toBe('quarry list pools: no proxy pools configured: give --config FILE (its proxies:) or --proxy-config FILE, as to quarry run\n');
   });
 });
 
