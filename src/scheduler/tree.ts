@@ -260,6 +260,8 @@ export interface Member {
   frontier: Frontier;
   /** Fail a run whose script differs from the one admitted (§12: workers resolve targets under their own scripts dir). */
   checkScriptDigest: boolean;
+  /** Why every run of the tree fails on this member without starting (a queue worker lacking the tree's proxy pool), if it must. */
+  refuseRuns?: string;
   treeId: string;
   /** The tree's `--retries` (recorded in each member's settings). */
   retries: number;
@@ -305,7 +307,7 @@ export async function runMember(m: Member, lease: Lease): Promise<void> {
   // (the root's: the tree this one re-runs, if any).
   const parentRunId = lease.previous_run_id ?? item.parent_run_id ?? (item.depth === 0 ? cfg.rootParentRunId ?? null : null);
   let outcome: RunOutcome;
-  const differs = m.checkScriptDigest ? await scriptDiffers(cfg.scriptsRoot, item) : undefined;
+  const differs = m.refuseRuns ?? (m.checkScriptDigest ? await scriptDiffers(cfg.scriptsRoot, item) : undefined);
   if (cfg.signal?.aborted) {
     outcome = 'interrupted';
   } else if (differs !== undefined) {

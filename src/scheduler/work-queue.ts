@@ -149,6 +149,13 @@ export interface QueueWorkerConfig {
   identity: { storage: string; ledger: string };
   /** Run settings of this machine (scripts root, storage client, executor, browser …). */
   run: Pick<TreeConfig, 'scriptsRoot' | 'backend' | 'executorPath' | 'chromiumPath' | 'browserWsEndpoint' | 'runTimeoutMs' | 'env' | 'slotRuns' | 'slotRssBytes' | 'eventSinks' | 'eventSinkTargets' | 'adapter'>;
+  /**
+   * The proxy router of a tree submitted with `--proxy-pool` (its stored plan:
+   * pool name and selection options, never endpoints), built from this
+   * worker's own pools. Throws when this worker lacks the pool: the message
+   * fails each run of the tree here with one line.
+   */
+  proxyFor?(stored: Record<string, unknown>): NonNullable<TreeConfig['proxy']>;
   /** Publishes the tree manifest and validates the tree; called on exactly one worker per tree. */
   finalize(frontier: Frontier, options: TreeOptions): Promise<Omit<QueueTreeResult, 'finalized_by' | 'counters'>>;
   onStderr?: (line: string) => void;
@@ -329,7 +336,17 @@ export class QueueWorker {
     const frontier = await RedisFrontier.open(this.#redis, treeId, { keyPrefix: this.#keys.frontierPrefix });
     const options = await frontier.options();
     const run = sharedRun(options);
-    const settings = options.run as { job_id?: string; parent_run_id?: string; run_timeout_ms?: number };
+    const settings = options.run as { job_id?: string; parent_run_id?: string; run_timeout_ms?: number; proxy?: Record<string, unknown> };
+    let proxy: TreeConfig['proxy'];
+    let refuseRuns: string | undefined;
+    if (settings.proxy !== undefined) {
+      try {
+        if (this.#cfg.proxyFor === undefined) throw new Error(`this worker has no proxy pool ${JSON.stringify(settings.proxy.pool)} (it was started without --proxy-config or proxies: in --config)`);
+        proxy = this.#cfg.proxyFor(settings.proxy);
+      } catch (err) {
+        refuseRuns = (err as Error).message;
+      }
+    }
     const queueData = (): QueueJobData => ({ tree_id: treeId, ...this.#cfg.identity });
     const cfg: TreeConfig = {
       ...this.#cfg.run,
@@ -340,6 +357,7 @@ export class QueueWorker {
       depth: options.max_depth, maxRuns: options.max_runs, parallel: this.#cfg.slots, retries: options.retries, leaseMs: options.lease_ms, stateDir: '',
       signal: this.#hard.signal,
       onStderr: (chunk) => this.#cfg.onStderr?.(chunk.toString('utf8')),
+      ...(proxy ? { proxy } : {}),
     };
     const progressKey = this.#keys.progress(treeId);
     const member: Member = {
@@ -352,6 +370,7 @@ export class QueueWorker {
         },
       },
       frontier, treeId, retries: options.retries, runs: [], failures: new Map(), pool: this.#pool, checkScriptDigest: true,
+      ...(refuseRuns !== undefined ? { refuseRuns } : {}),
       changed: () => undefined,
       onAdmitted: async (item) => {
         reachKillPoint('queue_before_add');

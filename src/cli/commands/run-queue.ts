@@ -28,12 +28,13 @@ import { compileTreeInvocation, settingsOf, treeBlock, treeSummaryLine } from '.
 import { writeReport, type RunPlan } from './run.js';
 import { ledgerIdentity } from './tree-settings.js';
 import { checkQueueStores } from './worker.js';
+import { storedProxyPlan } from './proxy-setup.js';
 
 /** How often a waiting submitter (or `inspect run --queue`) reads the tree's state. */
 const POLL_MS = 500;
 
 /** Run flags a queued tree cannot honour yet: refused, never ignored. */
-const NOT_WITH_QUEUE = ['proxy-pool', 'adapter', 'event-sink', 'state-dir'] as const;
+const NOT_WITH_QUEUE = ['adapter', 'event-sink', 'state-dir'] as const;
 
 /** `quarry run --queue`: checks, submits, then waits (or detaches). Returns the exit code. */
 export async function runQueuedTree(plan: RunPlan, values: Record<string, unknown>, explicit: ReadonlySet<string>, io: CliIO): Promise<number> {
@@ -41,7 +42,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
   const queueName = queueNameOf(values['queue-name']);
   checkQueueStores('quarry run', plan.storage, plan.ledger);
   const stray = NOT_WITH_QUEUE.find((f) => explicit.has(f) || (f !== 'state-dir' && values[f] !== undefined && !(Array.isArray(values[f]) && (values[f] as unknown[]).length === 0)));
-  if (stray !== undefined) throw new UsageError(`--${stray} with --queue is not available in this version of quarry: queued trees take neither proxy pools, adapters, event sinks nor a state dir yet`);
+  if (stray !== undefined) throw new UsageError(`--${stray} with --queue is not available in this version of quarry: queued trees take neither adapters, event sinks nor a state dir yet`);
   const detach = values.detach === true;
   const tree = plan.tree ?? { depth: 0, maxRuns: 1, parallel: 1, allowFailedChildren: 0 };
   const inv = await compileTreeInvocation({ ...plan, ...(plan.runId ? {} : { runId: ulid() }) }, tree, io);
@@ -70,7 +71,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     try {
       frontier = await RedisFrontier.create(redis, {
         tree_id: inv.treeId, max_depth: tree.depth, max_runs: tree.maxRuns, parallel: tree.parallel, retries: inv.retries, lease_ms: QUEUE_LEASE_MS,
-        run: { ...(settingsOf(inv) as unknown as { [key: string]: JsonValue }), script, job: inv.job, partition: { ...inv.partition }, policy: { ...inv.policy } },
+        run: { ...(settingsOf(inv) as unknown as { [key: string]: JsonValue }), ...queueProxySettings(plan), script, job: inv.job, partition: { ...inv.partition }, policy: { ...inv.policy } },
       }, { keyPrefix: keys.frontierPrefix });
       await submitSharedTree(frontier, inv.scriptsRoot);
     } catch (err) {
@@ -118,6 +119,13 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     await queue.close();
     await ledger?.close();
   }
+}
+
+/** The tree's `--proxy-pool` as the workers read it: the pool name and selection options, no file paths, never an endpoint. */
+function queueProxySettings(plan: RunPlan): { proxy?: { [key: string]: JsonValue } } {
+  if (plan.queueProxy === undefined) return {};
+  const { configFile: _c, proxyConfigFile: _p, ...choice } = plan.queueProxy;
+  return { proxy: storedProxyPlan(choice) };
 }
 
 function queueNameOf(v: unknown): string {

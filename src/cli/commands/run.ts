@@ -10,7 +10,7 @@ import type { PolicyConfig } from '../../runtime/policies/index.js';
 import { parseFlags, renderFlagHelp, UsageError, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { parseLedgerTarget } from './ledger-target.js';
-import type { ConfigPools, PreparedProxy } from './proxy-setup.js';
+import type { ConfigPools, PreparedProxy, ProxyPlan } from './proxy-setup.js';
 import { RUN_FLAGS } from './run-flags.js';
 import { AdapterConfigError, compileAdapter, type AdapterOptions } from '../../notify/adapter-config.js';
 import { compileRedisSink, SinkConfigError, type RedisSinkOptions } from '../../notify/redis-stream-sink.js';
@@ -62,6 +62,8 @@ export interface RunPlan {
   adapter?: AdapterOptions;
   /** `--proxy-pool`: each run's proxy comes from this pool (SPEC §11). */
   proxy?: PreparedProxy;
+  /** `--proxy-pool` with `--queue`: the pool name and selection options only; each worker loads the pool from its own config (SPEC §12). */
+  queueProxy?: ProxyPlan;
   /** `--event-sink redis` (SPEC §11): the live options, credentials included, held in memory only. */
   redisSink?: RedisSinkOptions;
 }
@@ -411,9 +413,18 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
   }
   const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
   if (PROXY_FLAG_NAMES.some((f) => parsed.values[f] !== undefined)) {
-    const { prepareProxy } = await import('./proxy-setup.js');
-    const proxy = await prepareProxy(parsed.values, io.cwd, configPools, plan.notices ??= []);
-    if (proxy) plan.proxy = proxy;
+    const { compileProxyPlan, prepareProxy } = await import('./proxy-setup.js');
+    if (queued) {
+      // The pools (with their passwords) are the workers': only the pool's name and options travel with the tree.
+      const proxyPlan = compileProxyPlan(parsed.values, io.cwd, undefined, plan.notices ??= []);
+      if (proxyPlan) {
+        plan.queueProxy = proxyPlan;
+        if (proxyPlan.proxyConfigFile !== undefined) plan.notices.push('--proxy-config is not read with --queue: each worker takes the pool\'s endpoints from its own --proxy-config or --config proxies:');
+      }
+    } else {
+      const proxy = await prepareProxy(parsed.values, io.cwd, configPools, plan.notices ??= []);
+      if (proxy) plan.proxy = proxy;
+    }
   }
   if (!plan.quiet) for (const n of plan.notices ?? []) io.stderr(`quarry run: ${n}\n`);
   if (plan.dryRun) return dryRun(plan, io);

@@ -16,6 +16,10 @@ import type { StorageBackend } from '../../storage/backend.js';
 import { STORAGE_FLAGS } from '../common-flags.js';
 import { parseFlags, renderFlagHelp, UsageError, type FlagSpec, type ParsedFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
+import { loadPoolsFile, mergePools, parsePools, ProxyConfigError, type LoadedPools } from '../../proxy/pools-config.js';
+import type { ProxyRouter } from '../../proxy/router.js';
+import type { ProxyStateStore } from '../../proxy/state.js';
+import { openProxyStateStore, proxyPlanFromStored, proxyRouterOn, type ConfigPools } from './proxy-setup.js';
 import { LedgerUnreachableError, openRunLedger, openStorage } from './run-execute.js';
 import { compileStorage, type RunPlan } from './run.js';
 import { finishedTreeFromOptions, finishTree } from './run-tree-finish.js';
@@ -45,6 +49,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: 'stop-grace', type: 'duration', arg: 'DURATION', help: 'After SIGTERM, runs in flight get this long to finish before they are interrupted and handed back (default 30s)', group: 'Queue' },
   { name: 'scripts-dir', type: 'string', arg: 'DIR', help: 'Folder the submitted targets resolve under (required; the same scripts as the submitter\'s)', group: 'Queue' },
   { name: 'config', type: 'string', arg: 'FILE', help: 'YAML config: storage, ledger and browser settings (with their ${VAR} secrets) come from it unless given as flags', group: 'Run' },
+  { name: 'proxy-config', type: 'string', arg: 'FILE', help: 'JSON file of proxy pools, beside the config file\'s proxies:: trees submitted with --proxy-pool NAME take NAME\'s endpoints (and passwords) from here', group: 'Run' },
   { name: 'run-timeout', type: 'duration', help: 'End a run still going after this long (default: the tree\'s --run-timeout)', group: 'Run' },
   ...STORAGE_FLAGS,
   { name: 'ledger', type: 'string', arg: 'URL', help: 'PostgreSQL ledger URL (required; the submitter\'s ledger)', group: 'Ledger' },
@@ -54,7 +59,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** Config keys a worker takes (the rest of a run config describes runs, which come from the queue). */
-const CONFIG_FLAGS = new Set(['storage-dataset', 'storage-backend', 'storage-path', 'storage-region', 'storage-endpoint', 'storage-s3-path-style', 'storage-request-timeout', 'ledger', 'chromium-path', 'executor', 'run-timeout']);
+const CONFIG_FLAGS = new Set(['storage-dataset', 'storage-backend', 'storage-path', 'storage-region', 'storage-endpoint', 'storage-s3-path-style', 'storage-request-timeout', 'ledger', 'chromium-path', 'executor', 'run-timeout', 'proxy-config']);
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
@@ -72,6 +77,8 @@ export interface WorkerPlan {
   quiet: boolean;
   /** `--stop-grace` (ms). */
   graceMs: number;
+  /** `--proxy-config` (absolute), if any. */
+  proxyConfigFile?: string;
 }
 
 /**
@@ -109,7 +116,9 @@ export function compileWorkerPlan(p: ParsedFlags, env: NodeJS.ProcessEnv, cwd: s
   const graceMs = (v['stop-grace'] as number | undefined) ?? WORKER_GRACE_MS;
   const executorPath = str(v.executor) ? resolve(cwd, str(v.executor)!) : undefined;
   const chromiumPath = str(v['chromium-path']) ?? str(env.QUARRY_CHROMIUM_PATH);
+  const proxyConfig = str(v['proxy-config']);
   return {
+    ...(proxyConfig ? { proxyConfigFile: resolve(cwd, proxyConfig) } : {}),
     url, queueName, slots, scriptsDir, storage, ledger: ledger!, quiet: v.quiet === true, graceMs,
     ...(runTimeout !== undefined ? { runTimeoutMs: runTimeout } : {}),
     ...(executorPath ? { executorPath } : {}),
@@ -137,18 +146,26 @@ export async function workerCommand(argv: readonly string[], io: CliIO): Promise
     io.stdout(`${WORKER_USAGE}\n${renderFlagHelp(WORKER_FLAGS)}\n`);
     return 0;
   }
+  let configPools: ConfigPools | undefined;
   if (typeof parsed.values.config === 'string') {
     const { loadRunConfig } = await import('../config.js');
     const config = await loadRunConfig(parsed.values.config, io.cwd, io.env);
+    if (config.proxies !== undefined) configPools = { file: resolve(io.cwd, config.file), proxies: config.proxies };
     const values = { ...parsed.values };
     for (const [flag, value] of Object.entries(config.values)) if (CONFIG_FLAGS.has(flag) && !parsed.explicit.has(flag)) values[flag] = value;
     parsed = { ...parsed, values };
   }
   const plan = compileWorkerPlan(parsed, io.env, io.cwd);
+  const pools = await loadWorkerPools(plan, configPools, io.cwd);
+  for (const w of pools?.warnings ?? []) io.stderr(`quarry worker: ${w}\n`);
   let ledger: Ledger | undefined;
   let backend: StorageBackend | undefined;
   let worker: QueueWorker | undefined;
+  let proxyState: ProxyStateStore | undefined;
   try {
+    // One store for every tree's selections: Redis under the queue's prefix, shared by all workers (SPEC §12).
+    if (pools !== undefined) proxyState = await openProxyStateStore({ queue: plan.url, queueName: plan.queueName });
+    const state = proxyState;
     ledger = await openRunLedger(plan.ledger);
     backend = await openStorage(plan);
     const store = backend;
@@ -166,6 +183,7 @@ export async function workerCommand(argv: readonly string[], io: CliIO): Promise
         ...(plan.runTimeoutMs !== undefined ? { runTimeoutMs: plan.runTimeoutMs } : {}),
       },
       finalize: (frontier, options) => finalizeQueuedTree(frontier, options, store, led),
+      ...(pools !== undefined && state !== undefined ? { proxyFor: (stored: Record<string, unknown>) => workerProxy(stored, pools, state, io) } : {}),
       onStderr: (line) => io.stderr(line),
       ...(plan.quiet ? {} : {
         onRun: (r, lease) => io.stderr(`quarry worker: run ${r.run_id} of ${lease.item.target} (tree ${lease.tree_id}, attempt ${lease.attempt}): ${r.outcome}, ${r.items} item(s)\n`),
@@ -190,9 +208,42 @@ export async function workerCommand(argv: readonly string[], io: CliIO): Promise
     throw err;
   } finally {
     await worker?.stop(0);
+    await proxyState?.close();
     await ledger?.close();
     await backend?.close();
   }
+}
+
+/**
+ * The worker's own pools: `proxies:` of its `--config` and its
+ * `--proxy-config` (SPEC §12: endpoints and passwords never travel with a
+ * tree). Undefined when it has none.
+ * @throws UsageError naming the file and field of a bad pool.
+ */
+async function loadWorkerPools(plan: WorkerPlan, config: ConfigPools | undefined, cwd: string): Promise<LoadedPools | undefined> {
+  if (config === undefined && plan.proxyConfigFile === undefined) return undefined;
+  try {
+    const fromConfig = config ? parsePools(config.proxies, `config ${config.file}`, 'proxies') : undefined;
+    const fromFile = plan.proxyConfigFile !== undefined ? await loadPoolsFile(plan.proxyConfigFile, cwd) : undefined;
+    return mergePools(fromConfig, fromFile);
+  } catch (err) {
+    if (err instanceof ProxyConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * The router of a queued tree's runs on this worker: the tree's pool name and
+ * selection options over this worker's endpoints, its state shared in Redis.
+ * @throws Error naming the pool when this worker lacks it (each run of the tree fails here with that line).
+ */
+function workerProxy(stored: Record<string, unknown>, pools: LoadedPools, state: ProxyStateStore, io: CliIO): ProxyRouter {
+  // The submitter's file paths mean nothing here: only the pool and its selection options travel.
+  const { configFile: _c, proxyConfigFile: _p, ...plan } = proxyPlanFromStored(stored);
+  if (!pools.pools.has(plan.pool)) {
+    throw new Error(`this worker has no proxy pool ${JSON.stringify(plan.pool)} (its --proxy-config and --config proxies: give ${[...pools.pools.keys()].join(', ') || 'none'}); give every worker the pool`);
+  }
+  return proxyRouterOn({ plan, pools }, state, (m) => io.stderr(`quarry worker: ${m}\n`));
 }
 
 /**
