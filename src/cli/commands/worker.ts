@@ -49,7 +49,7 @@ export const WORKER_FLAGS: readonly FlagSpec[] = [
   { name: 'stop-grace', type: 'duration', arg: 'DURATION', help: 'After SIGTERM, runs in flight get this long to finish before they are interrupted and handed back (default 30s)', group: 'Queue' },
   { name: 'scripts-dir', type: 'string', arg: 'DIR', help: 'Folder the submitted targets resolve under (required; the same scripts as the submitter\'s)', group: 'Queue' },
   { name: 'config', type: 'string', arg: 'FILE', help: 'YAML config: storage, ledger and browser settings (with their ${VAR} secrets) come from it unless given as flags', group: 'Run' },
-  { name: 'proxy-config', type: 'string', arg: 'FILE', help: 'JSON file of proxy pools, beside the config file\'s proxies:: trees submitted with --proxy-pool NAME take NAME\'s endpoints (and passwords) from here', group: 'Run' },
+  { name: 'proxy-config', type: 'string', arg: 'FILE', help: 'JSON file of proxy pools, beside the config file\'s proxies: (trees submitted with --proxy-pool NAME take its endpoints and passwords from here)', group: 'Run' },
   { name: 'run-timeout', type: 'duration', help: 'End a run still going after this long (default: the tree\'s --run-timeout)', group: 'Run' },
   ...STORAGE_FLAGS,
   { name: 'ledger', type: 'string', arg: 'URL', help: 'PostgreSQL ledger URL (required; the submitter\'s ledger)', group: 'Ledger' },
