@@ -27,7 +27,8 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { ConnectionOptions, Job, Queue, Worker } from 'bullmq';
 import { ulid } from 'ulid';
-import type { RunReport } from '../runtime/report.js';
+import type { AdapterTarget } from '../ledger/outbox.js';
+import type { NotificationReport, RunReport } from '../runtime/report.js';
 import { defaultExecutorPath } from '../runtime/run.js';
 import { SlotPool } from '../runtime/slot-pool.js';
 import { FrontierError, type Frontier, type FrontierCounters, type Lease, type TreeOptions } from './frontier.js';
@@ -70,6 +71,12 @@ export interface QueueTreeResult {
   counters: FrontierCounters;
   /** The worker (lease owner) that finalized it. */
   finalized_by: string;
+  /**
+   * The tree's notification (SPEC §11), when it was submitted with `--adapter`
+   * and its validation inserted the outbox row: what the finalizing worker's
+   * delivery did (`pending`: still in the outbox, for `quarry adapter drain`).
+   */
+  notification?: NotificationReport;
 }
 
 /** Checks `--queue-name`. @throws FrontierError naming the rule. */
@@ -148,7 +155,7 @@ export interface QueueWorkerConfig {
   /** Identity of this worker's storage and ledger: a job of another is refused. */
   identity: { storage: string; ledger: string };
   /** Run settings of this machine (scripts root, storage client, executor, browser …). */
-  run: Pick<TreeConfig, 'scriptsRoot' | 'backend' | 'executorPath' | 'chromiumPath' | 'browserWsEndpoint' | 'runTimeoutMs' | 'env' | 'slotRuns' | 'slotRssBytes' | 'eventSinks' | 'eventSinkTargets' | 'adapter'>;
+  run: Pick<TreeConfig, 'scriptsRoot' | 'backend' | 'executorPath' | 'chromiumPath' | 'browserWsEndpoint' | 'runTimeoutMs' | 'env' | 'slotRuns' | 'slotRssBytes' | 'eventSinks' | 'eventSinkTargets'>;
   /**
    * The proxy router of a tree submitted with `--proxy-pool` (its stored plan:
    * pool name and selection options, never endpoints), built from this
@@ -156,8 +163,12 @@ export interface QueueWorkerConfig {
    * fails each run of the tree here with one line.
    */
   proxyFor?(stored: Record<string, unknown>): NonNullable<TreeConfig['proxy']>;
-  /** Publishes the tree manifest and validates the tree; called on exactly one worker per tree. */
-  finalize(frontier: Frontier, options: TreeOptions): Promise<Omit<QueueTreeResult, 'finalized_by' | 'counters'>>;
+  /**
+   * Publishes the tree manifest and validates the tree (and sends its
+   * notification); called on exactly one worker per tree. `signal` aborts
+   * when the worker's stop grace is over.
+   */
+  finalize(frontier: Frontier, options: TreeOptions, signal: AbortSignal): Promise<Omit<QueueTreeResult, 'finalized_by' | 'counters'>>;
   onStderr?: (line: string) => void;
   /** Called after each run ends. */
   onRun?: (report: RunReport, lease: Lease) => void;
@@ -307,7 +318,7 @@ export class QueueWorker {
     if (!(await t.frontier.claimFinalization())) return;
     let r: Omit<QueueTreeResult, 'finalized_by' | 'counters'>;
     try {
-      r = await this.#cfg.finalize(t.frontier, t.options);
+      r = await this.#cfg.finalize(t.frontier, t.options, this.#hard.signal);
     } catch (err) {
       // The claim is spent: the waiting submitter still gets an answer (re-finishing such a tree is not built yet).
       const why = (err as Error).message.split('\n')[0]!;
@@ -336,7 +347,10 @@ export class QueueWorker {
     const frontier = await RedisFrontier.open(this.#redis, treeId, { keyPrefix: this.#keys.frontierPrefix });
     const options = await frontier.options();
     const run = sharedRun(options);
-    const settings = options.run as { job_id?: string; parent_run_id?: string; run_timeout_ms?: number; proxy?: Record<string, unknown> };
+    const settings = options.run as { job_id?: string; parent_run_id?: string; run_timeout_ms?: number; proxy?: Record<string, unknown>; adapter?: { kind?: unknown; target?: unknown } };
+    // The submitter's --adapter (kind and recorded target, no secret): recorded in every run's settings, so the tree's validation writes its notification.
+    const a = settings.adapter;
+    const adapter: AdapterTarget | undefined = (a?.kind === 'webhook' || a?.kind === 'redis') && typeof a.target === 'string' ? { kind: a.kind, target: a.target } : undefined;
     let proxy: TreeConfig['proxy'];
     let refuseRuns: string | undefined;
     if (settings.proxy !== undefined) {
@@ -358,6 +372,7 @@ export class QueueWorker {
       signal: this.#hard.signal,
       onStderr: (chunk) => this.#cfg.onStderr?.(chunk.toString('utf8')),
       ...(proxy ? { proxy } : {}),
+      ...(adapter ? { adapter } : {}),
     };
     const progressKey = this.#keys.progress(treeId);
     const member: Member = {

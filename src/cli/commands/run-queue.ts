@@ -23,26 +23,22 @@ import { parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { TreeProgress } from '../tree-progress.js';
-import { bindRun, LedgerUnreachableError, openRunLedger } from './run-execute.js';
+import { bindRun, LedgerUnreachableError, notificationLine, openRunLedger } from './run-execute.js';
 import { compileTreeInvocation, settingsOf, treeBlock, treeSummaryLine } from './run-tree.js';
 import { writeReport, type RunPlan } from './run.js';
 import { ledgerIdentity } from './tree-settings.js';
 import { checkQueueStores } from './worker.js';
 import { storedProxyPlan } from './proxy-setup.js';
+import { recordedTarget, type AdapterOptions } from '../../notify/adapter-config.js';
 
 /** How often a waiting submitter (or `inspect run --queue`) reads the tree's state. */
 const POLL_MS = 500;
 
-/** Run flags a queued tree cannot honour yet: refused, never ignored. */
-const NOT_WITH_QUEUE = ['adapter', 'event-sink', 'state-dir'] as const;
-
 /** `quarry run --queue`: checks, submits, then waits (or detaches). Returns the exit code. */
-export async function runQueuedTree(plan: RunPlan, values: Record<string, unknown>, explicit: ReadonlySet<string>, io: CliIO): Promise<number> {
+export async function runQueuedTree(plan: RunPlan, values: Record<string, unknown>, io: CliIO): Promise<number> {
   const url = values.queue as string;
   const queueName = queueNameOf(values['queue-name']);
   checkQueueStores('quarry run', plan.storage, plan.ledger);
-  const stray = NOT_WITH_QUEUE.find((f) => explicit.has(f) || (f !== 'state-dir' && values[f] !== undefined && !(Array.isArray(values[f]) && (values[f] as unknown[]).length === 0)));
-  if (stray !== undefined) throw new UsageError(`--${stray} with --queue is not available in this version of quarry: queued trees take neither adapters, event sinks nor a state dir yet`);
   const detach = values.detach === true;
   const tree = plan.tree ?? { depth: 0, maxRuns: 1, parallel: 1, allowFailedChildren: 0 };
   const inv = await compileTreeInvocation({ ...plan, ...(plan.runId ? {} : { runId: ulid() }) }, tree, io);
@@ -71,7 +67,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     try {
       frontier = await RedisFrontier.create(redis, {
         tree_id: inv.treeId, max_depth: tree.depth, max_runs: tree.maxRuns, parallel: tree.parallel, retries: inv.retries, lease_ms: QUEUE_LEASE_MS,
-        run: { ...(settingsOf(inv) as unknown as { [key: string]: JsonValue }), ...queueProxySettings(plan), script, job: inv.job, partition: { ...inv.partition }, policy: { ...inv.policy } },
+        run: { ...(settingsOf(inv) as unknown as { [key: string]: JsonValue }), ...queueProxySettings(plan), ...queueAdapterSettings(plan), script, job: inv.job, partition: { ...inv.partition }, policy: { ...inv.policy } },
       }, { keyPrefix: keys.frontierPrefix });
       await submitSharedTree(frontier, inv.scriptsRoot);
     } catch (err) {
@@ -84,6 +80,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     if (detach) {
       io.stdout(`${inv.treeId}\n`);
       if (!inv.quiet) io.stderr(`quarry run: tree ${inv.treeId} submitted to queue ${queueName}; follow it with: ${follow}\n`);
+      if (!inv.quiet && plan.adapter) io.stderr(`quarry run: ${workersNotify(plan.adapter)}\n`);
       return 0;
     }
     const started = Date.now();
@@ -98,12 +95,14 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
       io.stdout(`${treeSummaryLine(inv.treeId, r.counters, r, final.runs, final.items, Date.now() - started)}\n`);
       io.stdout(`data: ${inv.storage.path} dataset ${inv.partition.dataset}, tree manifest ${r.manifest_key ?? '(not published)'}\n`);
       io.stdout(`ledger: ${r.line}\n`);
+      if (plan.adapter) io.stdout(`${r.notification ? notificationLine(r.notification, plan) : `notification: none was recorded with the tree's validation (see the ledger line); ${workersNotify(plan.adapter)}`}\n`);
     }
     if (!r.authoritative && r.exit_code !== 0) io.stderr(`quarry run: tree ${inv.treeId} is not authoritative: ${r.line}${r.next ? `; next: ${r.next}` : ''}\n`);
     if (inv.report) {
       writeReport(inv.report, JSON.stringify({
         exit_code: r.exit_code, tree: treeBlock(inv.treeId, r.counters, r), runs: final.runs, items: final.items,
         authority: { authoritative: r.authoritative, reason: r.reason, next: r.next }, finalized_by: r.finalized_by,
+        ...(r.notification ? { notification: r.notification } : {}),
       }, null, 2), io);
     }
     return r.exit_code;
@@ -126,6 +125,23 @@ function queueProxySettings(plan: RunPlan): { proxy?: { [key: string]: JsonValue
   if (plan.queueProxy === undefined) return {};
   const { configFile: _c, proxyConfigFile: _p, ...choice } = plan.queueProxy;
   return { proxy: storedProxyPlan(choice) };
+}
+
+/**
+ * The tree's `--adapter` as the workers read it: its kind and recorded target
+ * (SPEC §8: a URL without credentials or query, a Redis channel), never the
+ * headers or secrets, which each worker takes from its own adapter.
+ */
+function queueAdapterSettings(plan: RunPlan): { adapter?: { [key: string]: JsonValue } } {
+  if (plan.adapter === undefined) return {};
+  const t = recordedTarget(plan.adapter);
+  return { adapter: { kind: t.kind, target: t.target } };
+}
+
+/** Who sends a queued tree's notification, in one line. */
+function workersNotify(a: AdapterOptions): string {
+  const t = recordedTarget(a);
+  return `the tree's notification to ${t.kind} ${t.target} is sent by the worker that finalizes it, with that worker's own --adapter for this target (headers and credentials are never queued); without one it stays in the ledger outbox for quarry adapter drain`;
 }
 
 function queueNameOf(v: unknown): string {

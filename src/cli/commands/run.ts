@@ -205,6 +205,36 @@ export function compileSinkFlags(p: ParsedFlags, notices: string[]): RedisSinkOp
   }
 }
 
+/**
+ * What a queued tree cannot take, checked before anything is submitted: a
+ * state dir (its state is in Redis) and event sinks (each worker streams
+ * the runs it executes to its own). Given on the command line: a usage
+ * error saying why; from the config file: a notice that it is not read.
+ * @throws UsageError naming the flag and why.
+ */
+function checkQueueOnly(plan: RunPlan, values: Record<string, unknown>, explicit: ReadonlySet<string>): void {
+  if (explicit.has('state-dir')) {
+    throw new UsageError('--state-dir with --queue: a queued tree keeps its frontier and proxy selection state in Redis at --queue, not in a state dir; drop --state-dir');
+  }
+  const sinkGiven = explicit.has('event-sink') || [...explicit].some((f) => f.startsWith('event-sink-redis-'));
+  if (plan.redisSink !== undefined && sinkGiven) {
+    throw new UsageError('--event-sink redis with --queue: a queued tree\'s runs stream their events to the sinks of the workers that run them; give --event-sink to quarry worker (or events.sinks[] in its --config)');
+  }
+  // The fan-out notice about a state dir means nothing here: this one says why.
+  const notices = (plan.notices = (plan.notices ?? []).filter((n) => !n.startsWith('--state-dir ')));
+  if (values['state-dir'] !== undefined) notices.push('state_dir of the config is not read with --queue: a queued tree\'s state is in Redis');
+  if (plan.redisSink !== undefined) notices.push('events.sinks[] of the config is not read with --queue: each worker streams the runs it executes to its own sinks');
+  if (plan.adapter !== undefined) {
+    // Only the adapter's kind and recorded target travel: what else was given is not used (never silently).
+    const u = new URL(plan.adapter.url);
+    const local = [
+      ...['adapter-header', 'adapter-timeout', 'adapter-retries'].filter((f) => explicit.has(f)).map((f) => `--${f}`),
+      ...(u.username !== '' || u.password !== '' || u.search !== '' ? ['the credentials and query of --adapter-url'] : []),
+    ];
+    if (local.length > 0) notices.push(`${local.join(', ')} ${local.length > 1 ? 'are' : 'is'} not sent with a queued tree: the worker that finalizes it sends its notification with its own --adapter for the same target`);
+  }
+}
+
 /** The adapter flags that only mean something with `--adapter`. */
 const ADAPTER_OPTION_FLAGS = ['adapter-url', 'adapter-header', 'adapter-channel', 'adapter-timeout', 'adapter-retries'] as const;
 
@@ -412,6 +442,7 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
     return resumeCommand(parsed, io, configPools);
   }
   const plan = compileRunPlan(parsed, io.env, io.cwd, new Date());
+  if (queued) checkQueueOnly(plan, parsed.values, parsed.explicit);
   if (PROXY_FLAG_NAMES.some((f) => parsed.values[f] !== undefined)) {
     const { compileProxyPlan, prepareProxy } = await import('./proxy-setup.js');
     if (queued) {
@@ -430,7 +461,7 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
   if (plan.dryRun) return dryRun(plan, io);
   if (queued) {
     const { runQueuedTree } = await import('./run-queue.js');
-    return runQueuedTree(plan, parsed.values, parsed.explicit, io);
+    return runQueuedTree(plan, parsed.values, io);
   }
   if (plan.tree) {
     const { executeTreePlan } = await import('./run-tree.js');
