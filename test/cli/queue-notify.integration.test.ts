@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -216,5 +216,14 @@ describe('queued trees: notifications and event sinks on the workers', { timeout
     const again = await quarry(['adapter', 'drain', '--ledger', db.url], { env });
     expect(again.stderr).toMatch(/nothing pending/);
     expect(rx.posts).toHaveLength(before + 2);
+  });
+
+  it('a shared config\'s events.sinks[] and state_dir are not read with --queue: one notice each, nothing refused', async () => {
+    const config = join(tmp.path, 'shared.yaml');
+    writeFileSync(config, `state_dir: ${tmp.path}/state\nevents:\n  sinks:\n    - {type: redis, url: "${redisUrl}"}\n`);
+    const r = await quarry(['run', '--queue', redisUrl, '--queue-name', queueName, '--config', config, '--script', 'listing.mjs', '--source', 'site', ...stores(), '--dry-run'], { cwd: SCRIPTS, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('quarry run: state_dir of the config is not read with --queue');
+    expect(r.stderr).toContain('quarry run: events.sinks[] of the config is not read with --queue: each worker streams the runs it executes to its own sinks');
   });
 });

@@ -23,7 +23,7 @@ import { parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { render, renderOptionsFrom } from '../render.js';
 import { TreeProgress } from '../tree-progress.js';
-import { bindRun, LedgerUnreachableError, notificationLine, openRunLedger } from './run-execute.js';
+import { bindRun, drainCommand, LedgerUnreachableError, notificationLine, openRunLedger } from './run-execute.js';
 import { compileTreeInvocation, settingsOf, treeBlock, treeSummaryLine } from './run-tree.js';
 import { writeReport, type RunPlan } from './run.js';
 import { ledgerIdentity } from './tree-settings.js';
@@ -95,7 +95,7 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
       io.stdout(`${treeSummaryLine(inv.treeId, r.counters, r, final.runs, final.items, Date.now() - started)}\n`);
       io.stdout(`data: ${inv.storage.path} dataset ${inv.partition.dataset}, tree manifest ${r.manifest_key ?? '(not published)'}\n`);
       io.stdout(`ledger: ${r.line}\n`);
-      if (plan.adapter) io.stdout(`${r.notification ? notificationLine(r.notification, plan) : `notification: none was recorded with the tree's validation (see the ledger line); ${workersNotify(plan.adapter)}`}\n`);
+      if (plan.adapter) io.stdout(`${r.notification ? notificationLine(r.notification, plan) : `notification: the finalizing worker sent none (see the ledger line); a row of the tree's validation stays in the ledger outbox: send it with ${drainCommand(plan)}`}\n`);
     }
     if (!r.authoritative && r.exit_code !== 0) io.stderr(`quarry run: tree ${inv.treeId} is not authoritative: ${r.line}${r.next ? `; next: ${r.next}` : ''}\n`);
     if (inv.report) {
