@@ -8,11 +8,11 @@
  * function, and `options` (SPEC §13) is an object of known keys and types.
  * Never starts a browser, so `--validate` can use it alone.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as nodeModule from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HOOK_NAMES, type QuarryHooks, type QuarryScript } from '../sdk/index.js';
 import { describeValue, parseScriptOptions, type ResolvedScriptOptions } from './script-options.js';
@@ -109,7 +109,66 @@ export function prepareLoader(scriptPath: string): void {
     });
     return;
   }
-  if (TS_EXTENSIONS.has(ext) || JS_EXTENSIONS.has(ext)) registerHooks(TS_EXTENSIONS.has(ext));
+  if (TS_EXTENSIONS.has(ext)) registerHooks(true);
+  else if (JS_EXTENSIONS.has(ext) && mayNameSdk(resolve(scriptPath))) registerHooks(false);
+}
+
+/** How a source file names the SDK, in an import or anywhere else. */
+const SDK_MENTION = /quarry\/sdk|@pithecene-io\/quarry-sdk/;
+/** `from '…'`, `import '…'`, `import('…')`, `require('…')`: the specifier in group 2. */
+const LITERAL_SPECIFIER = /\b(?:from|import|require)\s*\(?\s*(['"])([^'"\n]+)\1/g;
+/** `import(x)` or `require(x)` of something other than a string literal: where it leads cannot be read off. */
+const COMPUTED_SPECIFIER = /\b(?:import|require)\s*\(\s*[^'"\s)]/;
+/** Files a scan follows before it gives up and assumes the SDK is named. */
+const SCAN_LIMIT = 200;
+
+/**
+ * Whether a JavaScript script, or a file it imports by a relative path
+ * (followed to any depth), may name the SDK: only then does it need the
+ * module-hooks thread (ts-hooks.ts maps the SDK names), whose start is a
+ * second node environment and through which every later import would
+ * resolve, across threads. Packages (bare specifiers) are not read: they
+ * resolve from node_modules as they always do. A computed `import(x)`, an
+ * absolute, `file:` or `#` specifier, an unreadable file or a graph larger
+ * than {@link SCAN_LIMIT} files counts as naming it, so the hooks are there
+ * whenever they might be needed.
+ */
+export function mayNameSdk(entry: string): boolean {
+  const seen = new Set<string>([entry]);
+  const todo = [entry];
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    let source: string;
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch {
+      return true;
+    }
+    if (SDK_MENTION.test(source) || COMPUTED_SPECIFIER.test(source)) return true;
+    for (const m of source.matchAll(LITERAL_SPECIFIER)) {
+      const spec = m[2]!.replace(/[?#].*$/, '');
+      if (spec.startsWith('node:')) continue;
+      if (!spec.startsWith('./') && !spec.startsWith('../')) {
+        if (isAbsolute(spec) || spec.startsWith('file:') || m[2]!.startsWith('#')) return true;
+        continue;
+      }
+      const target = localFile(resolve(dirname(file), spec));
+      if (target === undefined) continue; // not JavaScript (JSON, TypeScript) or missing: import() reports it
+      if (seen.has(target)) continue;
+      if (seen.size >= SCAN_LIMIT) return true;
+      seen.add(target);
+      todo.push(target);
+    }
+  }
+  return false;
+}
+
+/** The JavaScript file a relative specifier names (as written, or as `require` completes it), if any. */
+function localFile(path: string): string | undefined {
+  for (const candidate of [path, `${path}.js`, `${path}.cjs`, `${path}.mjs`, join(path, 'index.js')]) {
+    if (JS_EXTENSIONS.has(extname(candidate)) && existsSync(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /** What prepareLoader found for the script before the request came. */
@@ -200,7 +259,8 @@ export async function loadScript(scriptPath: string, options: LoadOptions = {}):
   // Looked up again now the run is here: the script may have changed since prepareLoader.
   if (prepared?.path === path) await prepared.standalone;
   const standalone = ext === '.ts' || ext === '.mts' ? await standaloneScript(path) : undefined;
-  if (standalone === undefined) registerHooks(TS_EXTENSIONS.has(ext));
+  // A JavaScript graph that never names the SDK loads without the hooks thread (looked at each run: the script may have changed).
+  if (standalone === undefined && (TS_EXTENSIONS.has(ext) || (!hooksRegistered && mayNameSdk(path)))) registerHooks(TS_EXTENSIONS.has(ext));
   const fresh = options.fresh !== undefined ? `?quarry-run=${options.fresh}` : '';
   const url = `${pathToFileURL(path).href}${fresh}`;
   let ns: Record<string, unknown>;

@@ -147,7 +147,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   };
   const entry = cfg.executorPath ?? defaultExecutorPath();
   // A missing entry is reported by the supervisor (node would exit 1, which reads as a script error).
-  const slot = cfg.pool && !cfg.started && existsSync(entry) ? cfg.pool.take(cfg.scriptPath) : undefined;
+  const slot = cfg.pool && !cfg.started && existsSync(entry) ? await cfg.pool.take(cfg.scriptPath, cfg.signal) : undefined;
   const sup = await supervise({
     command: process.execPath,
     args: [entry, cfg.scriptPath],

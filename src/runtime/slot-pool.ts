@@ -16,6 +16,17 @@
  * {@link SlotPool.close} ends every slot and waits for them; a runtime that
  * dies without closing takes its idle slots along through their lifeline
  * (`src/executor/lifeline.ts`), as it does a one-run executor.
+ *
+ * Slots start as the work needs them, not all `--parallel` at once: a start
+ * costs a node process, the executor's modules and the script's imports
+ * (~1 s of CPU on a loaded 2-core machine), and eight at once delay every run
+ * behind them. A run that finds no idle slot waits for one to come back; a
+ * new slot is started only when nothing is alive to come back, when a run
+ * has waited about as long as a slot takes to start (its spawn to its
+ * `hello`, measured), when a slot was retired (its replacement keeps the
+ * count), or when the executor turned out not to reuse processes. One slot
+ * starts at a time for waiters. So fast runs (no browser) share a few slots
+ * and slow ones (a browser page) grow the pool up to the run bound.
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -30,6 +41,8 @@ export const DEFAULT_SLOT_RUNS = 100;
 export const DEFAULT_SLOT_RSS_BYTES = 768 * 1024 * 1024;
 /** How long a retired or closed slot gets to exit before SIGKILL. */
 const SLOT_EXIT_GRACE_MS = 3_000;
+/** What a slot's start is taken to cost until one was measured (spawn to hello). */
+const DEFAULT_SLOT_START_MS = 500;
 
 /** The frames of one executor's output, decoded across its runs. */
 export class FrameStream {
@@ -67,8 +80,12 @@ export class Slot {
   readonly script: string;
   /** The request line was written: later runs go as `run_request` frames (only once `hello` came). */
   requested = false;
-  /** Its first frame was `hello`: reusable. */
+  /** Its first frame was `hello`: reusable. Set through {@link Slot.saidHello}. */
   hello = false;
+  /** When it was spawned (performance.now()). */
+  readonly spawnedAt = performance.now();
+  /** Told once when it said hello (the pool measures starts by it). */
+  onHello: (() => void) | undefined;
   /** Runs started in it. */
   runs = 0;
   /** Its output, once a run began reading it. */
@@ -89,6 +106,15 @@ export class Slot {
 
   get exited(): boolean {
     return this.#exited;
+  }
+
+  /** Its first frame was `hello` (the supervisor saw it). */
+  saidHello(): void {
+    if (this.hello) return;
+    this.hello = true;
+    const h = this.onHello;
+    this.onHello = undefined;
+    h?.();
   }
 
   /** The frame stream, opened on first use (the frame-fd handshake is read then). */
@@ -139,15 +165,35 @@ export interface SlotPoolOptions {
   readonly maxRssBytes?: number;
 }
 
+interface Waiter {
+  readonly script: string;
+  readonly since: number;
+  readonly resolve: (slot: Slot) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
 /** The slots of one invocation. Not shared between invocations. */
 export class SlotPool {
   readonly #opts: SlotPoolOptions;
   readonly #idle: Slot[] = [];
   readonly #ending = new Set<Promise<void>>();
+  /** Runs waiting for a slot, oldest first. */
+  readonly #waiters: Waiter[] = [];
+  /** Slots alive and not retired: busy, idle or starting. */
+  #live = 0;
+  /** Slots spawned for a waiter that have not said hello yet (and have not ended). */
+  #starting = 0;
+  /** Spawn-to-hello time of the slots so far (a moving average), undefined before the first. */
+  #startMs: number | undefined;
+  /** False once an executor ran a run without saying hello: a process per run, nothing to wait for. */
+  #reuse: boolean;
+  #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(opts: SlotPoolOptions) {
     this.#opts = opts;
+    this.#reuse = (opts.maxRuns ?? DEFAULT_SLOT_RUNS) > 1;
   }
 
   get command(): string {
@@ -159,35 +205,133 @@ export class SlotPool {
     return [this.#opts.entry, script];
   }
 
-  /** A slot for a run of `script`: an idle one that said hello, else a new process. */
-  take(script: string): Slot {
+  /** Slots alive now (busy, idle or starting): what the pool grew to. */
+  get size(): number {
+    return this.#live;
+  }
+
+  /**
+   * A slot for a run of `script`: an idle one that said hello, else, when
+   * the pool may grow now, a new process; otherwise the next slot a run gives
+   * back (or a new one once this run has waited about as long as a start).
+   * An abort of `signal` while waiting starts a new slot at once (the
+   * supervisor then interrupts its run).
+   */
+  take(script: string, signal?: AbortSignal): Promise<Slot> {
+    const idle = this.#takeIdle();
+    if (idle) return Promise.resolve(idle);
+    if (!this.#reuse || this.#live === 0 || this.#closed || signal?.aborted) return Promise.resolve(this.#spawn(script));
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i === -1) return;
+        this.#waiters.splice(i, 1);
+        resolve(this.#spawn(script));
+      };
+      const waiter: Waiter = { script, since: performance.now(), resolve, signal, onAbort };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+      this.#grow();
+    });
+  }
+
+  #takeIdle(): Slot | undefined {
     while (this.#idle.length > 0) {
       const slot = this.#idle.pop()!;
       if (!slot.exited) return slot;
+      this.#live--;
     }
-    return new Slot(startExecutor(this.#opts.command, this.args(script), this.#opts.env), script);
+    return undefined;
   }
 
-  /** A run ended in `slot`: back to the pool when it may serve another, else ended. */
+  #spawn(script: string, forWaiter = false): Slot {
+    const slot = new Slot(startExecutor(this.#opts.command, this.args(script), this.#opts.env), script);
+    this.#live++;
+    if (forWaiter) this.#starting++;
+    let started = true;
+    const done = (): void => {
+      if (!started) return;
+      started = false;
+      if (forWaiter) this.#starting--;
+    };
+    slot.onHello = () => {
+      const ms = performance.now() - slot.spawnedAt;
+      this.#startMs = this.#startMs === undefined ? ms : (this.#startMs * 3 + ms) / 4;
+      done();
+      this.#grow();
+    };
+    void slot.started.ended.then(() => {
+      done();
+      this.#grow();
+    });
+    return slot;
+  }
+
+  #serve(waiter: Waiter, slot: Slot): void {
+    waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    waiter.resolve(slot);
+  }
+
+  /**
+   * Starts a slot for the oldest waiter when it has waited about as long as
+   * a start takes and no other start for a waiter is under way; otherwise
+   * looks again when it will have.
+   */
+  #grow(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const head = this.#waiters[0];
+    if (head === undefined) return;
+    // Nothing alive would ever give a slot back: start one now.
+    const due = this.#live === 0 || !this.#reuse ? 0 : head.since + (this.#startMs ?? DEFAULT_SLOT_START_MS) - performance.now();
+    if (due > 0 || this.#starting > 0) {
+      // A start under way re-evaluates when it says hello or ends.
+      if (this.#starting === 0) {
+        this.#timer = setTimeout(() => this.#grow(), Math.ceil(due));
+      }
+      return;
+    }
+    this.#waiters.shift();
+    this.#serve(head, this.#spawn(head.script, true));
+  }
+
+  /** A run ended in `slot`: to the oldest waiting run or back to the pool when it may serve another, else ended (and replaced for a waiting run). */
   give(slot: Slot, reusable: boolean): void {
+    // A first run that ended without hello: this executor runs one run per process.
+    if (!slot.hello && slot.runs > 0) this.#reuse = false;
     const rss = reusable ? slot.rssBytes() : undefined;
     const keep = reusable && !this.#closed && slot.hello && !slot.exited
       && slot.runs < (this.#opts.maxRuns ?? DEFAULT_SLOT_RUNS)
       && (rss === undefined || rss <= (this.#opts.maxRssBytes ?? DEFAULT_SLOT_RSS_BYTES));
     if (keep) {
       slot.onStderr = undefined;
-      this.#idle.push(slot);
+      const waiter = this.#waiters.shift();
+      if (waiter) this.#serve(waiter, slot);
+      else this.#idle.push(slot);
+      this.#grow();
       return;
     }
+    this.#live--;
     const ending = slot.end();
     this.#ending.add(ending);
     void ending.finally(() => this.#ending.delete(ending));
+    // A retired slot's replacement keeps the pool's size.
+    const waiter = this.#waiters.shift();
+    if (waiter) this.#serve(waiter, this.#spawn(waiter.script));
+    this.#grow();
   }
 
   /** Ends every idle slot and waits until every slot this pool ended is gone. Later `give`s end their slot. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    // Nobody waits past close: each waiting run gets a slot of its own.
+    for (const w of this.#waiters.splice(0)) this.#serve(w, this.#spawn(w.script));
     const idle = this.#idle.splice(0);
+    this.#live -= idle.length;
     await Promise.all([...idle.map((s) => s.end()), ...this.#ending]);
   }
 }

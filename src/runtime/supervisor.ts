@@ -286,7 +286,7 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   const handle = (raw: unknown): Promise<void> | undefined => {
     // A slot's hello is its first frame, before the first run's; nowhere else is it a frame.
     if (slot && !slot.hello && frameIndex === 0 && slot.runs === 1 && isHelloFrame(raw)) {
-      slot.hello = true;
+      slot.saidHello();
       return undefined;
     }
     if (opts.browser && isBrowserRequestFrame(raw)) {

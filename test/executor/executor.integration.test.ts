@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserHandle } from '../../src/executor/browser.js';
@@ -51,6 +51,21 @@ describe('script loading', () => {
         ['item', { item_type: 'check', data: { filenameError: true, terminalClass: 'function' } }],
         ['run_complete', {}],
       ]);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('resolves quarry/sdk for a .mjs script outside the package whose relative helper imports it', async () => {
+    const dir = tempDir('quarry-mjs-sdk-');
+    try {
+      mkdirSync(join(dir.dir, 'lib'));
+      writeFileSync(join(dir.dir, 'lib', 'check.mjs'), "import { StorageFilenameError } from 'quarry/sdk';\nexport const isFilenameError = (e) => e instanceof StorageFilenameError;\n");
+      const script = join(dir.dir, 'main.mjs');
+      writeFileSync(script, "import { isFilenameError } from './lib/check.mjs';\nexport default async function run(ctx) {\n  const err = await ctx.storage.put({ filename: '../escape', content_type: 'text/plain', data: 'x' }).catch((e) => e);\n  await ctx.emit.item({ item_type: 'check', data: { filenameError: isFilenameError(err) } });\n}\n");
+      const run = await runExecutor(script, request());
+      expect(events(run.frames)[0]?.payload, run.stderr).toEqual({ item_type: 'check', data: { filenameError: true } });
+      expect(run.code).toBe(0);
     } finally {
       dir.remove();
     }
