@@ -1,10 +1,12 @@
 /**
  * The Redis Streams event sink (SPEC §11): a copy of every event of a run,
  * XADDed to a stream while the run goes, OFF the ingestion hot path. The
- * ingesting thread only appends each event to a small batch and hands
- * batches to the sinks' worker thread (src/notify/redis-stream-worker.ts),
- * which encodes them and talks to Redis ({@link StreamWriter}); so strict
- * never waits for Redis and pays no JSON or client work for it.
+ * ingesting thread only appends each event, as one packed line built from
+ * the payload JSON storage already made, to a string, and hands that string
+ * per burst to the sinks' worker thread (src/notify/redis-stream-worker.ts),
+ * which talks to Redis ({@link StreamWriter}); so strict never waits for
+ * Redis and pays no second JSON encoding, no structured clone of payloads
+ * and no client work for it.
  *
  * Bounded: events handed over and not yet reported sent or dropped count
  * against `capacity`. Delivery `best_effort` (our default): an event finding
@@ -15,7 +17,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
-import { BATCH, type WireEvent, type WriterProgress } from './redis-stream-writer.js';
+import { packEvent, payloadJson, type WireChunk, type WriterProgress } from './redis-stream-writer.js';
 
 /** Sink options, compiled from the original's flags and config keys. */
 export interface RedisSinkOptions {
@@ -33,6 +35,15 @@ export interface RedisSinkOptions {
 
 /** §11 defaults (the original's, but best_effort). */
 export const REDIS_SINK_DEFAULTS = { streamKey: 'quarry:events', maxLen: 100_000, ttlMs: 86_400_000, timeoutMs: 2000, retries: 2, delivery: 'best_effort' as const };
+
+/**
+ * Events wait on the ingesting thread until HAND_OFF_EVENTS of them, or
+ * HAND_OFF_MS, then cross to the worker as one string: each message costs
+ * the ingesting thread tens of microseconds whatever its size, so one per
+ * pipe read (tens of events) cost more than the packing itself.
+ */
+const HAND_OFF_EVENTS = 2000;
+const HAND_OFF_MS = 20;
 
 /** Events a sink holds at most, queued or being sent. */
 export const DEFAULT_CAPACITY = 10_000;
@@ -59,7 +70,7 @@ export interface SinkPartition {
 /** Messages to the worker thread. */
 export type ToWorker =
   | { type: 'open'; id: number; options: RedisSinkOptions; runId: string; partition: SinkPartition; target: string }
-  | { type: 'events'; id: number; events: WireEvent[] }
+  | { type: 'events'; id: number; chunk: WireChunk }
   | { type: 'close'; id: number };
 
 /** Messages from it: progress after each batch, the final counters after `close`. */
@@ -68,21 +79,28 @@ type FromWorker = ({ type: 'progress' } | { type: 'closed' }) & { id: number } &
 type Listener = (m: FromWorker | { type: 'crashed'; message: string }) => void;
 
 /**
- * The one worker thread of the process, shared by every sink (a tree runs
- * many runs at once): started with the first sink, let go a moment after the
- * last one closes, so a crawl's runs do not each pay a thread's start.
+ * The worker thread of the process for one delivery, shared by every sink
+ * with that delivery (a tree runs many runs at once): started with the first
+ * sink, let go a moment after the last one closes, so a crawl's runs do not
+ * each pay a thread's start. The best_effort thread runs at a lower CPU
+ * priority (Linux: its own nice value): when CPU is short, ingestion keeps
+ * it and the live copy falls behind and drops (counted) instead of slowing
+ * the run. A mandatory sink's thread keeps normal priority, since the run
+ * waits for it when its queue is full.
  */
 class SinkThread {
-  static #shared: SinkThread | undefined;
+  static readonly #shared = new Map<RedisSinkOptions['delivery'], SinkThread>();
+  readonly #delivery: RedisSinkOptions['delivery'];
   readonly #worker: Worker;
   readonly #listeners = new Map<number, Listener>();
   #idle: NodeJS.Timeout | undefined;
 
-  private constructor() {
-    this.#worker = new Worker(new URL('./redis-stream-worker.js', import.meta.url));
+  private constructor(delivery: RedisSinkOptions['delivery']) {
+    this.#delivery = delivery;
+    this.#worker = new Worker(new URL('./redis-stream-worker.js', import.meta.url), { workerData: { lowPriority: delivery === 'best_effort' } });
     this.#worker.on('message', (m: FromWorker) => this.#listeners.get(m.id)?.(m));
     const crash = (message: string): void => {
-      if (SinkThread.#shared === this) SinkThread.#shared = undefined;
+      if (SinkThread.#shared.get(delivery) === this) SinkThread.#shared.delete(delivery);
       for (const l of [...this.#listeners.values()]) l({ type: 'crashed', message });
       this.#listeners.clear();
     };
@@ -90,8 +108,9 @@ class SinkThread {
     this.#worker.on('exit', (code) => crash(`the sink thread exited (${code})`));
   }
 
-  static attach(id: number, listener: Listener): SinkThread {
-    const t = (SinkThread.#shared ??= new SinkThread());
+  static attach(delivery: RedisSinkOptions['delivery'], id: number, listener: Listener): SinkThread {
+    let t = SinkThread.#shared.get(delivery);
+    if (t === undefined) SinkThread.#shared.set(delivery, (t = new SinkThread(delivery)));
     clearTimeout(t.#idle);
     t.#worker.ref();
     t.#listeners.set(id, listener);
@@ -109,7 +128,7 @@ class SinkThread {
     this.#worker.unref();
     this.#idle = setTimeout(() => {
       if (this.#listeners.size > 0) return;
-      if (SinkThread.#shared === this) SinkThread.#shared = undefined;
+      if (SinkThread.#shared.get(this.#delivery) === this) SinkThread.#shared.delete(this.#delivery);
       this.#worker.removeAllListeners('exit');
       void this.#worker.terminate();
     }, 2000).unref();
@@ -125,9 +144,12 @@ export class RedisStreamSink {
   readonly #target: string;
   readonly #id = nextId++;
   readonly #thread: SinkThread;
-  /** Events not yet handed to the worker. */
-  #batch: WireEvent[] = [];
-  #flushQueued = false;
+  /** Events not yet handed to the worker, packed (a string per burst crosses to the worker, never an object per event). */
+  #packed = '';
+  #count = 0;
+  /** The hand-off timer (one per sink, re-armed), and whether it is armed. */
+  #handOff: NodeJS.Timeout | undefined;
+  #handOffArmed = false;
   /** Handed to the worker and not yet reported sent or dropped. */
   #inFlight = 0;
   /** The worker's counters, as last reported. */
@@ -144,7 +166,7 @@ export class RedisStreamSink {
     this.#capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.#delivery = options.delivery;
     this.#target = target;
-    this.#thread = SinkThread.attach(this.#id, (m) => this.#onMessage(m));
+    this.#thread = SinkThread.attach(options.delivery, this.#id, (m) => this.#onMessage(m));
     this.#thread.post({ type: 'open', id: this.#id, options, runId, partition: { dataset: partition.dataset, source: partition.source, category: partition.category }, target });
   }
 
@@ -154,49 +176,55 @@ export class RedisStreamSink {
   }
 
   /**
-   * Queues a copy of `e`. Returns nothing on the fast path; a promise only when
-   * a mandatory sink has no room (backpressure). Never throws.
+   * Queues a copy of `e` (`json`: its payload's JSON when storage just made
+   * it, so it is not encoded twice). Returns nothing on the fast path; a
+   * promise only when a mandatory sink has no room (backpressure). Never throws.
    */
-  offer(e: AnyEventEnvelope): Promise<void> | undefined {
+  offer(e: AnyEventEnvelope, json?: string): Promise<void> | undefined {
     if (this.#failed !== undefined || this.#closing || this.#crashed) {
       this.#noRoom++;
       return undefined;
     }
-    if (this.#batch.length + this.#inFlight >= this.#capacity) {
+    if (this.#count + this.#inFlight >= this.#capacity) {
       if (this.#delivery === 'best_effort') {
         this.#noRoom++;
         return undefined;
       }
-      return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve)).then(() => this.offer(e));
+      return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve)).then(() => this.offer(e, json));
     }
-    this.#batch.push([e.seq, e.type, e.ts, e.payload]);
-    if (this.#batch.length >= BATCH) this.#flush();
-    else if (!this.#flushQueued) {
-      // Events come in bursts (a pipe chunk holds many): hand them over once the burst is read.
-      this.#flushQueued = true;
-      setImmediate(() => {
-        this.#flushQueued = false;
-        this.#flush();
-      });
+    const line = packEvent(e.seq, e.type, e.ts, json ?? payloadJson(e.payload));
+    this.#packed = this.#count === 0 ? line : `${this.#packed}\n${line}`;
+    if (++this.#count >= HAND_OFF_EVENTS) this.#flush();
+    else if (!this.#handOffArmed) {
+      this.#handOffArmed = true;
+      if (this.#handOff === undefined) this.#handOff = setTimeout(this.#onHandOff, HAND_OFF_MS);
+      else this.#handOff.refresh();
     }
     return undefined;
   }
 
+  readonly #onHandOff = (): void => {
+    this.#handOffArmed = false;
+    this.#flush();
+  };
+
   #flush(): void {
-    if (this.#batch.length === 0 || this.#crashed) return;
-    const events = this.#batch;
-    this.#batch = [];
-    this.#inFlight += events.length;
-    this.#thread.post({ type: 'events', id: this.#id, events });
+    if (this.#count === 0 || this.#crashed) return;
+    const chunk: WireChunk = { text: this.#packed, count: this.#count };
+    this.#packed = '';
+    this.#count = 0;
+    this.#inFlight += chunk.count;
+    this.#thread.post({ type: 'events', id: this.#id, chunk });
   }
 
   #onMessage(m: FromWorker | { type: 'crashed'; message: string }): void {
     if (m.type === 'crashed') {
       this.#crashed = true;
       // Whatever the thread held is lost to the stream (never to storage): counted, and fatal only when mandatory.
-      this.#progress = { ...this.#progress, dropped: this.#progress.dropped + this.#inFlight + this.#batch.length, lastError: m.message };
+      this.#progress = { ...this.#progress, dropped: this.#progress.dropped + this.#inFlight + this.#count, lastError: m.message };
       this.#inFlight = 0;
-      this.#batch = [];
+      this.#packed = '';
+      this.#count = 0;
       if (this.#delivery === 'mandatory') this.#failed ??= `event sink redis ${this.#target}: ${m.message}; delivery is mandatory`;
       this.#wake();
       this.#closed?.(this.#progress);
@@ -215,6 +243,8 @@ export class RedisStreamSink {
 
   /** Sends what is queued (best effort within the retries), then lets the thread go. Never throws. */
   async close(): Promise<SinkCounters> {
+    clearTimeout(this.#handOff);
+    this.#handOffArmed = false;
     if (!this.#crashed) this.#flush();
     this.#closing = true;
     this.#wake();

@@ -22,8 +22,13 @@ export interface EventSinkCounters {
 
 /** One run's sink. */
 export interface EventSink {
-  /** Queues a copy; a promise only for backpressure (a mandatory sink's full queue). Never throws. */
-  offer(e: AnyEventEnvelope): Promise<void> | undefined;
+  /**
+   * Queues a copy; a promise only for backpressure (a mandatory sink's full
+   * queue). `payloadJson` is `JSON.stringify(e.payload)` when storage has
+   * just made it (never for a payload holding bytes): the sink reuses it
+   * instead of encoding the payload again. Never throws.
+   */
+  offer(e: AnyEventEnvelope, payloadJson?: string): Promise<void> | undefined;
   /** Set once a mandatory sink has failed. */
   readonly failure: string | undefined;
   close(): Promise<EventSinkCounters>;
@@ -38,12 +43,15 @@ export class SinkedPolicy implements IngestionPolicy {
   readonly name: IngestionPolicy['name'];
   readonly #inner: IngestionPolicy;
   readonly #sinks: readonly EventSink[];
+  readonly #payloadJsonOf: (e: AnyEventEnvelope) => string | undefined;
   #closed: EventSinkCounters[] | undefined;
 
-  constructor(inner: IngestionPolicy, sinks: readonly EventSink[]) {
+  /** `payloadJsonOf` gives the payload JSON the inner policy's record line just used (the run writer's), if any. */
+  constructor(inner: IngestionPolicy, sinks: readonly EventSink[], payloadJsonOf: (e: AnyEventEnvelope) => string | undefined = () => undefined) {
     this.name = inner.name;
     this.#inner = inner;
     this.#sinks = sinks;
+    this.#payloadJsonOf = payloadJsonOf;
     // Only when the inner policy has one: the supervisor awaits it before every read.
     const before = inner.beforeNextRead?.bind(inner);
     if (before) this.beforeNextRead = before;
@@ -51,17 +59,24 @@ export class SinkedPolicy implements IngestionPolicy {
 
   beforeNextRead?: () => Promise<void>;
 
+  /**
+   * Storage first (its record line makes the payload JSON the sinks reuse),
+   * then each sink's copy. The run waits for storage as the policy says, and
+   * for a sink only when a mandatory one has no room (backpressure).
+   */
   ingest(event: AnyEventEnvelope): Promise<void> | void {
-    let waits: Array<Promise<void>> | undefined;
+    for (const s of this.#sinks) if (s.failure !== undefined) throw new PolicyFailureError(s.failure);
+    const stored = this.#inner.ingest(event);
+    const json = this.#payloadJsonOf(event);
+    let waits: Array<Promise<void> | void> | undefined;
     for (const s of this.#sinks) {
-      if (s.failure !== undefined) throw new PolicyFailureError(s.failure);
-      const w = s.offer(event);
+      const w = s.offer(event, json);
       if (w !== undefined) (waits ??= []).push(w);
     }
-    if (waits === undefined) return this.#inner.ingest(event);
-    return Promise.all(waits).then(() => this.#inner.ingest(event));
+    if (waits === undefined) return stored;
+    waits.push(stored);
+    return Promise.all(waits).then(() => undefined);
   }
-
 
   async close(): Promise<void> {
     let innerErr: unknown;

@@ -120,7 +120,7 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   });
   reachKillPoint('after_claim');
   const basePolicy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
-  const sinked = cfg.eventSinks && cfg.eventSinks.length > 0 ? new SinkedPolicy(basePolicy, cfg.eventSinks.map((f) => f(cfg.runId, cfg.partition))) : undefined;
+  const sinked = cfg.eventSinks && cfg.eventSinks.length > 0 ? new SinkedPolicy(basePolicy, cfg.eventSinks.map((f) => f(cfg.runId, cfg.partition)), (e) => writer.payloadJsonOf(e)) : undefined;
   const policy = sinked ?? basePolicy;
 
   const request: RunRequest = {

@@ -96,10 +96,13 @@ function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown
  * event_id, ts, contract_version, attempt, [job_id], [parent_run_id],
  * payload, [artifact_path].
  */
-export function recordLineSerializer(p: RunPartition): (e: AnyEventEnvelope, artifactPath?: string) => string {
+export function recordLineSerializer(p: RunPartition): RecordLineSerializer {
   const prefixes = new Map<string, string>();
+  // The last event serialized and its payload's JSON (only when the payload holds no bytes), for payloadJsonOf.
+  let lastEvent: AnyEventEnvelope | undefined;
+  let lastPayloadJson: string | undefined;
   const keys = `"dataset":${JSON.stringify(p.dataset)},"source":${JSON.stringify(p.source)},"category":${JSON.stringify(p.category)},"day":${JSON.stringify(p.day)},"run_id":${JSON.stringify(p.run_id)}`;
-  return (e, artifactPath) => {
+  const serialize = (e: AnyEventEnvelope, artifactPath?: string): string => {
     const kind = artifactPath === undefined ? 'event' : 'artifact_event';
     const cacheKey = `${kind}\u0000${e.type}`;
     let prefix = prefixes.get(cacheKey);
@@ -110,8 +113,28 @@ export function recordLineSerializer(p: RunPartition): (e: AnyEventEnvelope, art
     let line = `${prefix}${e.seq},"event_id":${JSON.stringify(e.event_id)},"ts":${JSON.stringify(e.ts)},"contract_version":${JSON.stringify(e.contract_version)},"attempt":${e.attempt}`;
     if (e.job_id !== undefined && e.job_id !== null) line += `,"job_id":${JSON.stringify(e.job_id)}`;
     if (e.parent_run_id !== undefined && e.parent_run_id !== null) line += `,"parent_run_id":${JSON.stringify(e.parent_run_id)}`;
-    line += `,"payload":${JSON.stringify(e.payload, hasBinary(e.payload) ? jsonReplacer : undefined)}`;
+    const binary = hasBinary(e.payload);
+    const payload = JSON.stringify(e.payload, binary ? jsonReplacer : undefined);
+    lastEvent = e;
+    lastPayloadJson = binary ? undefined : payload;
+    line += `,"payload":${payload}`;
     if (artifactPath !== undefined) line += `,"artifact_path":${JSON.stringify(artifactPath)}`;
     return `${line}}\n`;
   };
+  return Object.assign(serialize, { payloadJsonOf: (e: AnyEventEnvelope): string | undefined => (e === lastEvent ? lastPayloadJson : undefined) });
+}
+
+/**
+ * Serializes events as record lines (see {@link recordLineSerializer}), and
+ * hands back the payload JSON it just made, so a live copy of the event (an
+ * event sink, SPEC §11) need not encode the payload again.
+ */
+export interface RecordLineSerializer {
+  (e: AnyEventEnvelope, artifactPath?: string): string;
+  /**
+   * The JSON of `e.payload` when `e` is the event serialized last and its
+   * payload holds no bytes (stored as `{"$binary"}` objects, a form only
+   * storage uses); otherwise undefined.
+   */
+  payloadJsonOf(e: AnyEventEnvelope): string | undefined;
 }

@@ -13,7 +13,7 @@ import { StorageError } from './backend.js';
 import { artifactName, manifestKey, runClaimKey, runPrefix, segmentName, sidecarMetaName, sidecarName, type RunPartition } from './layout.js';
 import { putNewOrOwn } from './create-own.js';
 import { serializeManifest, type ManifestObject, type RunClaim, type RunManifest } from './manifest.js';
-import { recordLineSerializer } from './records.js';
+import { recordLineSerializer, type RecordLineSerializer } from './records.js';
 import { reachKillPoint } from '../runtime/kill-point.js';
 
 /** The run_id is taken in this dataset: a partition cannot be created twice (SPEC §5). */
@@ -59,7 +59,7 @@ export class RunWriter {
   readonly partition: RunPartition;
   readonly #backend: StorageBackend;
   readonly #prefix: string;
-  readonly #line: ReturnType<typeof recordLineSerializer>;
+  readonly #line: RecordLineSerializer;
   readonly #objects: ManifestObject[] = [];
   readonly #superseded: ManifestObject[] = [];
   readonly #segmentCounters = new Map<string, number>();
@@ -115,6 +115,15 @@ export class RunWriter {
   /** Serializes an event as its record line (artifact events point at their bytes). */
   recordLine(e: AnyEventEnvelope): string {
     return this.#line(e, e.type === 'artifact' ? artifactName(e.payload.artifact_id) : undefined);
+  }
+
+  /**
+   * The payload JSON {@link recordLine} just made for `e` (undefined when `e`
+   * was not the last event serialized, or its payload holds bytes), so an
+   * event sink reuses it instead of encoding the payload again.
+   */
+  payloadJsonOf(e: AnyEventEnvelope): string | undefined {
+    return this.#line.payloadJsonOf(e);
   }
 
   /**

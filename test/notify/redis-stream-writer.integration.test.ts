@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REDIS_SINK_DEFAULTS } from '../../src/notify/redis-stream-sink.js';
-import { StreamWriter, type WireEvent } from '../../src/notify/redis-stream-writer.js';
+import { packEvent, StreamWriter, type WireChunk } from '../../src/notify/redis-stream-writer.js';
 import { startPrivateRedis, type PrivateRedis } from '../_harness/private-redis.js';
 
 let redis: PrivateRedis | undefined;
@@ -20,15 +20,20 @@ afterEach(async () => {
 });
 
 const partition = { dataset: 'd', source: 's', category: 'c' };
-const events = (from: number, to: number): WireEvent[] => Array.from({ length: to - from + 1 }, (_, i) => [from + i, 'item', new Date().toISOString(), { i: from + i }]);
+/** Events from..to as the sink hands them over: chunks of `per` packed lines (a chunk above 500 is cut by the writer). */
+const events = (from: number, to: number, per = 500): WireChunk[] => {
+  const lines = Array.from({ length: to - from + 1 }, (_, i) => packEvent(from + i, 'item', new Date().toISOString(), JSON.stringify({ i: from + i })));
+  return Array.from({ length: Math.ceil(lines.length / per) }, (_, k) => ({ text: lines.slice(k * per, k * per + per).join('\n'), count: Math.min(per, lines.length - k * per) }));
+};
+const push = (w: StreamWriter, chunks: WireChunk[]): void => chunks.forEach((c) => w.push(c));
 
 describe('Redis Streams writer', () => {
   it('a batch sent again adds nothing twice: each seq of a run is in the stream once, in order', async () => {
     redis = await startPrivateRedis();
     client = new Redis(redis.url);
     const w = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url: redis.url, streamKey: 'w:ev' }, 'run-1', partition, 't', () => undefined);
-    w.push(events(1, 600));
-    w.push(events(401, 700)); // 401..600 again, as a retried batch would be
+    push(w, events(1, 600, 1300)); // one chunk of 600: cut into calls of 500 and 100
+    push(w, events(401, 700, 100)); // 401..600 again, as a retried batch would be
     const end = await w.close();
     expect(end.dropped).toBe(0);
     expect(end.failed).toBeUndefined();
@@ -36,7 +41,7 @@ describe('Redis Streams writer', () => {
     expect(seqs).toEqual(Array.from({ length: 700 }, (_, i) => i + 1));
     // Another run's seqs start again at 1: the guard is per run.
     const w2 = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url: redis.url, streamKey: 'w:ev' }, 'run-2', partition, 't', () => undefined);
-    w2.push(events(1, 3));
+    push(w2, events(1, 3));
     await w2.close();
     expect(await client.xlen('w:ev')).toBe(703);
   });
@@ -48,7 +53,7 @@ describe('Redis Streams writer', () => {
     const old = Date.now() - 600_000;
     for (let i = 0; i < 300; i++) await client.xadd('w:ttl', `${old}-${i + 1}`, 'run_id', 'old', 'seq', String(i + 1));
     const w = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url: redis.url, streamKey: 'w:ttl', ttlMs: 60_000 }, 'run-new', partition, 't', () => undefined);
-    w.push(events(1, 5));
+    push(w, events(1, 5));
     await w.close();
     const left = await client.xrange('w:ttl', '-', '+');
     // MINID ~ trims whole nodes: every old entry may not go at once, but the new ones all stay and most old ones go.

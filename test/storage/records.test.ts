@@ -49,3 +49,21 @@ describe('record-line bytes', () => {
     }
   });
 });
+
+describe('the payload JSON handed to event sinks', () => {
+  it('is the payload as serialized in the line just made, and nothing for another event or a payload with bytes', async () => {
+    const { recordLineSerializer } = await import('../../src/storage/records.js');
+    const line = recordLineSerializer(p);
+    const a = env({ item_type: 'b', data: { s: 'é\t"', n: [1, null] } });
+    const b = env({ item_type: 'b', data: { x: 2 } }, { seq: 2 });
+    const line1 = line(a);
+    expect(line.payloadJsonOf(a)).toBe(JSON.stringify(a.payload));
+    expect(line1).toContain(`"payload":${line.payloadJsonOf(a)!}}`);
+    expect(line.payloadJsonOf(b)).toBeUndefined();
+    line(b);
+    expect(line.payloadJsonOf(a)).toBeUndefined();
+    const bytes = env({ item_type: 'b', data: { raw: Buffer.from('hi') } }, { seq: 3 });
+    line(bytes);
+    expect(line.payloadJsonOf(bytes)).toBeUndefined();
+  });
+});

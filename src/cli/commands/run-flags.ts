@@ -61,7 +61,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'event-sink-lode-delivery', type: 'string', arg: 'MODE', help: 'Accepted with no effect (storage is always on and mandatory); prints a notice', group: 'Event sinks' },
   { name: 'event-sink-redis-url', type: 'string', arg: 'URL', help: 'Redis server of the stream (credentials never recorded)', group: 'Event sinks' },
   { name: 'event-sink-redis-stream-key', type: 'string', arg: 'KEY', default: 'quarry:events', help: 'Stream key', group: 'Event sinks' },
-  { name: 'event-sink-redis-max-len', type: 'int', default: 100000, help: 'Approximate longest stream (XADD MAXLEN ~)', group: 'Event sinks' },
+  { name: 'event-sink-redis-max-len', type: 'int', default: 100000, help: 'Approximate longest stream (MAXLEN ~, trimmed after each batch)', group: 'Event sinks' },
   { name: 'event-sink-redis-ttl', type: 'duration', arg: 'DURATION', help: 'Entries older than this are trimmed (XTRIM MINID; default 24h)', group: 'Event sinks' },
   { name: 'event-sink-redis-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of each Redis call (default 2s)', group: 'Event sinks' },
   { name: 'event-sink-redis-retries', type: 'int', default: 2, help: 'Retries of a failed batch', group: 'Event sinks' },
