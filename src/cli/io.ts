@@ -1,5 +1,5 @@
 /**
- * What a command may touch of the outside world, handed in by `main.ts` (the
+ * What a command may touch of the outside world, handed in by `program.ts` (the
  * only file that reads argv and env or exits), so commands stay testable.
  */
 export interface CliIO {

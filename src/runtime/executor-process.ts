@@ -93,8 +93,13 @@ export function startExecutorEarly(scriptPath: string): StartedExecutor | undefi
   return startExecutor(process.execPath, [entry, scriptPath]);
 }
 
-/** The executor `quarry` started for a run before it parsed the run's flags (see {@link speculateExecutor}). */
-let speculative: { scriptPath: string; started: StartedExecutor } | undefined;
+/**
+ * The executor `quarry` started for a run before it parsed the run's flags (see {@link speculateExecutor}).
+ * Kept on a global: the CLI's entry (`cli/main.ts`) starts it and the bundled program
+ * (`cli/program.ts`, loaded after it) takes it, each with its own copy of this module.
+ */
+const SPECULATIVE = Symbol.for('quarry.speculativeExecutor');
+const held = globalThis as { [SPECULATIVE]?: { scriptPath: string; started: StartedExecutor } | undefined };
 
 /**
  * Starts the bundled executor for `scriptPath` as the very first thing a
@@ -106,22 +111,22 @@ let speculative: { scriptPath: string; started: StartedExecutor } | undefined;
  * waits for its request line, so nothing of a run happens in it before the claim.
  */
 export function speculateExecutor(scriptPath: string): void {
-  if (speculative) return;
+  if (held[SPECULATIVE]) return;
   const started = startExecutorEarly(scriptPath);
-  if (started) speculative = { scriptPath, started };
+  if (started) held[SPECULATIVE] = { scriptPath, started };
 }
 
 /** The speculative executor when it was started for exactly `scriptPath`; it is then the caller's. */
 export function takeSpeculativeExecutor(scriptPath: string): StartedExecutor | undefined {
-  const s = speculative;
+  const s = held[SPECULATIVE];
   if (!s || s.scriptPath !== scriptPath) return undefined;
-  speculative = undefined;
+  held[SPECULATIVE] = undefined;
   return s.started;
 }
 
 /** Ends a speculative executor no run took; resolves once it is gone. */
 export async function disposeSpeculativeExecutor(): Promise<void> {
-  const s = speculative;
-  speculative = undefined;
+  const s = held[SPECULATIVE];
+  held[SPECULATIVE] = undefined;
   if (s && !s.started.taken) await s.started.dispose();
 }

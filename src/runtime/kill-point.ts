@@ -5,7 +5,7 @@
  * moment leaves behind (nothing running, nothing read that is not vetted, a
  * re-run that works).
  *
- * Only `cli/main.ts` arms one, from `QUARRY_TEST_KILL_POINT` (see
+ * Only `cli/program.ts` arms one, from `QUARRY_TEST_KILL_POINT` (see
  * docs/contracts/run.md, "Test-only kill points"); nothing is armed otherwise,
  * and an unarmed {@link reachKillPoint} is one comparison. To add a point (a
  * crawl's, say), add its name to {@link KILL_POINTS} and call
@@ -38,7 +38,7 @@ export const KILL_POINTS = [
 /** A kill point's name. */
 export type KillPointName = (typeof KILL_POINTS)[number];
 
-/** The environment variable `cli/main.ts` reads: `<name>` or `<name>:<n>` (die the n-th time it is reached). */
+/** The environment variable `cli/program.ts` reads: `<name>` or `<name>:<n>` (die the n-th time it is reached). */
 export const KILL_POINT_ENV = 'QUARRY_TEST_KILL_POINT';
 
 /** An armed point: die the `count`-th time `name` is reached. */
