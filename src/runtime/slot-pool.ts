@@ -22,7 +22,7 @@
  * (~1 s of CPU on a loaded 2-core machine), and eight at once delay every run
  * behind them. A run that finds no idle slot waits for one to come back; a
  * new slot is started only when nothing is alive to come back, when a run
- * has waited about as long as a slot takes to start (its spawn to its
+ * has waited a quarter of what a slot takes to start (its spawn to its
  * `hello`, measured), when a slot was retired (its replacement keeps the
  * count), or when the executor turned out not to reuse processes. One slot
  * starts at a time for waiters. So fast runs (no browser) share a few slots
@@ -43,6 +43,13 @@ export const DEFAULT_SLOT_RSS_BYTES = 768 * 1024 * 1024;
 const SLOT_EXIT_GRACE_MS = 3_000;
 /** What a slot's start is taken to cost until one was measured (spawn to hello). */
 const DEFAULT_SLOT_START_MS = 500;
+/**
+ * A waiting run starts a new slot once it has waited this share of a slot's
+ * start. At a whole start, fast runs (no browser, ~70 ms in a slot) settled
+ * on 2 slots at --parallel 8, about 28 runs/s, below what the CPU allows;
+ * at a quarter they settle on about 4 (docs/benchmarks.md, "Fast no-browser crawl").
+ */
+const GROW_AFTER_START_SHARE = 0.25;
 
 /** The frames of one executor's output, decoded across its runs. */
 export class FrameStream {
@@ -213,7 +220,7 @@ export class SlotPool {
   /**
    * A slot for a run of `script`: an idle one that said hello, else, when
    * the pool may grow now, a new process; otherwise the next slot a run gives
-   * back (or a new one once this run has waited about as long as a start).
+   * back (or a new one once this run has waited a share of a start).
    * An abort of `signal` while waiting starts a new slot at once (the
    * supervisor then interrupts its run).
    */
@@ -273,7 +280,7 @@ export class SlotPool {
   }
 
   /**
-   * Starts a slot for the oldest waiter when it has waited about as long as
+   * Starts a slot for the oldest waiter when it has waited a share of what
    * a start takes and no other start for a waiter is under way; otherwise
    * looks again when it will have.
    */
@@ -285,7 +292,7 @@ export class SlotPool {
     const head = this.#waiters[0];
     if (head === undefined) return;
     // Nothing alive would ever give a slot back: start one now.
-    const due = this.#live === 0 || !this.#reuse ? 0 : head.since + (this.#startMs ?? DEFAULT_SLOT_START_MS) - performance.now();
+    const due = this.#live === 0 || !this.#reuse ? 0 : head.since + (this.#startMs ?? DEFAULT_SLOT_START_MS) * GROW_AFTER_START_SHARE - performance.now();
     if (due > 0 || this.#starting > 0) {
       // A start under way re-evaluates when it says hello or ends.
       if (this.#starting === 0) {

@@ -59,6 +59,7 @@ export class SqliteFrontier implements Frontier {
   readonly #clock: Clock;
   readonly #opts: TreeOptions;
   readonly #newRunId = monotonicFactory();
+  readonly #stmts = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database, clock: Clock, opts: TreeOptions) {
     this.#db = db;
@@ -118,6 +119,19 @@ export class SqliteFrontier implements Frontier {
     }
   }
 
+  /**
+   * The statement for `sql`, prepared once per client: a tree's every admit,
+   * lease and complete ran through a dozen statements, each prepared anew.
+   */
+  #prep(sql: string): Database.Statement {
+    let stmt = this.#stmts.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql);
+      this.#stmts.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   #write<T>(fn: () => T): T {
     return this.#db.transaction(fn).immediate();
   }
@@ -127,17 +141,16 @@ export class SqliteFrontier implements Frontier {
   }
 
   #tree(): TreeRow {
-    return this.#db.prepare('SELECT * FROM tree WHERE id = 1').get() as TreeRow;
+    return this.#prep('SELECT * FROM tree WHERE id = 1').get() as TreeRow;
   }
 
   async admit(items: readonly WorkItemInput[]): Promise<AdmitDecision[]> {
     const now = this.#clock.now();
     return this.#write(() => {
-      const db = this.#db;
-      let admitted = (db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n;
-      const isAdmitted = db.prepare('SELECT 1 FROM items WHERE key = ?').pluck();
-      const refuse = db.prepare('INSERT INTO refused (key, reason) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET reason = excluded.reason');
-      const insert = db.prepare(`INSERT INTO items (key, target, params, params_digest, target_sha256, depth, parent_run_id, source, category, state, reason, final_run_id, admitted_at)
+      let admitted = (this.#prep('SELECT count(*) AS n FROM items').get() as { n: number }).n;
+      const isAdmitted = this.#prep('SELECT 1 FROM items WHERE key = ?').pluck();
+      const refuse = this.#prep('INSERT INTO refused (key, reason) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET reason = excluded.reason');
+      const insert = this.#prep(`INSERT INTO items (key, target, params, params_digest, target_sha256, depth, parent_run_id, source, category, state, reason, final_run_id, admitted_at)
         VALUES (@key, @target, @params, @params_digest, @target_sha256, @depth, @parent_run_id, @source, @category, @state, @reason, NULL, @now)`);
       let dup = 0;
       const out = items.map((it): AdmitDecision => {
@@ -152,20 +165,20 @@ export class SqliteFrontier implements Frontier {
           state: notFound ? 'failed' : 'queued', reason: notFound ? 'target_not_found' : null, now,
         });
         // A key refused once by depth may come back shallower; it is then not "not executed".
-        db.prepare('DELETE FROM refused WHERE key = ?').run(it.key);
+        this.#prep('DELETE FROM refused WHERE key = ?').run(it.key);
         admitted++;
         return 'admitted';
       });
-      if (dup > 0) db.prepare('UPDATE tree SET deduplicated = deduplicated + ? WHERE id = 1').run(dup);
+      if (dup > 0) this.#prep('UPDATE tree SET deduplicated = deduplicated + ? WHERE id = 1').run(dup);
       return out;
     });
   }
 
   /** Marks lost every in-flight attempt matching `where`, requeueing items whose current attempt it was. */
   #loseAttempts(where: string, args: unknown[], outcome: 'expired' | 'abandoned', now: number): number {
-    const lost = this.#db.prepare(`SELECT run_id, key FROM attempts WHERE outcome IS NULL AND ${where}`).all(...args) as { run_id: string; key: string }[];
-    const mark = this.#db.prepare('UPDATE attempts SET outcome = ?, finished_at = ? WHERE run_id = ?');
-    const requeue = this.#db.prepare("UPDATE items SET state = 'queued', current_run_id = NULL WHERE key = ? AND current_run_id = ? AND state = 'leased'");
+    const lost = this.#prep(`SELECT run_id, key FROM attempts WHERE outcome IS NULL AND ${where}`).all(...args) as { run_id: string; key: string }[];
+    const mark = this.#prep('UPDATE attempts SET outcome = ?, finished_at = ? WHERE run_id = ?');
+    const requeue = this.#prep("UPDATE items SET state = 'queued', current_run_id = NULL WHERE key = ? AND current_run_id = ? AND state = 'leased'");
     for (const a of lost) {
       mark.run(outcome, now, a.run_id);
       requeue.run(a.key, a.run_id);
@@ -178,18 +191,17 @@ export class SqliteFrontier implements Frontier {
     if (!Number.isSafeInteger(n) || n < 0) throw new FrontierError(`lease count must be a non-negative integer, got ${JSON.stringify(n)}`);
     const now = this.#clock.now();
     return this.#write(() => {
-      const db = this.#db;
       this.#loseAttempts('expires_at <= ?', [now], 'expired', now);
       const tree = this.#tree();
-      const running = (db.prepare('SELECT count(*) AS n FROM attempts WHERE outcome IS NULL').get() as { n: number }).n;
+      const running = (this.#prep('SELECT count(*) AS n FROM attempts WHERE outcome IS NULL').get() as { n: number }).n;
       const room = Math.min(n, tree.parallel - running);
       if (room <= 0) return [];
-      const queued = db.prepare("SELECT * FROM items WHERE state = 'queued' ORDER BY seq LIMIT ?").all(room) as ItemRow[];
-      const rootIdUsed = db.prepare('SELECT 1 FROM attempts WHERE run_id = ?').pluck();
-      const last = db.prepare('SELECT run_id, attempt FROM attempts WHERE key = ? ORDER BY attempt DESC LIMIT 1');
-      const insert = db.prepare(`INSERT INTO attempts (run_id, key, attempt, owner, leased_at, expires_at, previous_run_id)
+      const queued = this.#prep("SELECT * FROM items WHERE state = 'queued' ORDER BY seq LIMIT ?").all(room) as ItemRow[];
+      const rootIdUsed = this.#prep('SELECT 1 FROM attempts WHERE run_id = ?').pluck();
+      const last = this.#prep('SELECT run_id, attempt FROM attempts WHERE key = ? ORDER BY attempt DESC LIMIT 1');
+      const insert = this.#prep(`INSERT INTO attempts (run_id, key, attempt, owner, leased_at, expires_at, previous_run_id)
         VALUES (?, ?, ?, ?, ?, ?, ?)`);
-      const take = db.prepare("UPDATE items SET state = 'leased', current_run_id = ? WHERE key = ?");
+      const take = this.#prep("UPDATE items SET state = 'leased', current_run_id = ? WHERE key = ?");
       return queued.map((it): Lease => {
         const prev = last.get(it.key) as { run_id: string; attempt: number } | undefined;
         const attempt = (prev?.attempt ?? 0) + 1;
@@ -207,8 +219,8 @@ export class SqliteFrontier implements Frontier {
     const now = this.#clock.now();
     return this.#write(() => {
       // An expired lease is not revived: another client may already be requeueing it.
-      this.#db.prepare('UPDATE attempts SET expires_at = ? WHERE owner = ? AND outcome IS NULL AND expires_at > ?').run(now + this.#opts.lease_ms, owner, now);
-      return this.#db.prepare('SELECT run_id FROM attempts WHERE owner = ? AND outcome IS NULL AND expires_at > ? ORDER BY run_id').pluck().all(owner, now) as string[];
+      this.#prep('UPDATE attempts SET expires_at = ? WHERE owner = ? AND outcome IS NULL AND expires_at > ?').run(now + this.#opts.lease_ms, owner, now);
+      return this.#prep('SELECT run_id FROM attempts WHERE owner = ? AND outcome IS NULL AND expires_at > ? ORDER BY run_id').pluck().all(owner, now) as string[];
     });
   }
 
@@ -225,30 +237,29 @@ export class SqliteFrontier implements Frontier {
   async complete(lease: LeaseRef, outcome: RunOutcome, partition?: AttemptPartition): Promise<CompleteResult> {
     const now = this.#clock.now();
     return this.#write((): CompleteResult => {
-      const db = this.#db;
-      const a = db.prepare('SELECT * FROM attempts WHERE run_id = ?').get(lease.run_id) as AttemptRow | undefined;
+      const a = this.#prep('SELECT * FROM attempts WHERE run_id = ?').get(lease.run_id) as AttemptRow | undefined;
       if (!a || a.key !== lease.key || a.attempt !== lease.attempt) {
         throw new FrontierError(`tree ${this.treeId} has no attempt ${lease.attempt} of run ${lease.run_id} for that item`);
       }
-      const item = () => db.prepare('SELECT * FROM items WHERE key = ?').get(a.key) as ItemRow;
+      const item = () => this.#prep('SELECT * FROM items WHERE key = ?').get(a.key) as ItemRow;
       const before = item();
       // Idempotent: a run outcome once recorded stays. A lost (expired/abandoned) attempt may still report.
       if (a.outcome !== null && a.outcome !== 'expired' && a.outcome !== 'abandoned') return { recorded: false, state: before.state as ItemState };
-      db.prepare('UPDATE attempts SET outcome = ?, partition = ?, finished_at = ? WHERE run_id = ?')
+      this.#prep('UPDATE attempts SET outcome = ?, partition = ?, finished_at = ? WHERE run_id = ?')
         .run(outcome, partition ? JSON.stringify(partition) : null, now, a.run_id);
       const isCurrent = before.state === 'leased' && before.current_run_id === a.run_id;
       const finalState = before.state === 'succeeded' || before.state === 'failed';
       if (outcome === 'success') {
         // §12: the first valid completion of an item wins, even from an attempt presumed dead.
-        if (!finalState) db.prepare("UPDATE items SET state = 'succeeded', reason = NULL, final_run_id = ?, current_run_id = NULL WHERE key = ?").run(a.run_id, a.key);
+        if (!finalState) this.#prep("UPDATE items SET state = 'succeeded', reason = NULL, final_run_id = ?, current_run_id = NULL WHERE key = ?").run(a.run_id, a.key);
       } else if (isCurrent) {
         if (outcome === 'interrupted') {
-          db.prepare("UPDATE items SET state = 'queued', current_run_id = NULL WHERE key = ?").run(a.key);
+          this.#prep("UPDATE items SET state = 'queued', current_run_id = NULL WHERE key = ?").run(a.key);
         } else if (before.failures < this.#opts.retries) {
-          db.prepare("UPDATE items SET state = 'queued', current_run_id = NULL, failures = failures + 1 WHERE key = ?").run(a.key);
-          db.prepare('UPDATE tree SET retried = retried + 1 WHERE id = 1').run();
+          this.#prep("UPDATE items SET state = 'queued', current_run_id = NULL, failures = failures + 1 WHERE key = ?").run(a.key);
+          this.#prep('UPDATE tree SET retried = retried + 1 WHERE id = 1').run();
         } else {
-          db.prepare("UPDATE items SET state = 'failed', reason = ?, final_run_id = ?, current_run_id = NULL, failures = failures + 1 WHERE key = ?").run(outcome, a.run_id, a.key);
+          this.#prep("UPDATE items SET state = 'failed', reason = ?, final_run_id = ?, current_run_id = NULL, failures = failures + 1 WHERE key = ?").run(outcome, a.run_id, a.key);
         }
       }
       return { recorded: true, state: item().state as ItemState };
@@ -257,10 +268,9 @@ export class SqliteFrontier implements Frontier {
 
   async counters(): Promise<FrontierCounters> {
     return this.#read((): FrontierCounters => {
-      const db = this.#db;
-      const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+      const count = (sql: string): number => (this.#prep(sql).get() as { n: number }).n;
       const tree = this.#tree();
-      const states = Object.fromEntries((db.prepare('SELECT state, count(*) AS n FROM items GROUP BY state').all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
+      const states = Object.fromEntries((this.#prep('SELECT state, count(*) AS n FROM items GROUP BY state').all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
       return {
         admitted: count('SELECT count(*) AS n FROM items'),
         succeeded: states.succeeded ?? 0,
@@ -283,25 +293,24 @@ export class SqliteFrontier implements Frontier {
 
   async setParallel(parallel: number): Promise<void> {
     if (!Number.isSafeInteger(parallel) || parallel < 1) throw new FrontierError(`parallel must be an integer ≥ 1, got ${JSON.stringify(parallel)}`);
-    this.#write(() => this.#db.prepare('UPDATE tree SET parallel = ? WHERE id = 1').run(parallel));
+    this.#write(() => this.#prep('UPDATE tree SET parallel = ? WHERE id = 1').run(parallel));
   }
 
   async claimFinalization(): Promise<boolean> {
     const now = this.#clock.now();
     return this.#write((): boolean => {
-      const db = this.#db;
       if (this.#tree().finalization_claimed_at !== null) return false;
-      const unfinished = db.prepare("SELECT 1 FROM items WHERE state IN ('queued', 'leased') LIMIT 1").get();
-      const inFlight = db.prepare('SELECT 1 FROM attempts WHERE outcome IS NULL LIMIT 1').get();
+      const unfinished = this.#prep("SELECT 1 FROM items WHERE state IN ('queued', 'leased') LIMIT 1").get();
+      const inFlight = this.#prep('SELECT 1 FROM attempts WHERE outcome IS NULL LIMIT 1').get();
       if (unfinished !== undefined || inFlight !== undefined) return false;
-      db.prepare('UPDATE tree SET finalization_claimed_at = ? WHERE id = 1').run(now);
+      this.#prep('UPDATE tree SET finalization_claimed_at = ? WHERE id = 1').run(now);
       return true;
     });
   }
 
   async inFlight(): Promise<Lease[]> {
     return this.#read(() => {
-      const rows = this.#db.prepare(`SELECT a.*, i.seq, i.target, i.params, i.params_digest, i.target_sha256, i.depth, i.parent_run_id, i.source, i.category
+      const rows = this.#prep(`SELECT a.*, i.seq, i.target, i.params, i.params_digest, i.target_sha256, i.depth, i.parent_run_id, i.source, i.category
         FROM attempts a JOIN items i ON i.key = a.key WHERE a.outcome IS NULL ORDER BY i.seq, a.attempt`).all() as (AttemptRow & ItemRow)[];
       return rows.map((r): Lease => ({
         ...toLeaseRef(r.key, r.run_id, r.attempt), tree_id: this.treeId, owner: r.owner, expires_at: r.expires_at,
@@ -312,8 +321,8 @@ export class SqliteFrontier implements Frontier {
 
   async items(): Promise<ItemRecord[]> {
     return this.#read(() => {
-      const items = this.#db.prepare('SELECT * FROM items ORDER BY seq').all() as ItemRow[];
-      const attempts = this.#db.prepare('SELECT * FROM attempts ORDER BY key, attempt').all() as AttemptRow[];
+      const items = this.#prep('SELECT * FROM items ORDER BY seq').all() as ItemRow[];
+      const attempts = this.#prep('SELECT * FROM attempts ORDER BY key, attempt').all() as AttemptRow[];
       const byKey = new Map<string, AttemptRow[]>();
       for (const a of attempts) byKey.set(a.key, [...(byKey.get(a.key) ?? []), a]);
       return items.map((it): ItemRecord => ({

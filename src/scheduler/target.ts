@@ -6,7 +6,7 @@
  * target's SHA-256 so a worker can refuse a script that changed since (§12).
  */
 import { createHash } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { canonicalJson } from './canonical-json.js';
 
@@ -36,9 +36,15 @@ export interface MissingTarget {
  * under `scriptsRoot`. Symlinks are followed before the containment check, so
  * a link pointing out of the root is outside it. Never throws for a bad
  * target; throws only when the scripts root itself cannot be resolved.
+ *
+ * The file-system calls are synchronous: each takes microseconds on a local
+ * script, less than a thread-pool round trip, and a listing that enqueues 500
+ * pages made 3 500 of those (two realpaths, a stat and a read each) while its
+ * tree's runs waited behind them on a loaded machine (docs/benchmarks.md,
+ * "Fast no-browser crawl").
  */
 export async function resolveTarget(scriptsRoot: string, target: string): Promise<ResolvedTarget | MissingTarget> {
-  const root = await realpath(scriptsRoot);
+  const root = realpathSync.native(scriptsRoot);
   const lexical = relative(root, resolve(root, target)).split(sep).join('/');
   const missing = (why: string): MissingTarget => ({
     ok: false,
@@ -49,15 +55,15 @@ export async function resolveTarget(scriptsRoot: string, target: string): Promis
   if (target === '' || target.includes('\0')) return missing('is not a file path');
   let abs: string;
   try {
-    abs = await realpath(resolve(root, target));
+    abs = realpathSync.native(resolve(root, target));
   } catch {
     return missing('does not exist');
   }
   const rel = relative(root, abs);
   if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return missing('lies outside the scripts root');
   try {
-    if (!(await stat(abs)).isFile()) return missing('is not a file');
-    const sha256 = createHash('sha256').update(await readFile(abs)).digest('hex');
+    if (!statSync(abs).isFile()) return missing('is not a file');
+    const sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
     return { ok: true, relPath: rel.split(sep).join('/'), absPath: abs, sha256 };
   } catch {
     return missing('cannot be read');
