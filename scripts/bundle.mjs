@@ -18,13 +18,15 @@
 // themselves (`new URL('../sdk/index.js', import.meta.url)`) keep finding
 // them: each module's `import.meta.url` is rewritten to the URL its own file
 // has in dist/.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
+// tsc's output is ES modules, which are strict; the bundle keeps them so.
+const BANNER = '"use strict";\n// quarry: bundled by scripts/bundle.mjs from tsc\'s output; loaded by main.js (src/runtime/bundle-entry.ts)';
 
 /** esbuild as tsx resolves it (tsx depends on it; the executor's TypeScript loader uses the same one). */
 function loadEsbuild() {
@@ -51,25 +53,53 @@ const ownUrl = {
   },
 };
 
+/** What the bundle's `import()`s call instead (src/runtime/bundle-entry.ts `IMPORT`). */
+const IMPORT_CALL = '__quarryImport(';
+const IMPORT_PRELUDE = 'var __quarryImport = globalThis[Symbol.for("quarry.import")] || ((specifier) => import(specifier));';
+
+/**
+ * The bundle with every dynamic `import(` turned into a call of the entry's
+ * importer: V8's code cache in Node 20 drops the dynamic-import callback of
+ * the code it restores (an `import()` there fails "A dynamic import callback
+ * was not specified"), the entry's own `import()` keeps it. Textual, so it
+ * first proves every `import(` in the text is a call: esbuild, told the
+ * target has no `import()`, rewrites each real one into a `require`, and
+ * their counts must match (an `import(` inside a string would not be rewritten).
+ */
+async function routeImports(esbuild, code, file) {
+  const textual = code.match(/(?<![\w$.])import\(/g)?.length ?? 0;
+  const lowered = await esbuild.transform(code, { loader: 'js', format: 'cjs', platform: 'node', supported: { 'dynamic-import': false } });
+  const lowering = /Promise\.resolve\(\)\.then\(\(\) => __toESM\d*\(require\(/g;
+  const calls = lowered.code.match(lowering)?.length ?? 0;
+  const before = code.match(lowering)?.length ?? 0;
+  if (calls - before !== textual) throw new Error(`${file}: ${textual} "import(" in the text but ${calls - before} import() calls; cannot route them (scripts/bundle.mjs)`);
+  return code.replace(/(?<![\w$.])import\(/g, IMPORT_CALL);
+}
+
 async function bundle(esbuild, folder) {
   const dir = join(dist, folder);
   // Earlier builds split the programs into ES module chunks; nothing loads them any more.
   for (const f of readdirSync(dir)) if (f.startsWith('chunk-')) rmSync(join(dir, f));
-  await esbuild.build({
+  const out = join(dir, 'program.cjs');
+  const result = await esbuild.build({
     entryPoints: [join(dir, 'program.js')],
-    outfile: join(dir, 'program.cjs'),
+    outfile: out,
+    write: false,
     bundle: true,
     format: 'cjs',
     platform: 'node',
     target: 'node20',
     packages: 'external',
     keepNames: true,
-    // tsc's output is ES modules, which are strict; the bundle keeps them so.
-    banner: { js: '"use strict";\n// quarry: bundled by scripts/bundle.mjs from tsc\'s output; loaded by main.js (src/runtime/bundle-entry.ts)' },
+    banner: { js: BANNER },
     sourcemap: false,
     logLevel: 'warning',
     plugins: [ownUrl],
   });
+  const code = result.outputFiles[0].text;
+  const routed = await routeImports(esbuild, code, out);
+  // After the banner's lines: the prelude is ordinary code, not a directive.
+  writeFileSync(out, routed.replace(BANNER, `${BANNER}\n${IMPORT_PRELUDE}`));
 }
 
 const esbuild = loadEsbuild();

@@ -33,4 +33,5 @@ const argv = process.argv.slice(2);
 // `run` is the only command whose words start with "run"; the program disposes an executor no run takes.
 const script = argv[0] === 'run' ? speculativeScript(argv.slice(1)) : undefined;
 if (script !== undefined) speculateExecutor(resolve(script));
-await runProgram(import.meta.url, 'program');
+// The code cache is kept per command: each compiles its own part of the program.
+await runProgram(import.meta.url, 'program', `cli-${argv[0] ?? ''}`);

@@ -6,4 +6,4 @@
  */
 import { runProgram } from '../runtime/bundle-entry.js';
 
-await runProgram(import.meta.url, 'program');
+await runProgram(import.meta.url, 'program', process.argv[2] === '--validate' ? 'executor-validate' : 'executor');

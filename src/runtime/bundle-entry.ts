@@ -4,27 +4,94 @@
  * CommonJS file next to it (`program.cjs`): Node 20's ES module loader
  * resolves, reads and links every module on its own (~40 for a run), where
  * one CommonJS file is one read and one compile, and its npm packages load
- * with `require` only when the code that needs them first runs
+ * with `require` only when the code that imports them first runs
  * (docs/benchmarks.md, "One run's fixed cost"). Without that file, or when it
  * is older than tsc's output (tsc ran again, the bundle did not), the
  * program loads as tsc's ES modules, as before: slower, never stale.
+ *
+ * The bundle is compiled with V8's code cache (Node 20 has no
+ * `module.enableCompileCache`): the bytecode of what a command ran is kept in
+ * `$TMPDIR/quarry-code-cache-<uid>/`, one file per bundle (by its inode, size
+ * and times), node version and command, written once when missing or
+ * rejected; V8 rejects a cache made for another V8, flags or source length, and
+ * a cache that cannot be read or written is only not used. Code read from a
+ * cache loses node's dynamic-import callback in Node 20, so the bundle's
+ * `import()`s go through {@link IMPORT} (scripts/bundle.mjs rewrites them).
  */
-import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { lstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { createRequire, Module } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
 
-/** Loads (and so runs) the program `./<name>` next to `entryUrl`: its bundle when current, else tsc's module. */
-export async function runProgram(entryUrl: string, name: string): Promise<void> {
+/** The global a bundle's `import()`s call (scripts/bundle.mjs); an import from here resolves as one from the bundle (same package). */
+const IMPORT = Symbol.for('quarry.import');
+
+/**
+ * Loads (and so runs) the program `./<name>` next to `entryUrl`: its bundle
+ * when current (code-cached under `cacheTag`), else tsc's module.
+ */
+export async function runProgram(entryUrl: string, name: string, cacheTag: string): Promise<void> {
   const bundle = fileURLToPath(new URL(`./${name}.cjs`, entryUrl));
   const esm = new URL(`./${name}.js`, entryUrl);
-  if (bundleIsCurrent(bundle, fileURLToPath(esm))) createRequire(bundle)(bundle);
+  const st = currentBundle(bundle, fileURLToPath(esm));
+  if (st) runBundle(bundle, st, cacheTag);
   else await import(esm.href);
 }
 
-function bundleIsCurrent(bundle: string, esm: string): boolean {
+function currentBundle(bundle: string, esm: string): BigIntStats | undefined {
   try {
-    return statSync(bundle).mtimeMs >= statSync(esm).mtimeMs;
+    const st = statSync(bundle, { bigint: true });
+    return st.mtimeNs >= statSync(esm, { bigint: true }).mtimeNs ? st : undefined;
   } catch {
-    return false;
+    return undefined;
+  }
+}
+
+function runBundle(file: string, st: BigIntStats, cacheTag: string): void {
+  (globalThis as { [IMPORT]?: (specifier: string) => Promise<unknown> })[IMPORT] ??= (specifier: string) => import(specifier);
+  const dir = cacheDir();
+  const cacheFile = dir && join(dir, `${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}-${process.version}-${process.arch}-${cacheTag.replace(/[^a-z-]/g, '')}.bin`);
+  const cached = cacheFile === undefined ? undefined : readCache(cacheFile);
+  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, ...(cached ? { cachedData: cached } : {}) });
+  if (cacheFile !== undefined && (cached === undefined || script.cachedDataRejected === true)) {
+    // At exit the cache holds what this command compiled, not only the top level.
+    process.once('exit', () => writeCache(cacheFile, () => script.createCachedData()));
+  }
+  const module = new Module(file);
+  module.filename = file;
+  (script.runInThisContext() as (...args: unknown[]) => void).call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+}
+
+/** Our own cache folder (mode 700, not a link, ours): bytecode from a folder others can write would run as ours. */
+function cacheDir(): string | undefined {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const dir = join(tmpdir(), `quarry-code-cache-${uid ?? 'user'}`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(dir);
+    return st.isDirectory() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0 ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readCache(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whole or not at all (a temporary file renamed), so a reader never takes half a cache. */
+function writeCache(file: string, data: () => Buffer): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, data(), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    // Only slower next time.
   }
 }
