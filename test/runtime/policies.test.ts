@@ -147,9 +147,39 @@ describe('streaming', () => {
     for (const e of stream('slow', 20, 0)) await policy.ingest(e);
     const elapsed = Date.now() - started;
     await policy.close();
-    // 23 events at 5 per flush: 4 count flushes, each waiting on ≥ 40 ms writes, happen inside ingest.
-    expect(elapsed).toBeGreaterThanOrEqual(4 * 40);
+    // 23 events at 5 per flush: 4 count flushes, two writing at once (≥ 40 ms writes): the third count flush
+    // waits inside ingest for the first to end, so at most three batches are ever held.
+    expect(elapsed).toBeGreaterThanOrEqual(40);
     for (const o of writer.objects.filter((x) => x.kind === 'records')) expect(o.records).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('streaming: two flushes writing at once', () => {
+  it('a flush failing for good stops the one writing after it: nothing of either is listed, the later one is superseded', async () => {
+    // Every write fails except the second flush's segment: flush 1 fails all its attempts while flush 2 is durable.
+    const backend = new FaultyBackend(fs, { delayMs: 20, fault: { failAt: 1, mode: 'from', match: (k) => k.includes('event_type=item/') && !k.endsWith('part-000002.jsonl') } });
+    const writer = await writerFor(backend, 'overlap-fail');
+    const policy = createPolicy({ name: 'streaming', flushCount: 5, flushMode: 'at_least_once' }, writer, () => undefined, { sleep: async () => undefined, setInterval: () => ({}), clearInterval: () => undefined });
+    const events = stream('overlap-fail', 30, 0);
+    await expect((async () => {
+      for (const e of events) await policy.ingest(e);
+    })()).rejects.toBeInstanceOf(PolicyFailureError);
+    await expect(policy.close()).rejects.toBeInstanceOf(PolicyFailureError);
+    expect(writer.objects.filter((o) => o.kind === 'records')).toEqual([]);
+    expect(writer.superseded.map((o) => o.path)).toContain('event_type=item/part-000002.jsonl');
+  });
+
+  it('lists segments in the order the batches were taken while two flushes write at once', async () => {
+    const backend = new FaultyBackend(fs, { delayMs: 15 });
+    const writer = await writerFor(backend, 'overlap-order');
+    const policy = createPolicy({ name: 'streaming', flushCount: 7, flushMode: 'two_phase' }, writer, () => undefined, { sleep: async () => undefined, setInterval: () => ({}), clearInterval: () => undefined });
+    const events = stream('overlap-order', 60, 1);
+    for (const e of events) await policy.ingest(e);
+    await policy.close();
+    const listed = await listedRecords(backend, writer);
+    expect(listed.map((r) => r.seq)).toEqual(events.map((e) => e.seq));
+    const firsts = writer.objects.filter((o) => o.kind === 'records' && o.event_type === 'item').map((o) => o.first_seq!);
+    expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
   });
 });
 

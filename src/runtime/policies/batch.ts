@@ -108,9 +108,20 @@ interface Piece {
  * @throws PolicyFailureError after {@link FLUSH_ATTEMPTS} failed attempts; what
  *   was listed before stays listed and valid.
  */
-export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMode, sleep: (ms: number) => Promise<void>, onListed: (records: number) => void): Promise<void> {
+export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMode, sleep: (ms: number) => Promise<void>, onListed: (records: number) => void, mayList: () => Promise<void> = async () => undefined): Promise<void> {
   if (batch.events === 0) return;
-  const list = (objs: ManifestObject[]): void => {
+  let cleared = false;
+  const list = async (objs: ManifestObject[]): Promise<void> => {
+    if (!cleared) {
+      try {
+        await mayList();
+      } catch (err) {
+        // An earlier flush failed: nothing of this one is ever listed (durable objects are kept for audit).
+        writer.supersede(objs);
+        throw new FlushAbandoned(err);
+      }
+      cleared = true;
+    }
     writer.listObjects(objs);
     onListed(objs.reduce((n, o) => n + (o.records ?? 0), 0));
   };
@@ -136,12 +147,12 @@ export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMod
           writer.supersede(done);
           throw err;
         }
-        list(done);
+        await list(done);
       } else if (mode === 'chunks_first') {
         for (const p of pieces) {
           if (p.written) continue;
           p.written = await write(writer, p);
-          list([p.written]);
+          await list([p.written]);
         }
       } else {
         let failure: unknown;
@@ -154,30 +165,45 @@ export async function flushBatch(writer: RunWriter, batch: Batch, mode: FlushMod
           }
         }
         if (failure !== undefined) throw failure;
-        list(pieces.map((p) => p.written!));
+        await list(pieces.map((p) => p.written!));
       }
       for (const id of batch.artifactIds) writer.listArtifact(id);
       return;
     } catch (err) {
+      if (err instanceof FlushAbandoned) throw err;
       lastError = err;
     }
   }
   throw new PolicyFailureError(`flush failed after ${FLUSH_ATTEMPTS} attempts (${mode}): ${describeStorageFailure(lastError)}`, { cause: lastError });
 }
 
+/** A flush that did not list because an earlier one failed (that failure is the run's). */
+class FlushAbandoned extends Error {
+  constructor(cause: unknown) {
+    super('an earlier flush failed', { cause });
+  }
+}
+
 function write(writer: RunWriter, p: Piece): Promise<ManifestObject> {
   return writer.writeSegment(p.eventType, p.text, p.records, p.firstSeq, p.lastSeq);
 }
 
+
 /**
- * Batches taken by a policy, flushed one after another in the order taken.
- * `push` resolves when the flushes queued BEFORE the new one are done, so one
- * flush is in flight while the next batch fills (at most two in memory);
- * `drain` waits for all. The first failure stops later flushes and is
+ * Batches taken by a policy, flushed in the order taken. Up to `inFlight`
+ * flushes write at once (their fsyncs overlap), but each lists its segments
+ * only once every earlier flush has listed its own, so the manifest keeps
+ * the order taken. `push` resolves when fewer than `inFlight` flushes pushed
+ * BEFORE the new one are still pending (at most `inFlight` + 1 batches in
+ * memory, the one filling included); `drain` waits for all. The first failure stops later flushes
+ * (one already writing lists nothing; what it wrote is superseded) and is
  * rethrown by every later `push`/`drain`.
  */
 export class FlushQueue {
+  /** Ends when the last pushed flush has ended (listed, or failed). */
   #tail: Promise<void> = Promise.resolve();
+  /** The ends of the flushes pushed most recently, oldest first (at most `inFlight`). */
+  readonly #recent: Array<Promise<void>> = [];
   #failure: unknown;
   /** Batches pushed whose flush has not ended (in flight or waiting). */
   #pending = 0;
@@ -189,6 +215,8 @@ export class FlushQueue {
     private readonly onListed: (records: number) => void,
     /** Called each time the last pending flush ends (the queue is idle again). */
     private readonly onIdle: () => void = () => undefined,
+    /** Flushes writing at once (1: one after another). */
+    private readonly inFlight = 1,
   ) {}
 
   /** The first flush failure, if any. */
@@ -203,17 +231,28 @@ export class FlushQueue {
 
   push(batch: Batch): Promise<void> {
     const before = this.#tail;
+    // The flush `inFlight` places back must end before the caller goes on.
+    const gate = this.#recent.length >= this.inFlight ? this.#recent[this.#recent.length - this.inFlight]! : Promise.resolve();
     this.#pending++;
-    this.#tail = before.then(async () => {
+    const mayList = async (): Promise<void> => {
+      await before;
+      if (this.#failure !== undefined) throw this.#failure;
+    };
+    const ended = (async () => {
       try {
-        if (this.#failure === undefined) await flushBatch(this.writer, batch, this.mode, this.sleep, this.onListed);
+        if (this.#failure === undefined) await flushBatch(this.writer, batch, this.mode, this.sleep, this.onListed, mayList);
       } catch (err) {
-        this.#failure = err;
+        // Ends after every earlier flush (its listing waited for them), so the first failure is the earliest.
+        await before;
+        if (!(err instanceof FlushAbandoned)) this.#failure ??= err;
       } finally {
         if (--this.#pending === 0) this.onIdle();
       }
-    });
-    return before.then(() => this.#throwIfFailed());
+    })();
+    this.#tail = before.then(() => ended);
+    this.#recent.push(this.#tail);
+    if (this.#recent.length > this.inFlight) void this.#recent.shift();
+    return gate.then(() => this.#throwIfFailed());
   }
 
   async drain(): Promise<void> {
