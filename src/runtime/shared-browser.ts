@@ -13,13 +13,14 @@
  * (owner-tag.ts), so a later run sweeps one a SIGKILL left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CHROMIUM_FLAGS } from './chromium.js';
 import { CHROMIUM_PROFILE_PREFIX, ownerTag } from './owner-tag.js';
+import { Reaper } from './reaper.js';
 
 /** How long Chromium gets to print its endpoint. */
 const START_TIMEOUT_MS = 60_000;
@@ -27,6 +28,32 @@ const START_TIMEOUT_MS = 60_000;
 const CLOSE_GRACE_MS = 3_000;
 /** Stderr kept to explain a browser that would not start. */
 const STDERR_KEEP_BYTES = 4096;
+
+/** Set in the environment of each Chromium the runtime launches (its profile folder): its processes carry it. */
+const BROWSER_MARKER_ENV = 'QUARRY_BROWSER_PROFILE';
+
+/**
+ * Chromium's crash handlers (`chrome_crashpad_handler`) of the browser whose
+ * marker is `profile`. Chromium starts them in sessions of their own, outside
+ * its process group, and no flag turns them off without breaking navigation
+ * (`--disable-crashpad-for-testing` does); they exit only some time after
+ * their browser, which on a loaded machine is more than the second SPEC §5
+ * allows. Found by name, then by the marker in their environment.
+ */
+export function crashHandlersOf(profile: string): number[] {
+  const needle = `${BROWSER_MARKER_ENV}=${profile}`;
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/comm`, 'utf8').startsWith('chrome_crashpad')) continue;
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(needle)) out.push(Number(name));
+    } catch {
+      // Gone while we looked, or not ours to read.
+    }
+  }
+  return out;
+}
 
 /** The browser a run was given: where to connect, and which launch it is. */
 export interface SharedBrowserLease {
@@ -40,8 +67,8 @@ const removeProfile = (profile: string): Promise<void> => rm(profile, { recursiv
 
 interface Launched {
   readonly child: ChildProcess;
-  /** Holds the pipe whose end kills Chromium's process group. */
-  readonly reaper: ChildProcess;
+  /** Kills Chromium's process group when we die, or once Chromium exited (its helpers). */
+  readonly reaper: Reaper;
   readonly profile: string;
   readonly generation: number;
   ready: Promise<SharedBrowserLease>;
@@ -96,13 +123,13 @@ export class SharedBrowser {
     const args = [...CHROMIUM_FLAGS, ...this.#extraArgs, '--disable-breakpad', '--disable-crash-reporter', '--remote-debugging-pipe', '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'];
     // fds 3 and 4 are the DevTools pipe: never written, held so Chromium exits when this process does.
     // Its own process group, so that its helpers can be killed with it at once.
-    const child = spawn(this.#executablePath, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    // The marker finds Chromium's crash handlers, which leave its process group (see crashHandlersOf).
+    const child = spawn(this.#executablePath, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, [BROWSER_MARKER_ENV]: profile } });
     for (const fd of [3, 4]) (child.stdio[fd] as Readable | null)?.on('error', () => undefined);
-    // Chromium's helpers notice their browser's end only slowly on a loaded machine: a tiny shell
-    // blocked on a pipe from us SIGKILLs the whole group as soon as the pipe ends, however we die.
-    const reaper = spawn('/bin/sh', ['-c', 'read _; kill -KILL -- "-$0" 2>/dev/null', String(child.pid ?? 0)], { stdio: ['pipe', 'ignore', 'ignore'] });
-    reaper.on('error', () => undefined);
-    reaper.stdin!.on('error', () => undefined);
+    // Chromium's helpers notice their browser's end only slowly on a loaded machine: the reaper
+    // SIGKILLs the whole group as soon as we die, or once Chromium exited.
+    const reaper = new Reaper();
+    if (child.pid !== undefined) reaper.add({ group: child.pid });
     const launched: Launched = { child, reaper, profile, generation, exited: false, ready: Promise.resolve(undefined as never) };
     let stderr = '';
     launched.ready = new Promise<SharedBrowserLease>((resolve, reject) => {
@@ -119,6 +146,8 @@ export class SharedBrowser {
         const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
         if (m) {
           clearTimeout(timer);
+          // Started before the endpoint is printed: from now on the reaper takes them too.
+          for (const pid of crashHandlersOf(profile)) reaper.add({ pid });
           resolve({ wsEndpoint: m[1]!, generation });
           // Keep draining stderr (a full pipe would stall Chromium), keeping nothing.
           stderr = '';
@@ -128,7 +157,7 @@ export class SharedBrowser {
         launched.exited = true;
         fail(`it exited (${signal ?? `code ${code}`}) before it was ready`);
         // Its helpers go with it.
-        reaper.stdin!.end();
+        reaper.end();
         void removeProfile(profile);
         if (!this.#closed) {
           this.#died.add(generation);
@@ -148,10 +177,10 @@ export class SharedBrowser {
     if (!cur || cur.exited) return;
     const gone = new Promise<void>((resolve) => cur.child.once('exit', () => resolve()));
     cur.child.kill('SIGTERM');
-    const kill = setTimeout(() => cur.reaper.stdin!.end(), CLOSE_GRACE_MS);
+    const kill = setTimeout(() => cur.reaper.end(), CLOSE_GRACE_MS);
     await gone;
     clearTimeout(kill);
-    cur.reaper.stdin!.end();
+    cur.reaper.end();
     await removeProfile(cur.profile);
   }
 }

@@ -55,3 +55,52 @@ export function killTagged(tag: string): void {
     }
   }
 }
+
+/** The pid, parent and process group of a live (not zombie) process, undefined when it is gone. */
+export function procStat(pid: number): { ppid: number; pgid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' || f[0] === 'X' ? undefined : { ppid: Number(f[1]), pgid: Number(f[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live processes of the process groups `groups` (e.g. a Chromium's helpers, which may not carry a tag), as `pid command`. */
+export function groupProcesses(groups: ReadonlySet<number>): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (!st || !groups.has(st.pgid)) continue;
+    try {
+      out.push(`${name} ${readFileSync(`/proc/${name}/cmdline`, 'latin1').replace(/\0/g, ' ').slice(0, 120)}`);
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return out;
+}
+
+/**
+ * Polls the given processes (`pid command` lines, as listed before a kill) every 10 ms, reading only
+ * their own /proc entries, until all are gone or `deadlineMs` passes since `since` (performance.now()).
+ * @returns the ones left and when the last of the others went, in ms after `since`.
+ */
+export async function timeUntilGone(procs: readonly string[], since: number, deadlineMs: number): Promise<{ left: string[]; lastGoneMs: number; last: string[] }> {
+  let live = [...procs];
+  let lastGoneMs = 0;
+  let last: string[] = [];
+  while (live.length > 0 && performance.now() - since < deadlineMs) {
+    const still = live.filter((l) => procStat(Number(l.split(' ')[0])) !== undefined);
+    if (still.length < live.length) {
+      // Seen gone by now: an upper bound of when they went.
+      lastGoneMs = performance.now() - since;
+      last = live.filter((l) => !still.includes(l));
+    }
+    live = still;
+    if (live.length > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  return { left: live, lastGoneMs, last };
+}
