@@ -2,7 +2,7 @@
  * Browser reuse (SPEC §10) with real Chromium: one Chromium, launched by the
  * runtime, serves every slot of a parallel crawl; a Chromium SIGKILLed
  * mid-crawl fails the runs in flight, which are retried on a relaunched one;
- * a runtime SIGKILLed takes slots and browser along and its profile is swept
+ * a runtime SIGKILLed takes slots and browser along within a second and its profile is swept
  * by the next run; `--no-browser-reuse` launches one per run;
  * a run's proxy on the shared browser carries its traffic, loopback included.
  *
@@ -19,7 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { deadPort, startAuthProxy, type AuthProxy } from '../_harness/auth-proxy.js';
 import { quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
 import { startCrawlSite, type CrawlSite } from '../_harness/crawl-site.js';
-import { killTagged, newTag, waitUntilGone } from '../_harness/proc-tag.js';
+import { groupProcesses, killTagged, newTag, procStat, taggedProcesses, timeUntilGone } from '../_harness/proc-tag.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 import { CHROMIUM_PROFILE_PREFIX, ownerTag } from '../../src/runtime/owner-tag.js';
 
@@ -162,20 +162,36 @@ describe('browser reuse (SPEC §10)', { timeout: 300_000 }, () => {
     for (const [, parent] of others) expect(parent).toBe(w.pid());
   });
 
-  it('a runtime SIGKILLed mid-crawl leaves nothing running (slots, browser and its helpers), and its profile is swept by the next run', async () => {
+  it('a runtime SIGKILLed mid-crawl leaves nothing running a second later (slots, browser and its helpers), and its profile is swept by the next run', async () => {
     const { tag, env } = newTag();
     tags.push(tag);
     let child: ChildProcess | undefined;
     const crawling = crawl(6, ['--parallel', '3'], { detailDelayMs: 60_000, onSpawn: (c) => (child = c), env });
     await until(() => site !== undefined && site.log.filter((l) => l.path.startsWith('/detail/')).length >= 2, 120_000, 'details in flight');
     const pid = child!.pid!;
-    expect(browsersUnder(pid)).toHaveLength(1);
+    const browsers = browsersUnder(pid);
+    expect(browsers).toHaveLength(1);
+    // Everything to outlive the runtime if anything did: the tagged processes (slots, reapers,
+    // Chromium and its crash handlers) and Chromium's helpers, which may not carry the tag.
+    const groups = new Set(browsers.map((b) => procStat(b.pid)!.pgid));
+    const before = [...new Map([...taggedProcesses(tag), ...groupProcesses(groups)].map((l) => [l.split(' ')[0], l])).values()];
+    expect(before.length, before.join('\n')).toBeGreaterThan(4);
+    const killedAt = performance.now();
     child!.kill('SIGKILL');
-    // SPEC §5 says within a second. On this two-core machine at load 10-35 the Chromium group and
-    // the slots were seen gone after about 2 s (the reaper and the slots' lifelines wait for CPU),
-    // so this test allows 3 s: it proves nothing outlives the runtime, not the 1 s figure.
-    const { left, ms } = await waitUntilGone(tag, 3000);
-    expect(left, `${left.join('\n')}\n(after ${ms} ms)`).toEqual([]);
+    // SPEC §5: nothing is left within a second. Timed by pid (a /proc scan of every process's
+    // environment takes hundreds of ms on a loaded machine, which would blur the figure); the time
+    // is when this poller saw the last one gone, an upper bound. The reapers SIGKILL everything
+    // within about 100 ms; the rest is the kernel tearing down some 15 Chromium processes, each
+    // waiting for CPU: 0.7-0.9 s at load 14-21 on two cores, 1.1-1.3 s seen at load 20-22. The bound
+    // leaves that margin so the test does not fail on a busy machine (docs/benchmarks.md).
+    const BOUND_MS = 1500;
+    const { left, lastGoneMs, last } = await timeUntilGone(before, killedAt, 10_000);
+    expect(left, left.join('\n')).toEqual([]);
+    expect(lastGoneMs, `the last of ${before.length} processes went ${Math.round(lastGoneMs)} ms after the kill:\n${last.join('\n')}`).toBeLessThanOrEqual(BOUND_MS);
+    // Nor did anything started after the list was taken outlive the bound.
+    const wait = BOUND_MS - (performance.now() - killedAt);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    expect([...taggedProcesses(tag), ...groupProcesses(groups)]).toEqual([]);
     await crawling;
     // The profile stays (nobody was left to delete it), named after the dead runtime; the next
     // `quarry run` sweeps it once it is older than the sweep's hour (its guard against pid reuse).
@@ -189,14 +205,27 @@ describe('browser reuse (SPEC §10)', { timeout: 300_000 }, () => {
     expect(existsSync(join(tmpdir(), profiles[0]!))).toBe(false);
   });
 
-  it('--no-browser-reuse launches a browser per run, in its slot', async () => {
+  it('--no-browser-reuse launches a browser per run, in its slot, and the tree keeps it when resumed', async () => {
+    site = await startCrawlSite({ details: 4, detailDelayMs: 1000 });
+    tmp = await makeTempDir('browser-reuse-off');
+    const storage = join(tmp.path, 'data');
+    const { tag, env } = newTag();
+    tags.push(tag);
+    // Killed once its root admitted two of the four details: the tree is left to resume.
+    const first = watchBrowsers();
+    const killed = await quarry(['run', '--script', 'browser-listing.mjs', '--source', 'site', '--day', '2026-11-24', '--run-id', 'no-reuse-tree', '--job', JSON.stringify({ base: site.url }),
+      '--storage-path', storage, '--depth', '1', '--max-runs', '5', '--parallel', '2', '--quiet', '--no-browser-reuse'],
+    { cwd: CRAWL, timeoutMs: 240_000, onSpawn: first.onSpawn, env: { ...env, QUARRY_TEST_KILL_POINT: 'tree_after_admit:2' } });
+    first.stop();
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
     const w = watchBrowsers();
-    const { r, storage } = await crawl(4, ['--parallel', '2', '--no-browser-reuse'], { detailDelayMs: 1000, onSpawn: w.onSpawn });
+    const r = await quarry(['run', '--resume', 'no-reuse-tree', '--storage-path', storage, '--quiet'], { cwd: CRAWL, timeoutMs: 240_000, onSpawn: w.onSpawn });
     w.stop();
     expect(r.code, r.stderr).toBe(0);
     expect(await detailIds(storage)).toEqual(range(4));
+    // Both invocations: no browser of the runtime's own; each run (four details at least, resumed) launched one in its slot.
     expect(w.seen.size).toBeGreaterThan(1);
-    for (const [, parent] of w.seen) expect(parent).not.toBe(w.pid());
+    for (const [, parent] of [...first.seen, ...w.seen]) expect(parent).not.toBeOneOf([first.pid(), w.pid()]);
   });
 
   it('each run\'s proxy on the shared browser carries its page, a loopback URL included', async () => {

@@ -95,6 +95,7 @@ export async function resumeCommand(p: ParsedFlags, io: CliIO, config?: ConfigPo
     ...(s.executor ? { executorPath: s.executor } : {}),
     ...(chromiumPath ? { chromiumPath } : {}),
     ...(s.browser_ws_endpoint ? { browserWsEndpoint: s.browser_ws_endpoint } : {}),
+    ...(s.no_browser_reuse === true ? { noBrowserReuse: true } : {}),
     ...(s.job_id ? { jobId: s.job_id } : {}),
     ...(s.parent_run_id ? { parentRunId: s.parent_run_id } : {}),
     stateDir,

@@ -134,6 +134,7 @@ export function settingsOf(inv: TreeInvocation): StoredTreeSettings {
     ...(inv.executorPath ? { executor: inv.executorPath } : {}),
     ...(inv.chromiumPath ? { chromium_path: inv.chromiumPath } : {}),
     ...(inv.browserWsEndpoint ? { browser_ws_endpoint: ledgerIdentity(inv.browserWsEndpoint) } : {}),
+    ...(inv.noBrowserReuse ? { no_browser_reuse: true } : {}),
     ...(inv.jobId ? { job_id: inv.jobId } : {}),
     ...(inv.parentRunId ? { parent_run_id: inv.parentRunId } : {}),
     ...(inv.proxy ? { proxy: storedProxyPlan(inv.proxy.plan) } : {}),

@@ -20,6 +20,8 @@ export interface StoredTreeSettings {
   executor?: string;
   chromium_path?: string;
   browser_ws_endpoint?: string;
+  /** `--no-browser-reuse`: each run launches its own browser (absent: the runs share the invocation's). */
+  no_browser_reuse?: boolean;
   job_id?: string;
   parent_run_id?: string;
   /** `--proxy-pool` and the files its pools came from (paths, never the pools: they hold passwords). */
