@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // Type-only: puppeteer-core (about 1 s to import) loads on first launch or connect, so a
 // `browser: false` run never pays for it (SPEC §13).
-import type { Browser, BrowserContext, Page } from 'puppeteer-core';
+import type { Browser, BrowserContext, ConnectionTransport, Page } from 'puppeteer-core';
 import type { ProxyEndpoint } from '../protocol/index.js';
 import { redactUrl, redactUrlsIn } from '../protocol/redact.js';
 import { CHROMIUM_FLAGS, PROXY_BYPASS_NONE } from '../runtime/chromium.js';
@@ -126,13 +126,44 @@ export async function launchBrowser(options: LaunchOptions): Promise<BrowserHand
 }
 
 /**
+ * A transport that asks Chromium to dispose of every BrowserContext this
+ * connection creates when the connection ends (CDP `Target.createBrowserContext`
+ * `disposeOnDetach`, which puppeteer does not send): the contexts of a slot
+ * killed mid-run, or of one that exited with a context prepared ahead, go with
+ * its WebSocket instead of lingering in the shared browser until the
+ * invocation ends.
+ */
+function disposingContexts(inner: ConnectionTransport): ConnectionTransport {
+  const outer: ConnectionTransport = {
+    send(message: string) {
+      if (message.includes('"Target.createBrowserContext"')) {
+        const m = JSON.parse(message) as { method?: string; params?: Record<string, unknown> };
+        if (m.method === 'Target.createBrowserContext') message = JSON.stringify({ ...m, params: { ...m.params, disposeOnDetach: true } });
+      }
+      inner.send(message);
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (m) => outer.onmessage?.(m);
+  inner.onclose = () => outer.onclose?.();
+  return outer;
+}
+
+/**
  * Connects to a browser someone else runs; closing only disconnects.
+ * `ownContexts`: the contexts opened through this connection end with it (see {@link disposingContexts}).
  * @throws Error naming the endpoint when it cannot be reached.
  */
-export async function connectBrowser(browserWSEndpoint: string): Promise<BrowserHandle> {
+export async function connectBrowser(browserWSEndpoint: string, opts: { ownContexts?: boolean } = {}): Promise<BrowserHandle> {
   let browser: Browser;
   try {
-    browser = await (await import('puppeteer-core')).connect({ browserWSEndpoint });
+    const puppeteer = await import('puppeteer-core');
+    if (opts.ownContexts === true) {
+      const { NodeWebSocketTransport } = await import('puppeteer-core/internal/node/NodeWebSocketTransport.js');
+      browser = await puppeteer.connect({ transport: disposingContexts(await NodeWebSocketTransport.create(browserWSEndpoint)) });
+    } else {
+      browser = await puppeteer.connect({ browserWSEndpoint });
+    }
   } catch (err) {
     // Puppeteer may reject with a WebSocket ErrorEvent, not an Error; its text can echo the endpoint, token included.
     const why = err instanceof Error ? err.message : (err as { message?: unknown; error?: { message?: unknown } } | undefined)?.error?.message ?? (err as { message?: unknown } | undefined)?.message;
@@ -260,7 +291,8 @@ export function createSharedBrowserSource(ask: () => Promise<string>): BrowserSo
   const connection = (endpoint: string): Promise<BrowserHandle> => {
     if (conn && conn.endpoint === endpoint) return conn.handle;
     const old = conn;
-    conn = { endpoint, handle: asProcessWork(() => connectBrowser(endpoint)) };
+    // The slot's contexts die with its connection: a killed slot leaves none behind in the shared browser.
+    conn = { endpoint, handle: asProcessWork(() => connectBrowser(endpoint, { ownContexts: true })) };
     if (old) void old.handle.then((h) => h.close(), () => undefined);
     // A failed connection is not kept: the next run tries again.
     const mine = conn;
