@@ -11,8 +11,9 @@
  * `queued` in the frontier it adds the job of the item's next attempt, whose
  * id (`<tree_id>-<sha256 of the dedup key>-<attempt>`) makes an add of a job
  * that already exists a no-op in BullMQ; a tree with nothing queued or
- * running whose finalization nobody claimed gets one job, so some worker
- * finalizes it; a finalized tree leaves the registry. A job is only a ticket
+ * running whose finalization nobody claimed (or whose claim's lease lapsed)
+ * gets one job, so some worker finalizes it; a tree whose finalization ended
+ * leaves the registry. A job is only a ticket
  * for a lease (the frontier decides who runs what), so a spare one is
  * harmless.
  */
@@ -93,10 +94,11 @@ export async function reconcileQueue<D>(o: ReconcileOptions<D>): Promise<Reconci
     try {
       const c = await frontier.counters();
       if (c.queued === 0 && c.running === 0) {
-        if (await finalizationClaimed(o.redis, o.keyPrefix, treeId)) {
+        const fin = await finalization(o.redis, o.keyPrefix, treeId, now());
+        if (fin === 'ended') {
           await o.redis.hdel(registry, treeId);
           out.dropped.push(treeId);
-        } else {
+        } else if (fin === 'open') {
           await o.addJob(entry.data, treeId, null, 0);
           out.finalizeJobs++;
         }
@@ -115,9 +117,17 @@ export async function reconcileQueue<D>(o: ReconcileOptions<D>): Promise<Reconci
   return out;
 }
 
-async function finalizationClaimed(redis: Redis, keyPrefix: string, treeId: string): Promise<boolean> {
-  const claimed = await redis.hget(frontierKeys(keyPrefix, treeId)[FRONTIER_KEYS.indexOf('meta')]!, 'claimed');
-  return claimed !== null && claimed !== '0';
+/**
+ * Where a done tree's finalization is: `open` (never claimed, or its claim's
+ * lease lapsed with nobody to take it over: its holder died and its job was
+ * lost), `held` (a live lease) or `ended` (done or failed, or a claim that
+ * never lapses).
+ */
+async function finalization(redis: Redis, keyPrefix: string, treeId: string, now: number): Promise<'open' | 'held' | 'ended'> {
+  const [claimed, expires, state] = await redis.hmget(frontierKeys(keyPrefix, treeId)[FRONTIER_KEYS.indexOf('meta')]!, 'claimed', 'fin_expires', 'fin_state');
+  if (claimed === null || claimed === '0') return 'open';
+  if ((state !== null && state !== '') || expires === null) return 'ended';
+  return Number(expires) > now ? 'held' : 'open';
 }
 
 /**

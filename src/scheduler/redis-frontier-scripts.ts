@@ -7,9 +7,13 @@
  *
  * Stored shapes (all under `<prefix>{<tree_id>}:`):
  * - `opts`    string: the tree options JSON (immutable).
- * - `meta`    hash: `schema`, `parallel`, `seq` (admission counter), `claimed`,
- *             `dedup`, `retried`, `requeued`, `n_<state>` (items per state),
- *             `r_over_cap` / `r_over_depth` (distinct refused keys).
+ * - `meta`    hash: `schema`, `parallel`, `seq` (admission counter), `claimed`
+ *             ('0', else when finalization was claimed), `dedup`, `retried`,
+ *             `requeued`, `n_<state>` (items per state), `r_over_cap` /
+ *             `r_over_depth` (distinct refused keys); a finalization lease
+ *             (queue workers): `fin_owner`, `fin_job`, `fin_expires` (ms),
+ *             `fin_state` ('' while finalizing, `done` or `failed`),
+ *             `fin_takeovers`. A claim without `fin_expires` never expires.
  * - `item`    hash: dedup key → the item's fields as JSON (written once, never decoded here).
  * - `order`   zset: dedup key → admission seq.
  * - `st`      hash: dedup key → mutable state {state, reason, final, cur, failures, natt, last, depth}.
@@ -243,6 +247,54 @@ if redis.call('HGET', K_META, 'claimed') ~= '0' then return 0 end
 local m = redis.call('HMGET', K_META, 'n_queued', 'n_leased')
 if tonumber(m[1]) > 0 or tonumber(m[2]) > 0 or redis.call('ZCARD', K_LIVE) > 0 then return 0 end
 redis.call('HSET', K_META, 'claimed', ARGV[1])
+return 1
+`;
+
+/**
+ * ARGV: now, owner, lease_ms, job. The finalization claim as a lease: taken
+ * when nothing is queued or in flight and nobody claimed it, or taken over
+ * when its holder stopped renewing (a dead worker) and never ended it.
+ * Returns { 'claimed', previous owner or '' } | { 'held', owner, expires_at, job }
+ * | { 'ended', state, owner } | { 'busy' }.
+ */
+export const CLAIM_LEASE_LUA = `${PRELUDE}
+local now, owner, lease_ms, job = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if redis.call('HGET', K_META, 'claimed') ~= '0' then
+  local f = redis.call('HMGET', K_META, 'fin_owner', 'fin_expires', 'fin_state', 'fin_job')
+  if f[3] == 'done' or f[3] == 'failed' then return { 'ended', f[3], f[1] or '' } end
+  if not f[2] then return { 'held', '', '0', '' } end
+  if tonumber(f[2]) > now then return { 'held', f[1], f[2], f[4] or '' } end
+  redis.call('HSET', K_META, 'claimed', now, 'fin_owner', owner, 'fin_expires', now + lease_ms, 'fin_job', job)
+  redis.call('HINCRBY', K_META, 'fin_takeovers', 1)
+  return { 'claimed', f[1] or '' }
+end
+local m = redis.call('HMGET', K_META, 'n_queued', 'n_leased')
+if tonumber(m[1]) > 0 or tonumber(m[2]) > 0 or redis.call('ZCARD', K_LIVE) > 0 then return { 'busy' } end
+redis.call('HSET', K_META, 'claimed', now, 'fin_owner', owner, 'fin_expires', now + lease_ms, 'fin_job', job, 'fin_state', '')
+return { 'claimed', '' }
+`;
+
+/** ARGV: now, owner, lease_ms. Extends the owner's finalization lease; 1 if it still holds it (unended). */
+export const RENEW_CLAIM_LUA = `${PRELUDE}
+local f = redis.call('HMGET', K_META, 'fin_owner', 'fin_state')
+if f[1] ~= ARGV[2] or (f[2] and f[2] ~= '') then return 0 end
+redis.call('HSET', K_META, 'fin_expires', tonumber(ARGV[1]) + tonumber(ARGV[3]))
+return 1
+`;
+
+/** ARGV: owner, state (done | failed). Ends the finalization; 1 for the first to end it. */
+export const END_CLAIM_LUA = `${PRELUDE}
+local f = redis.call('HMGET', K_META, 'claimed', 'fin_state')
+if f[1] == '0' or (f[2] and f[2] ~= '') then return 0 end
+redis.call('HSET', K_META, 'fin_state', ARGV[2], 'fin_owner', ARGV[1])
+return 1
+`;
+
+/** ARGV: none. Opens a failed finalization again (a later claim takes it); 1 if it was failed. */
+export const REOPEN_CLAIM_LUA = `${PRELUDE}
+if redis.call('HGET', K_META, 'fin_state') ~= 'failed' then return 0 end
+redis.call('HSET', K_META, 'claimed', '0', 'fin_state', '')
+redis.call('HDEL', K_META, 'fin_owner', 'fin_expires', 'fin_job')
 return 1
 `;
 

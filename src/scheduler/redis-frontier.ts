@@ -32,7 +32,8 @@ import {
   type WorkItemInput,
 } from './frontier.js';
 import {
-  ABANDON_LUA, ADMIT_LUA, CLAIM_LUA, COMPLETE_LUA, CREATE_LUA, EXPIRE_LUA, FRONTIER_KEYS, IN_FLIGHT_LUA, LEASE_LUA, RENEW_LUA,
+  ABANDON_LUA, ADMIT_LUA, CLAIM_LEASE_LUA, CLAIM_LUA, COMPLETE_LUA, CREATE_LUA, END_CLAIM_LUA, EXPIRE_LUA, FRONTIER_KEYS, IN_FLIGHT_LUA, LEASE_LUA,
+  RENEW_CLAIM_LUA, RENEW_LUA, REOPEN_CLAIM_LUA,
 } from './redis-frontier-scripts.js';
 
 /** The Redis frontier's layout version, stored in the tree's `meta` hash. */
@@ -58,8 +59,21 @@ const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(l
 const S = {
   create: script(CREATE_LUA), admit: script(ADMIT_LUA), lease: script(LEASE_LUA), renew: script(RENEW_LUA),
   expire: script(EXPIRE_LUA), abandon: script(ABANDON_LUA), complete: script(COMPLETE_LUA), claim: script(CLAIM_LUA),
-  inFlight: script(IN_FLIGHT_LUA),
+  inFlight: script(IN_FLIGHT_LUA), claimLease: script(CLAIM_LEASE_LUA), renewClaim: script(RENEW_CLAIM_LUA), endClaim: script(END_CLAIM_LUA),
+  reopenClaim: script(REOPEN_CLAIM_LUA),
 };
+
+/**
+ * What {@link RedisFrontier.claimFinalizationLease} found: the lease is this
+ * caller's (`previous`: the owner whose lapsed lease it took over, '' when it
+ * was the first claim); another holder's, unexpired (`job`: the queue job it
+ * claimed under); ended (`done` or `failed`); or the tree is not done yet.
+ */
+export type FinalizationClaim =
+  | { kind: 'claimed'; previous: string }
+  | { kind: 'held'; owner: string; expires_at: number; job: string }
+  | { kind: 'ended'; state: 'done' | 'failed'; owner: string }
+  | { kind: 'busy' };
 
 /** The keys of a tree: one hash tag, so a cluster keeps them in one slot. */
 export function frontierKeys(keyPrefix: string, treeId: string): string[] {
@@ -219,6 +233,40 @@ export class RedisFrontier implements Frontier {
 
   async claimFinalization(): Promise<boolean> {
     return Number(await this.#run(S.claim, [this.#clock.now()])) === 1;
+  }
+
+  /**
+   * The finalization claim of a queue deployment (SPEC §12), as a lease of
+   * the tree's `lease_ms` that `owner` renews ({@link renewFinalization})
+   * while it publishes and validates the tree and ends
+   * ({@link endFinalization}) once it has a result. A holder that stops
+   * renewing (a dead worker) loses it: the next caller takes it over. A
+   * claim made by {@link claimFinalization} never lapses.
+   */
+  async claimFinalizationLease(owner: string, job: string): Promise<FinalizationClaim> {
+    checkOwner(owner);
+    const r = (await this.#run(S.claimLease, [this.#clock.now(), owner, this.#opts.lease_ms, job])) as string[];
+    switch (r[0]) {
+      case 'claimed': return { kind: 'claimed', previous: r[1] ?? '' };
+      case 'held': return { kind: 'held', owner: r[1] ?? '', expires_at: Number(r[2]), job: r[3] ?? '' };
+      case 'ended': return { kind: 'ended', state: r[1] === 'failed' ? 'failed' : 'done', owner: r[2] ?? '' };
+      default: return { kind: 'busy' };
+    }
+  }
+
+  /** Extends `owner`'s finalization lease by `lease_ms`; false when it no longer holds it (taken over, or ended). */
+  async renewFinalization(owner: string): Promise<boolean> {
+    return Number(await this.#run(S.renewClaim, [this.#clock.now(), owner, this.#opts.lease_ms])) === 1;
+  }
+
+  /** Ends the finalization as `done` or `failed`; true for the first caller to end it. */
+  async endFinalization(owner: string, state: 'done' | 'failed'): Promise<boolean> {
+    return Number(await this.#run(S.endClaim, [owner, state])) === 1;
+  }
+
+  /** Opens a `failed` finalization again, so the next claim finalizes the tree anew; false when it had not failed. */
+  async reopenFinalization(): Promise<boolean> {
+    return Number(await this.#run(S.reopenClaim, [])) === 1;
   }
 
   async inFlight(): Promise<Lease[]> {

@@ -48,6 +48,9 @@ const JOB_LOCK_MS = 10_000;
 const STALL_CHECK_MS = 3_000;
 /** How often a worker looks for admitted work without a queue job (and once at its start). */
 const RECONCILE_MS = 30_000;
+/** Attempts at finalizing a tree (publish, validate) before its result says it failed; waits of 1, 2, 4 s between. */
+export const FINALIZE_ATTEMPTS = 4;
+const FINALIZE_BACKOFF_MS = 1_000;
 const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** What a queue job carries: its tree and what the submitter's storage and ledger are (no secrets). */
@@ -138,7 +141,7 @@ export async function addItemJob(queue: Queue<QueueJobData>, data: QueueJobData,
 
 /** A queue worker's part of one tree, opened on its first job. */
 interface TreeCtx {
-  frontier: Frontier;
+  frontier: RedisFrontier;
   options: TreeOptions;
   member: Member;
   /** Jobs of this tree in progress here: the heartbeat runs while any is. */
@@ -280,6 +283,7 @@ export class QueueWorker {
     }
     const t = await this.#tree(d.tree_id);
     this.#busy(t, +1);
+    let delayUntil: number | undefined;
     try {
       while (!this.#stopping) {
         const [lease] = await t.frontier.lease(this.owner, 1);
@@ -288,8 +292,8 @@ export class QueueWorker {
       }
       const c = await t.frontier.counters();
       if (c.queued === 0) {
-        if (c.running === 0) await this.#finish(t);
-        return 'done';
+        if (c.running === 0) delayUntil = await this.#finish(t, String(job.id));
+        if (delayUntil === undefined) return 'done';
       }
     } catch (err) {
       // Redis or the frontier failed under this job: its ticket is kept (delayed below), never
@@ -298,9 +302,10 @@ export class QueueWorker {
     } finally {
       this.#busy(t, -1);
     }
-    // Queued items remain that this worker could not take now: the job goes back for any worker.
+    // Queued items remain that this worker could not take now (or a finalization claim to look at
+    // again once it lapses): the job goes back for any worker.
     const { DelayedError } = await import('bullmq');
-    await job.moveToDelayed(Date.now() + (this.#stopping ? 0 : 300 + Math.floor(Math.random() * 1200)), token);
+    await job.moveToDelayed(delayUntil ?? Date.now() + (this.#stopping ? 0 : 300 + Math.floor(Math.random() * 1200)), token);
     throw new DelayedError();
   }
 
@@ -314,23 +319,67 @@ export class QueueWorker {
     }
   }
 
-  async #finish(t: TreeCtx): Promise<void> {
-    if (!(await t.frontier.claimFinalization())) return;
+  /**
+   * Finalizes the tree if this worker wins (or takes over) its finalization
+   * lease. Returns when to look again: set only when this very job is the one
+   * the lease's holder claimed under, handed back by BullMQ while the lease
+   * still runs (its holder is likely dead: the lease lapses within
+   * `lease_ms`). Any other job of a held tree is done: the holder's job
+   * carries the tree to its end, or comes back here if its worker dies.
+   */
+  async #finish(t: TreeCtx, jobId: string): Promise<number | undefined> {
+    const treeId = t.options.tree_id;
+    const claim = await t.frontier.claimFinalizationLease(this.owner, jobId);
+    if (claim.kind === 'held') return claim.job === jobId ? Math.max(Date.now(), claim.expires_at) + 250 : undefined;
+    if (claim.kind !== 'claimed') return undefined;
+    if (claim.previous !== '') this.#log(`quarry worker: tree ${treeId}: took over its finalization from ${claim.previous}, which stopped renewing it`);
+    const every = Math.max(1, Math.floor(t.options.lease_ms / 3));
+    let lost = false;
+    const renew = setInterval(() => {
+      t.frontier.renewFinalization(this.owner).then((held) => { lost ||= !held; }, () => undefined);
+    }, every);
+    const progressKey = this.#keys.progress(treeId);
     let r: Omit<QueueTreeResult, 'finalized_by' | 'counters'>;
+    const started = Date.now();
     try {
-      r = await this.#cfg.finalize(t.frontier, t.options, this.#hard.signal);
-    } catch (err) {
-      // The claim is spent: the waiting submitter still gets an answer (re-finishing such a tree is not built yet).
-      const why = (err as Error).message.split('\n')[0]!;
-      r = {
-        exit_code: 3, authoritative: false, reason: 'finalization_failed', manifest_key: null,
-        line: `tree ${t.options.tree_id} could not be finalized (${why})`,
-        next: null,
-      };
+      for (let attempt = 1; ; attempt++) {
+        let why: string;
+        try {
+          r = await this.#cfg.finalize(t.frontier, t.options, this.#hard.signal);
+          // Published but not validated: the ledger failed; tried again like any failure.
+          if (r.reason !== 'ledger_unreachable') break;
+          why = r.line;
+        } catch (err) {
+          why = (err as Error).message.split('\n')[0]!;
+          r = {
+            exit_code: 3, authoritative: false, reason: 'finalization_failed', manifest_key: null,
+            line: `tree ${treeId} could not be finalized (${why})`,
+            next: `quarry run --resume ${treeId} --queue URL${this.#cfg.queueName !== DEFAULT_QUEUE_NAME ? ` --queue-name ${this.#cfg.queueName}` : ''} (finalizes it again on the workers)`,
+          };
+        }
+        if (attempt >= FINALIZE_ATTEMPTS) {
+          r = { ...r, line: `${r.line}; gave up after ${attempt} attempts in ${Math.round((Date.now() - started) / 1000)} s` };
+          break;
+        }
+        const wait = FINALIZE_BACKOFF_MS * 2 ** (attempt - 1);
+        this.#log(`quarry worker: tree ${treeId}: finalization attempt ${attempt} of ${FINALIZE_ATTEMPTS} failed (${why}); trying again in ${wait / 1000} s`);
+        // Who waits on the tree sees why it is not finished yet.
+        await this.#redis.hset(progressKey, 'finalize_error', `attempt ${attempt} of ${FINALIZE_ATTEMPTS} failed: ${why}`).catch(() => undefined);
+        await new Promise((res) => setTimeout(res, wait));
+      }
+    } finally {
+      clearInterval(renew);
     }
+    const failed = r.reason === 'finalization_failed' || r.reason === 'ledger_unreachable';
     const result: QueueTreeResult = { ...r, counters: await t.frontier.counters(), finalized_by: this.owner };
-    await this.#redis.set(this.#keys.result(t.options.tree_id), JSON.stringify(result));
-    this.#log(`quarry worker: tree ${t.options.tree_id} finalized: ${r.line}`);
+    // The first result stays: a worker that took over a lapsed claim reaches the same outcome (the
+    // manifest is published once, the ledger holds one validation) and only ends the claim. Written
+    // before the claim ends, so a death in between leaves a claim to take over, never a tree without result.
+    const first = await this.#redis.set(this.#keys.result(treeId), JSON.stringify(result), 'NX');
+    await t.frontier.endFinalization(this.owner, failed ? 'failed' : 'done');
+    if (lost) this.#log(`quarry worker: tree ${treeId}: its finalization lease lapsed while finalizing (another worker may have finished it too, harmlessly)`);
+    this.#log(first === 'OK' ? `quarry worker: tree ${treeId} finalized: ${result.line}` : `quarry worker: tree ${treeId} was finalized by another worker first`);
+    return undefined;
   }
 
   #tree(treeId: string): Promise<TreeCtx> {
@@ -402,6 +451,8 @@ export interface QueueTreeState {
   counters: FrontierCounters;
   runs: number;
   items: number;
+  /** The last failed attempt at finalizing the tree while its finalizer tries again (absent: none failed). */
+  finalize_error?: string;
   result: QueueTreeResult | undefined;
 }
 
@@ -417,6 +468,7 @@ export async function readQueueTree(redis: Redis, queueName: string, frontier: F
     counters,
     runs: Number(progress.runs ?? 0),
     items: Number(progress.items ?? 0),
+    ...(progress.finalize_error ? { finalize_error: progress.finalize_error } : {}),
     result: result === null ? undefined : (JSON.parse(result) as QueueTreeResult),
   };
 }

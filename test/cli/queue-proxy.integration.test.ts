@@ -7,7 +7,6 @@
  * record which runs came through them. A worker without the pool fails the
  * tree's run with one line naming it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,9 +14,10 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthProxy, type AuthProxy } from '../_harness/auth-proxy.js';
-import { CLI, quarry, REPO_ROOT } from '../_harness/cli.js';
+import { quarry, REPO_ROOT } from '../_harness/cli.js';
 import { createTestDatabase, type TestDatabase } from '../_harness/postgres.js';
 import { killTagged, newTag } from '../_harness/proc-tag.js';
+import { spawnWorker, type WorkerProcess } from '../_harness/queue-worker.js';
 import { ensureRedis, removeKeys } from '../_harness/redis.js';
 import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   await writeFile(pools, JSON.stringify({ main: { strategy: 'round_robin', endpoints: proxies.map((p) => p.endpoint) } }));
 }, 120_000);
 
-const workers: Worker[] = [];
+const workers: WorkerProcess[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
 });
@@ -62,29 +62,8 @@ afterAll(async () => {
 const storageFlags = (path: string) => ['--storage-backend', 's3', '--storage-endpoint', s3.endpoint, '--storage-s3-path-style', '--storage-path', path];
 const storeFlags = (path: string) => [...storageFlags(path), '--ledger', db.url];
 
-interface Worker {
-  child: ChildProcess;
-  stderr(): string;
-  stop(): Promise<number | null>;
-}
-
-function startWorker(storage: string, more: string[]): Worker {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redisUrl, '--queue-name', queueName, '--slots', '2', '--scripts-dir', SCRIPTS, ...storeFlags(storage), ...more], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const w: Worker = {
-    child, stderr: () => err,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+function startWorker(storage: string, more: string[]): WorkerProcess {
+  const w = spawnWorker(['--queue', redisUrl, '--queue-name', queueName, '--slots', '2', '--scripts-dir', SCRIPTS, ...storeFlags(storage), ...more], env);
   workers.push(w);
   return w;
 }

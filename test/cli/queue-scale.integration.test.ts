@@ -13,7 +13,6 @@
  * worker within 10 s of the kill. Then the same crawl under `--max-runs`
  * below its page count: exactly that many pages are admitted and read.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -22,10 +21,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ItemRecord } from '../../src/scheduler/frontier.js';
 import { RedisFrontier } from '../../src/scheduler/redis-frontier.js';
 import { treeManifestKey } from '../../src/storage/layout.js';
-import { CLI, quarry, REPO_ROOT } from '../_harness/cli.js';
+import { quarry, REPO_ROOT } from '../_harness/cli.js';
 import { startCrawlSite, type CrawlSite } from '../_harness/crawl-site.js';
 import { createTestDatabase, type TestDatabase } from '../_harness/postgres.js';
 import { killTagged, newTag, taggedProcesses } from '../_harness/proc-tag.js';
+import { spawnWorker, until as waitUntil, type WorkerProcess } from '../_harness/queue-worker.js';
 import { ensureRedis, removeKeys } from '../_harness/redis.js';
 import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
 
@@ -46,13 +46,7 @@ beforeAll(async () => {
   env = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, AWS_REGION: 'us-east-1', ...tag.env };
 }, 120_000);
 
-interface Worker {
-  child: ChildProcess;
-  stderr(): string;
-  runLines(): string[];
-  exited: Promise<number | null>;
-  stop(): Promise<number | null>;
-}
+type Worker = WorkerProcess;
 const workers: Worker[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
@@ -71,35 +65,13 @@ const storeFlags = (dataset: string): string[] => [
 ];
 
 function startWorker(slots: number): Worker {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redisUrl, '--queue-name', queueName, '--slots', String(slots), '--scripts-dir', SCRIPTS,
-    '--storage-backend', 's3', '--storage-endpoint', s3.endpoint, '--storage-s3-path-style', '--storage-path', 'lake/scale', '--ledger', db.url], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const w: Worker = {
-    child, exited, stderr: () => err,
-    runLines: () => err.split('\n').filter((l) => l.startsWith('quarry worker: run ')),
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+  const w = spawnWorker(['--queue', redisUrl, '--queue-name', queueName, '--slots', String(slots), '--scripts-dir', SCRIPTS,
+    '--storage-backend', 's3', '--storage-endpoint', s3.endpoint, '--storage-s3-path-style', '--storage-path', 'lake/scale', '--ledger', db.url], env);
   workers.push(w);
   return w;
 }
 
-async function until(what: string, cond: () => boolean, ms = 300_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 300_000): Promise<void> => waitUntil(what, cond, ms, 25);
 
 async function submitDetached(dataset: string, maxRuns: number): Promise<string> {
   const r = await quarry([

@@ -9,15 +9,17 @@
  * worker whose script differs from the submitted one fails that run with one
  * line; a job for another storage is refused with one line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
+import { treeManifestKey } from '../../src/storage/layout.js';
+import { quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
 import { startCrawlSite, type CrawlSite, type CrawlSiteOptions } from '../_harness/crawl-site.js';
 import { createTestDatabase, type TestDatabase } from '../_harness/postgres.js';
 import { killTagged, newTag, taggedProcesses } from '../_harness/proc-tag.js';
+import { spawnWorker, until as waitUntil, type WorkerProcess } from '../_harness/queue-worker.js';
 import { ensureRedis, removeKeys } from '../_harness/redis.js';
 import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
@@ -58,43 +60,15 @@ afterAll(async () => {
 
 const storeFlags = (path = 'lake/crawl') => ['--storage-backend', 's3', '--storage-endpoint', s3.endpoint, '--storage-s3-path-style', '--storage-path', path, '--ledger', db.url];
 
-/** One `quarry worker` process. */
-interface Worker {
-  child: ChildProcess;
-  stderr(): string;
-  exited: Promise<number | null>;
-  /** SIGTERM and wait for the exit (SIGKILL after 60 s: a test failure, never a hang). */
-  stop(): Promise<number | null>;
-}
+type Worker = WorkerProcess;
 
-function startWorker(slots: number, scriptsDir = SCRIPTS, storage = 'lake/crawl', more: string[] = []): Worker {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redisUrl, '--queue-name', queueName, '--slots', String(slots), '--scripts-dir', scriptsDir, ...storeFlags(storage), ...more], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const w: Worker = {
-    child, exited, stderr: () => err,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+function startWorker(slots: number, scriptsDir = SCRIPTS, storage = 'lake/crawl', more: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Worker {
+  const w = spawnWorker(['--queue', redisUrl, '--queue-name', queueName, '--slots', String(slots), '--scripts-dir', scriptsDir, ...storeFlags(storage), ...more], { ...env, ...extraEnv });
   workers.push(w);
   return w;
 }
 
-async function until(what: string, cond: () => boolean, ms = 120_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 120_000): Promise<void> => waitUntil(what, cond, ms);
 
 function submit(siteOpts: CrawlSiteOptions | CrawlSite, flags: string[], cwd = SCRIPTS, script = 'listing.mjs', storage = 'lake/crawl'): Promise<CliResult> {
   const url = 'url' in siteOpts ? siteOpts.url : '';
@@ -104,14 +78,14 @@ function submit(siteOpts: CrawlSiteOptions | CrawlSite, flags: string[], cwd = S
   ], { cwd, env, timeoutMs: 170_000 });
 }
 
-async function readItems(storage = 'lake/crawl'): Promise<{ item_type: string; data: { id: number } }[]> {
-  const r = await quarry(['read', ...storeFlags(storage), '--type', 'item'], { env });
+async function readItems(storage = 'lake/crawl', dataset?: string): Promise<{ item_type: string; data: { id: number } }[]> {
+  const r = await quarry(['read', ...storeFlags(storage), ...(dataset ? ['--storage-dataset', dataset] : []), '--type', 'item'], { env });
   expect(r.code, r.stderr).toBe(0);
   return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number } } }).payload);
 }
 
 const ids = (items: { item_type: string; data: { id: number } }[], type: string): number[] => items.filter((i) => i.item_type === type).map((i) => i.data.id).sort((a, b) => a - b);
-const runLines = (w: Worker): string[] => w.stderr().split('\n').filter((l) => l.startsWith('quarry worker: run '));
+const runLines = (w: Worker): string[] => w.runLines();
 
 describe('quarry worker and quarry run --queue', { timeout: 180_000 }, () => {
   it('two workers crawl the fixture site (no browser): the tree completes, every page\'s item once in the authoritative tree, one finalization', async () => {
@@ -173,6 +147,39 @@ describe('quarry worker and quarry run --queue', { timeout: 180_000 }, () => {
     const payloads = items.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number } } }).payload);
     expect(ids(payloads, 'detail')).toEqual([1, 2]);
     expect(ids(payloads, 'asset')).toEqual([1, 2]);
+  });
+
+  it('a worker SIGKILLed right after claiming a tree\'s finalization: another worker takes the lapsed claim over within seconds; one tree manifest, one tree validation', async () => {
+    site = await startCrawlSite({ details: 2, detailDelayMs: 10 });
+    // The only worker at first: it runs the whole tree, claims its finalization, and dies there.
+    const a = startWorker(2, SCRIPTS, 'lake/crawl', [], { QUARRY_TEST_KILL_POINT: 'tree_finalizing' });
+    const pending = submit(site, ['--depth', '2', '--max-runs', '20', '--parallel', '2', '--storage-dataset', 'fin']);
+    expect(await a.exited, a.stderr()).toBeNull();
+    const killedAt = Date.now();
+    expect(runLines(a)).toHaveLength(5);
+    const b = startWorker(1);
+    const r = await pending;
+    const took = Date.now() - killedAt;
+    expect(r.code, `${r.stderr}\n${b.stderr()}`).toBe(0);
+    expect(r.stdout).toMatch(/admitted=5, succeeded=5, failed=0, .*authoritative=true, reason=promoted$/m);
+    // B ran nothing again: it took over the claim the dead worker stopped renewing.
+    expect(runLines(b)).toHaveLength(0);
+    expect(b.stderr()).toMatch(/^quarry worker: tree \S+: took over its finalization from \S+, which stopped renewing it$/m);
+    // BullMQ hands the dead worker's job back after its 10 s lock (plus a 3 s stall check) and B's start; the bound is for a hang.
+    expect(took).toBeLessThan(45_000);
+    const treeId = /^tree_id=(\S+),/.exec(r.stdout)![1]!;
+    const key = `/lake/crawl/${treeManifestKey('fin', treeId)}`;
+    expect(s3.requests.filter((q) => q.method === 'PUT' && q.url.split('?')[0] === key && q.status !== undefined && q.status < 300)).toHaveLength(1);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      const v = await c.query<{ n: string }>('SELECT count(*) AS n FROM tree_validation WHERE tree_id = $1', [treeId]);
+      expect(Number(v.rows[0]!.n)).toBe(1);
+    } finally {
+      await c.end();
+    }
+    const items = await readItems('lake/crawl', 'fin');
+    expect(ids(items, 'detail')).toEqual([1, 2]);
   });
 
   it('a worker whose script differs from the submitted one fails that run with one line; a job for other storage is refused with one line', async () => {

@@ -11,6 +11,7 @@ import { registerQueuedTree, reconcileQueue, treeRegistryKey } from '../../src/s
 import { RedisFrontier } from '../../src/scheduler/redis-frontier.js';
 import { keyDigest } from '../../src/scheduler/target.js';
 import { Redis } from 'ioredis';
+import { fakeClock } from '../_harness/fake-clock.js';
 import { ensureRedis, removeKeys, uniquePrefix } from '../_harness/redis.js';
 import { page, root, treeOptions } from './frontier-conformance.js';
 
@@ -24,7 +25,7 @@ afterEach(async () => {
 
 interface JobData { tree_id: string; storage: string; ledger: string }
 
-async function setup(): Promise<{ redis: Redis; queue: Queue<JobData>; reconcile: () => ReturnType<typeof reconcileQueue<JobData>> }> {
+async function setup(now?: () => number): Promise<{ redis: Redis; queue: Queue<JobData>; reconcile: () => ReturnType<typeof reconcileQueue<JobData>> }> {
   const url = await ensureRedis();
   const u = new URL(url);
   const redis = new Redis(url);
@@ -36,7 +37,7 @@ async function setup(): Promise<{ redis: Redis; queue: Queue<JobData>; reconcile
     redis.disconnect();
   });
   const reconcile = () => reconcileQueue<JobData>({
-    redis, keyPrefix,
+    redis, keyPrefix, ...(now ? { now } : {}),
     addJob: async (data, treeId, key, attempt) => {
       await queue.add('lease', data, { jobId: key === null ? `${treeId}-finalize` : `${treeId}-${keyDigest(key)}-${attempt}`, removeOnComplete: true });
     },
@@ -86,6 +87,23 @@ describe('queue reconciliation', () => {
     expect(await reconcile()).toMatchObject({ itemJobs: 0, finalizeJobs: 0, dropped: [opts.tree_id] });
     expect(await redis.hlen(treeRegistryKey(keyPrefix))).toBe(0);
     expect(await queue.getJobCountByTypes('waiting')).toBe(0);
+  });
+
+  it('a finalization claim whose holder died (its lease lapsed, its job lost) gets a job; a live or ended one does not', async () => {
+    const clock = fakeClock(Date.now());
+    const { redis, queue, reconcile } = await setup(() => clock.now());
+    const opts = treeOptions();
+    await registerQueuedTree(redis, keyPrefix, opts.tree_id, { tree_id: opts.tree_id, storage: 's', ledger: 'l' });
+    const f = await RedisFrontier.create(redis, opts, { keyPrefix, clock });
+    cleanup.push(() => f.close());
+    expect(await f.claimFinalizationLease('w1', 'job-1')).toMatchObject({ kind: 'claimed' });
+    expect(await reconcile()).toMatchObject({ finalizeJobs: 0, dropped: [] });
+    clock.advance(opts.lease_ms);
+    expect(await reconcile()).toMatchObject({ finalizeJobs: 1, dropped: [] });
+    expect(await queue.getJob(`${opts.tree_id}-finalize`)).toBeDefined();
+    expect(await f.claimFinalizationLease('w2', 'job-2')).toEqual({ kind: 'claimed', previous: 'w1' });
+    await f.endFinalization('w2', 'done');
+    expect(await reconcile()).toMatchObject({ finalizeJobs: 0, dropped: [opts.tree_id] });
   });
 
   it('a registered tree without a frontier is kept while its submitter may still create it, dropped after orphanMs', async () => {

@@ -53,6 +53,49 @@ describe('redis frontier keys', () => {
     expect(keys.every((k) => k.startsWith(`${keyPrefix}frontier:{${opts.tree_id}}:`))).toBe(true);
   });
 
+  it('holds the finalization claim as a lease: renewed it stays, lapsed it is taken over once, ended it is never taken again', async () => {
+    const clock = fakeClock();
+    const opts = treeOptions();
+    const a = await RedisFrontier.create(redis, opts, { clock, keyPrefix });
+    const b = await RedisFrontier.open(redis, opts.tree_id, { clock, keyPrefix });
+    await a.admit([root()]);
+    expect(await a.claimFinalizationLease('w1', 'job-1')).toEqual({ kind: 'busy' });
+    const [l] = await a.lease('w1', 1);
+    await a.complete(l!, 'success');
+    expect(await a.claimFinalizationLease('w1', 'job-1')).toEqual({ kind: 'claimed', previous: '' });
+    // A live holder keeps it past lease_ms by renewing; the others are told who holds it, under which job, until when.
+    clock.advance(opts.lease_ms - 1);
+    expect(await a.renewFinalization('w1')).toBe(true);
+    clock.advance(opts.lease_ms - 1);
+    expect(await b.claimFinalizationLease('w2', 'job-2')).toEqual({ kind: 'held', owner: 'w1', expires_at: clock.now() + 1, job: 'job-1' });
+    expect(await b.claimFinalization()).toBe(false);
+    // A holder that stops renewing loses it to the next caller, and cannot renew it back.
+    clock.advance(1);
+    expect(await b.claimFinalizationLease('w2', 'job-1')).toEqual({ kind: 'claimed', previous: 'w1' });
+    expect(await a.renewFinalization('w1')).toBe(false);
+    expect(await b.endFinalization('w2', 'done')).toBe(true);
+    expect(await a.endFinalization('w1', 'done')).toBe(false);
+    clock.advance(10 * opts.lease_ms);
+    expect(await a.claimFinalizationLease('w3', 'job-3')).toEqual({ kind: 'ended', state: 'done', owner: 'w2' });
+    expect(await a.reopenFinalization()).toBe(false);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('opens a failed finalization again for a new claim; a claim through the port never lapses', async () => {
+    const clock = fakeClock();
+    const f = await RedisFrontier.create(redis, treeOptions(), { clock, keyPrefix });
+    const g = await RedisFrontier.create(redis, treeOptions({ tree_id: 'tree-port' }), { clock, keyPrefix });
+    expect(await f.claimFinalizationLease('w1', 'job-1')).toEqual({ kind: 'claimed', previous: '' });
+    expect(await f.endFinalization('w1', 'failed')).toBe(true);
+    expect(await f.claimFinalizationLease('w2', 'job-2')).toEqual({ kind: 'ended', state: 'failed', owner: 'w1' });
+    expect(await f.reopenFinalization()).toBe(true);
+    expect(await f.claimFinalizationLease('w2', 'job-2')).toEqual({ kind: 'claimed', previous: '' });
+    expect(await g.claimFinalization()).toBe(true);
+    clock.advance(1e9);
+    expect(await g.claimFinalizationLease('w2', 'job-2')).toEqual({ kind: 'held', owner: '', expires_at: 0, job: '' });
+    await Promise.all([f.close(), g.close()]);
+  });
+
   it('refuses to create a tree twice and to open one never created, saying what to do', async () => {
     const opts = treeOptions();
     const f = await RedisFrontier.create(url, opts, { keyPrefix });

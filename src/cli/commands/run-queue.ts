@@ -206,7 +206,7 @@ export async function inspectQueuedTree(argv: readonly string[], flags: readonly
     let last = '';
     while (s.result === undefined && p.values['no-follow'] !== true && !io.signal.aborted) {
       const c = s.counters;
-      const line = `tree ${treeId}: runs ${s.runs} done, ${c.running} running, ${c.queued} queued, ${c.failed} failed; ${s.items} items`;
+      const line = `tree ${treeId}: runs ${s.runs} done, ${c.running} running, ${c.queued} queued, ${c.failed} failed; ${s.items} items${s.finalize_error ? `; finalizing: ${s.finalize_error}` : ''}`;
       if (line !== last) io.stderr(`${line}\n`);
       last = line;
       await new Promise((r) => setTimeout(r, POLL_MS));
@@ -215,9 +215,9 @@ export async function inspectQueuedTree(argv: readonly string[], flags: readonly
     if (s.result === undefined && io.signal.aborted) return signalExitCode(io.signal);
     const opts = await frontier.options();
     const data = {
-      tree_id: treeId, state: s.result === undefined ? 'running' : 'finished', queue: queueName,
+      tree_id: treeId, state: s.result === undefined ? 'running' : s.result.reason === 'finalization_failed' ? 'finalization_failed' : 'finished', queue: queueName,
       options: { max_depth: opts.max_depth, max_runs: opts.max_runs, parallel: opts.parallel, retries: opts.retries, lease_ms: opts.lease_ms },
-      counters: s.counters, runs: s.runs, items: s.items, result: s.result ?? null,
+      counters: s.counters, runs: s.runs, items: s.items, ...(s.finalize_error ? { finalize_error: s.finalize_error } : {}), result: s.result ?? null,
     };
     io.stdout(render(data, renderOptionsFrom(p.values, io)));
     return 0;

@@ -3,15 +3,17 @@
  * the tree as one. The frontier is reached through its port, so a tree on the
  * embedded SQLite frontier (`quarry run`) and one on the Redis frontier
  * (whichever worker's `claimFinalization()` returned true) finish the same
- * way. Idempotent across kills: a manifest already published is read back
- * and only validated; a tree already validated is only read back (the ledger
- * holds one validation per tree).
+ * way. Idempotent across kills and concurrent finalizers: a manifest already
+ * published (before, or by another finalizer while this one built its own)
+ * is read back and only validated; a tree already validated is only read
+ * back (the ledger holds one validation per tree).
  */
 import type { Ledger } from '../../ledger/ledger.js';
 import { validateTree, type TreeValidation } from '../../ledger/tree-validator.js';
 import { buildTreeManifest } from '../../scheduler/tree-manifest.js';
 import type { Frontier, TreeOptions } from '../../scheduler/frontier.js';
 import type { StorageBackend } from '../../storage/backend.js';
+import { StorageError } from '../../storage/backend.js';
 import { treeManifestKey, type LogicalPartition } from '../../storage/layout.js';
 import { publishTreeManifest, readTreeManifest } from '../../storage/tree-manifest.js';
 import type { TreeInvocation } from './run-tree.js';
@@ -113,7 +115,13 @@ export async function finishTree(ctx: FinishContext): Promise<TreeAuthority> {
         await frontier.counters(),
         { started_at: startedAt, finalized_at: new Date().toISOString() },
       );
-      await publishTreeManifest(backend, dataset, manifest);
+      try {
+        await publishTreeManifest(backend, dataset, manifest);
+      } catch (err) {
+        // Another finalizer (a queue worker that took over a lapsed finalization lease, SPEC §12)
+        // published this tree's manifest first: built from the same final frontier, it is the tree's.
+        if (!(err instanceof StorageError && err.code === 'exists' && (await readTreeManifest(backend, dataset, inv.treeId)) !== undefined)) throw err;
+      }
     } finally {
       if (opened) await frontier.close();
     }
