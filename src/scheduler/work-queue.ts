@@ -82,6 +82,17 @@ export interface QueueTreeResult {
   notification?: NotificationReport;
 }
 
+/** A Redis URL without its password, to print. */
+function publicUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return 'URL';
+  }
+}
+
 /** Checks `--queue-name`. @throws FrontierError naming the rule. */
 export function checkQueueName(name: string): string {
   if (!QUEUE_NAME_RE.test(name)) throw new FrontierError(`--queue-name ${JSON.stringify(name)} must match [A-Za-z0-9._-]{1,64}`);
@@ -354,7 +365,7 @@ export class QueueWorker {
           r = {
             exit_code: 3, authoritative: false, reason: 'finalization_failed', manifest_key: null,
             line: `tree ${treeId} could not be finalized (${why})`,
-            next: `quarry run --resume ${treeId} --queue URL${this.#cfg.queueName !== DEFAULT_QUEUE_NAME ? ` --queue-name ${this.#cfg.queueName}` : ''} (finalizes it again on the workers)`,
+            next: `quarry run --resume ${treeId} --queue ${publicUrl(this.#cfg.url)}${this.#cfg.queueName !== DEFAULT_QUEUE_NAME ? ` --queue-name ${this.#cfg.queueName}` : ''} (finalizes it again on the workers)`,
           };
         }
         if (attempt >= FINALIZE_ATTEMPTS) {

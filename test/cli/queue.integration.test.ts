@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { treeManifestKey } from '../../src/storage/layout.js';
@@ -180,6 +181,40 @@ describe('quarry worker and quarry run --queue', { timeout: 180_000 }, () => {
     }
     const items = await readItems('lake/crawl', 'fin');
     expect(ids(items, 'detail')).toEqual([1, 2]);
+  });
+
+  it('a finalization that keeps failing is tried 4 times, then the submitter and inspect run say why; --resume --queue finalizes it again', async () => {
+    site = await startCrawlSite({ details: 1, detailDelayMs: 10 });
+    // No worker yet: the tree id is known before anything runs, so its manifest key can be spoiled first.
+    const sub = await submit(site, ['--detach', '--storage-dataset', 'ffail']);
+    expect(sub.code, sub.stderr).toBe(0);
+    const treeId = sub.stdout.trim();
+    const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: s3.credentials });
+    const Key = `crawl/${treeManifestKey('ffail', treeId)}`;
+    await client.send(new PutObjectCommand({ Bucket: 'lake', Key, Body: 'not a tree manifest' }));
+    const w = startWorker(1);
+    const view = await quarry(['inspect', 'run', treeId, '--queue', redisUrl, '--queue-name', queueName, '--format', 'json'], { env, timeoutMs: 120_000 });
+    expect(view.code, `${view.stderr}\n${w.stderr()}`).toBe(0);
+    // While it retried, the follower saw why; then the result says the finalization failed, why, and what to do.
+    expect(view.stderr).toMatch(/; finalizing: attempt 1 of 4 failed: /);
+    const v = JSON.parse(view.stdout) as { state: string; result: { reason: string; exit_code: number; line: string; next: string } };
+    expect(v.state).toBe('finalization_failed');
+    expect(v.result).toMatchObject({ reason: 'finalization_failed', exit_code: 3 });
+    expect(v.result.line).toMatch(new RegExp(`^tree ${treeId} could not be finalized \\(.*${treeId}.*\\); gave up after 4 attempts in \\d+ s$`));
+    expect(v.result.next).toMatch(new RegExp(`^quarry run --resume ${treeId} --queue redis://\\S+ --queue-name ${queueName} `));
+    expect(w.stderr().split('\n').filter((l) => l.includes('finalization attempt'))).toHaveLength(3);
+    // The spoiled object removed, the tree is resumed on the queue: finalized again, authoritative.
+    await client.send(new DeleteObjectCommand({ Bucket: 'lake', Key }));
+    client.destroy();
+    const r = await quarry(['run', '--resume', treeId, '--queue', redisUrl, '--queue-name', queueName], { env, timeoutMs: 120_000 });
+    expect(r.code, `${r.stderr}\n${w.stderr()}`).toBe(0);
+    expect(r.stderr).toContain(`tree ${treeId}: its finalization had failed; a worker finalizes it again`);
+    expect(r.stdout).toMatch(/admitted=1, succeeded=1, failed=0, .*authoritative=true, reason=promoted$/m);
+    expect(runLines(w)).toHaveLength(1);
+    // A flag that would change the tree is refused with one line.
+    const bad = await quarry(['run', '--resume', treeId, '--queue', redisUrl, '--queue-name', queueName, '--depth', '2'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--depth cannot be given with --resume --queue/);
   });
 
   it('a worker whose script differs from the submitted one fails that run with one line; a job for other storage is refused with one line', async () => {

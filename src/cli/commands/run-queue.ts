@@ -17,7 +17,7 @@ import { registerQueuedTree } from '../../scheduler/queue-reconcile.js';
 import { submitSharedTree } from '../../scheduler/shared-tree.js';
 import { reachKillPoint } from '../../runtime/kill-point.js';
 import { dedupKey, resolveTarget } from '../../scheduler/target.js';
-import { addItemJob, checkQueueName, openQueue, QUEUE_LEASE_MS, queueKeys, readQueueTree, type QueueTreeState } from '../../scheduler/work-queue.js';
+import { addItemJob, checkQueueName, openQueue, QUEUE_LEASE_MS, queueKeys, readQueueTree, type QueueTreeResult, type QueueTreeState } from '../../scheduler/work-queue.js';
 import { signalExitCode } from '../interruptible.js';
 import { parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -25,8 +25,9 @@ import { render, renderOptionsFrom } from '../render.js';
 import { TreeProgress } from '../tree-progress.js';
 import { bindRun, drainCommand, LedgerUnreachableError, notificationLine, openRunLedger } from './run-execute.js';
 import { compileTreeInvocation, settingsOf, treeBlock, treeSummaryLine } from './run-tree.js';
-import { writeReport, type RunPlan } from './run.js';
-import { ledgerIdentity } from './tree-settings.js';
+import { checkReportTarget, writeReport, type RunPlan } from './run.js';
+import { ledgerIdentity, parseStoredSettings } from './tree-settings.js';
+import { RUN_ID_RE } from '../../storage/layout.js';
 import { checkQueueStores } from './worker.js';
 import { storedProxyPlan } from './proxy-setup.js';
 import { recordedTarget, type AdapterOptions } from '../../notify/adapter-config.js';
@@ -83,29 +84,10 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
       if (!inv.quiet && plan.adapter) io.stderr(`quarry run: ${workersNotify(plan.adapter)}\n`);
       return 0;
     }
-    const started = Date.now();
-    const final = await waitForTree(redis, queueName, frontier, io, inv.quiet);
-    if (final === undefined) {
-      // The tree is the workers' now: stopping the wait stops nothing.
-      io.stderr(`quarry run: stopped waiting; tree ${inv.treeId} goes on on the workers; follow it with: ${follow}\n`);
-      return signalExitCode(io.signal);
-    }
-    const r = final.result!;
-    if (!inv.quiet) {
-      io.stdout(`${treeSummaryLine(inv.treeId, r.counters, r, final.runs, final.items, Date.now() - started)}\n`);
-      io.stdout(`data: ${inv.storage.path} dataset ${inv.partition.dataset}, tree manifest ${r.manifest_key ?? '(not published)'}\n`);
-      io.stdout(`ledger: ${r.line}\n`);
-      if (plan.adapter) io.stdout(`${r.notification ? notificationLine(r.notification, plan) : `notification: the finalizing worker sent none (see the ledger line); a row of the tree's validation stays in the ledger outbox: send it with ${drainCommand(plan)}`}\n`);
-    }
-    if (!r.authoritative && r.exit_code !== 0) io.stderr(`quarry run: tree ${inv.treeId} is not authoritative: ${r.line}${r.next ? `; next: ${r.next}` : ''}\n`);
-    if (inv.report) {
-      writeReport(inv.report, JSON.stringify({
-        exit_code: r.exit_code, tree: treeBlock(inv.treeId, r.counters, r), runs: final.runs, items: final.items,
-        authority: { authoritative: r.authoritative, reason: r.reason, next: r.next }, finalized_by: r.finalized_by,
-        ...(r.notification ? { notification: r.notification } : {}),
-      }, null, 2), io);
-    }
-    return r.exit_code;
+    return await waitAndPrint(redis, queueName, frontier, io, {
+      quiet: inv.quiet, follow, storagePath: inv.storage.path, dataset: inv.partition.dataset, ...(inv.report ? { report: inv.report } : {}),
+      ...(plan.adapter ? { notification: (r: QueueTreeResult) => (r.notification ? notificationLine(r.notification, plan) : `notification: the finalizing worker sent none (see the ledger line); a row of the tree's validation stays in the ledger outbox: send it with ${drainCommand(plan)}`) } : {}),
+    });
   } catch (err) {
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry run: ${err.message}\n`);
@@ -117,6 +99,108 @@ export async function runQueuedTree(plan: RunPlan, values: Record<string, unknow
     await redis?.quit().catch(() => redis?.disconnect());
     await queue.close();
     await ledger?.close();
+  }
+}
+
+/** How {@link waitAndPrint} shows the tree. */
+interface WaitShow {
+  quiet: boolean; follow: string; storagePath: string; dataset: string; report?: string;
+  /** The `notification:` line after the ledger's (a tree submitted with `--adapter`). */
+  notification?: (r: QueueTreeResult) => string;
+}
+
+/** Waits for the workers to finish the tree, then prints its summary (and report); returns its exit code. */
+async function waitAndPrint(redis: Redis, queueName: string, frontier: RedisFrontier, io: CliIO, show: WaitShow): Promise<number> {
+  const treeId = frontier.treeId;
+  const started = Date.now();
+  const final = await waitForTree(redis, queueName, frontier, io, show.quiet);
+  if (final === undefined) {
+    // The tree is the workers' now: stopping the wait stops nothing.
+    io.stderr(`quarry run: stopped waiting; tree ${treeId} goes on on the workers; follow it with: ${show.follow}\n`);
+    return signalExitCode(io.signal);
+  }
+  const r = final.result!;
+  if (!show.quiet) {
+    io.stdout(`${treeSummaryLine(treeId, r.counters, r, final.runs, final.items, Date.now() - started)}\n`);
+    io.stdout(`data: ${show.storagePath} dataset ${show.dataset}, tree manifest ${r.manifest_key ?? '(not published)'}\n`);
+    io.stdout(`ledger: ${r.line}\n`);
+    if (show.notification) io.stdout(`${show.notification(r)}\n`);
+  }
+  if (!r.authoritative && r.exit_code !== 0) io.stderr(`quarry run: tree ${treeId} is not authoritative: ${r.line}${r.next ? `; next: ${r.next}` : ''}\n`);
+  if (show.report) {
+    writeReport(show.report, JSON.stringify({
+      exit_code: r.exit_code, tree: treeBlock(treeId, r.counters, r), runs: final.runs, items: final.items,
+      authority: { authoritative: r.authoritative, reason: r.reason, next: r.next }, finalized_by: r.finalized_by,
+      ...(r.notification ? { notification: r.notification } : {}),
+    }, null, 2), io);
+  }
+  return r.exit_code;
+}
+
+/** Flags `--resume <tree_id> --queue` accepts; any other is refused. */
+const QUEUE_RESUME_FLAGS = ['resume', 'queue', 'queue-name', 'detach', 'quiet', 'report'];
+
+/**
+ * `quarry run --resume <tree_id> --queue URL`: hands a queued tree back to
+ * the workers and waits for it like its submitter. Items still queued get
+ * their job again (an existing job id is a no-op); a tree whose finalization
+ * failed (SPEC §12: tried with backoff, then given up) is opened for a new
+ * finalization; a finished tree is only shown. Returns the tree's exit code.
+ */
+export async function resumeQueuedTree(values: Record<string, unknown>, explicit: ReadonlySet<string>, io: CliIO): Promise<number> {
+  const treeId = typeof values.resume === 'string' ? values.resume : '';
+  if (!RUN_ID_RE.test(treeId)) throw new UsageError(`--resume ${JSON.stringify(treeId)}: a tree id matches [A-Za-z0-9._-]{1,128} (printed by quarry run --queue --detach)`);
+  const stray = [...explicit].find((f) => !QUEUE_RESUME_FLAGS.includes(f));
+  if (stray !== undefined) throw new UsageError(`--${stray} cannot be given with --resume --queue: a queued tree keeps the options it was submitted with, and the workers their storage and ledger (only --queue-name, --detach, --quiet and --report are accepted)`);
+  const url = values.queue as string;
+  const queueName = queueNameOf(values['queue-name']);
+  const report = typeof values.report === 'string' && values.report !== '' ? values.report : undefined;
+  if (report) checkReportTarget(report, io.cwd);
+  const keys = queueKeys(queueName);
+  const { Redis: RedisClient } = await import('ioredis');
+  const redis = new RedisClient(url, { maxRetriesPerRequest: 3 });
+  let frontier: RedisFrontier | undefined;
+  const queue = await openQueue(url, queueName);
+  try {
+    try {
+      frontier = await RedisFrontier.open(redis, treeId, { keyPrefix: keys.frontierPrefix });
+    } catch (err) {
+      if (err instanceof FrontierError) throw new UsageError(`--resume ${treeId} --queue: ${err.message}`);
+      throw err;
+    }
+    const s = parseStoredSettings((await frontier.options()).run, treeId);
+    const data = {
+      tree_id: treeId,
+      storage: storageIdentity({ backend: s.storage.backend, path: s.storage.path, ...(s.storage.endpoint ? { endpoint: s.storage.endpoint } : {}) }),
+      ledger: s.ledger,
+    };
+    await registerQueuedTree(redis, keys.frontierPrefix, treeId, data);
+    const notice = (m: string): void => { if (values.quiet !== true) io.stderr(`quarry run: ${m}\n`); };
+    if (await frontier.reopenFinalization()) {
+      await redis.multi().del(keys.result(treeId)).hdel(keys.progress(treeId), 'finalize_error').exec();
+      await queue.add('lease', data, { jobId: `${treeId}-finalize-${Date.now()}`, removeOnComplete: true, removeOnFail: { age: 7 * 24 * 3600 } });
+      notice(`tree ${treeId}: its finalization had failed; a worker finalizes it again`);
+    } else {
+      let queued = 0;
+      for (const item of await frontier.items()) {
+        if (item.state !== 'queued') continue;
+        await addItemJob(queue, data, item.key, item.attempts.length + 1);
+        queued++;
+      }
+      const c = await frontier.counters();
+      if (queued > 0 || c.running > 0) notice(`tree ${treeId}: ${c.running} run(s) in flight, ${queued} queued item(s) handed to the workers`);
+    }
+    const follow = `quarry inspect run ${treeId} --queue ${ledgerIdentity(url)}${queueName !== 'quarry' ? ` --queue-name ${queueName}` : ''}`;
+    if (values.detach === true) {
+      io.stdout(`${treeId}\n`);
+      notice(`follow it with: ${follow}`);
+      return 0;
+    }
+    return await waitAndPrint(redis, queueName, frontier, io, { quiet: values.quiet === true, follow, storagePath: s.storage.path, dataset: s.partition.dataset, ...(report ? { report } : {}) });
+  } finally {
+    await frontier?.close();
+    await redis.quit().catch(() => redis.disconnect());
+    await queue.close();
   }
 }
 

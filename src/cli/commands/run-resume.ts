@@ -45,7 +45,7 @@ export async function resumeCommand(p: ParsedFlags, io: CliIO, config?: ConfigPo
   const stateDir = stateDirFor(str(v['state-dir']), given, io);
   const paths = frontierPaths(stateDir, treeId);
   if (!existsSync(paths.db)) {
-    throw new UsageError(`--resume ${treeId}: no such tree under the state dir ${stateDir}; give the --state-dir (or --storage-path) the tree was started with`);
+    throw new UsageError(`--resume ${treeId}: no such tree under the state dir ${stateDir}; give the --state-dir (or --storage-path) the tree was started with (a tree submitted with --queue: quarry run --resume ${treeId} --queue URL)`);
   }
   const frontier = SqliteFrontier.open(paths.db);
   const options = await frontier.options().finally(() => frontier.close());

@@ -437,7 +437,10 @@ export async function runCommand(argv: readonly string[], io: CliIO): Promise<nu
     if (stray) throw new UsageError(`--${stray} has no effect without --queue`);
   }
   if (typeof parsed.values.resume === 'string') {
-    if (queued) throw new UsageError('--resume with --queue is not available in this version of quarry: a queued tree goes on on its workers (follow it with quarry inspect run <tree_id> --queue URL)');
+    if (queued) {
+      const { resumeQueuedTree } = await import('./run-queue.js');
+      return resumeQueuedTree(parsed.values, parsed.explicit, io);
+    }
     const { resumeCommand } = await import('./run-resume.js');
     return resumeCommand(parsed, io, configPools);
   }
