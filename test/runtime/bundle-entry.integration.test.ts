@@ -2,9 +2,9 @@
 // (src/runtime/bundle-entry.ts). What a user relies on: the cache is made on
 // first use, a run from it does the same as one without it (including the
 // `import()` of a script, which Node 20 loses in cached code unless routed), and
-// a cache that is garbage or not ours is ignored, never fatal.
+// a cache that is garbage, of another build or not ours is ignored, never fatal.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT } from '../_harness/cli.js';
@@ -59,6 +59,23 @@ describe('the code cache of the bundled programs', () => {
     expect(v.stderr).not.toMatch(/warning|error/i);
     // Rejected, it was made anew.
     for (const f of cacheFiles(t)) expect(readFileSync(f, 'utf8')).not.toBe('not a code cache');
+  });
+
+  it('does not use the cache of another build of the bundle', () => {
+    const t = join(tmp.path, 'rebuilt');
+    expect(node(EXECUTOR, ['--validate', script], t).code).toBe(0);
+    const [file] = cacheFiles(t);
+    const made = readFileSync(file!);
+    // Used as it is while the bundle is the same.
+    expect(node(EXECUTOR, ['--validate', script], t).code).toBe(0);
+    expect(readFileSync(file!).equals(made)).toBe(true);
+    // A rebuilt bundle (here: new times) has its cache made anew, in the same file.
+    const bundle = join(REPO_ROOT, 'dist/executor/program.cjs');
+    const later = new Date(statSync(bundle).mtimeMs + 1000);
+    utimesSync(bundle, later, later);
+    expect(node(EXECUTOR, ['--validate', script], t).code).toBe(0);
+    expect(cacheFiles(t)).toEqual([file]);
+    expect(readFileSync(file!).equals(made)).toBe(false);
   });
 
   it('does not use a cache folder others can write', () => {
