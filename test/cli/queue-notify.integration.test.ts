@@ -10,16 +10,16 @@
  * PostgreSQL (a database of its own), the local S3 server, the crawl fixture
  * site (no browser) and real worker processes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
+import { quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
 import { startCrawlSite, type CrawlSite } from '../_harness/crawl-site.js';
 import { createTestDatabase, type TestDatabase } from '../_harness/postgres.js';
 import { killTagged, newTag } from '../_harness/proc-tag.js';
+import { spawnWorker, type WorkerProcess } from '../_harness/queue-worker.js';
 import { ensureRedis, removeKeys } from '../_harness/redis.js';
 import { startS3Server, type S3TestServer } from '../_harness/s3-server.js';
 import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
@@ -69,29 +69,10 @@ const stores = (): string[] => ['--storage-backend', 's3', '--storage-endpoint',
 /** The workers' own adapter: the URL with its token, and a header, neither of which the queue ever holds. */
 const workerAdapter = (more: string[] = []): string[] => ['--adapter', 'webhook', '--adapter-url', `${rx.url}?token=${TOKEN}`, '--adapter-header', `X-Auth=${HEADER}`, ...more];
 
-interface Worker {
-  child: ChildProcess;
-  stderr(): string;
-  stop(): Promise<number | null>;
-}
+type Worker = WorkerProcess;
 
 function startWorker(more: string[]): Worker {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queue', redisUrl, '--queue-name', queueName, '--slots', '2', '--scripts-dir', SCRIPTS, ...stores(), ...more], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const w: Worker = {
-    child, stderr: () => err,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+  const w = spawnWorker(['--queue', redisUrl, '--queue-name', queueName, '--slots', '2', '--scripts-dir', SCRIPTS, ...stores(), ...more], env);
   workers.push(w);
   return w;
 }
