@@ -84,23 +84,47 @@ export function groupProcesses(groups: ReadonlySet<number>): string[] {
 }
 
 /**
- * Polls the given processes (`pid command` lines, as listed before a kill) every 10 ms, reading only
- * their own /proc entries, until all are gone or `deadlineMs` passes since `since` (performance.now()).
- * @returns the ones left and when the last of the others went, in ms after `since`.
+ * Whether `pid` is gone or dying: a zombie or no process, or one the kernel is
+ * tearing down (PF_EXITING in its flags) or that has a SIGKILL pending (it
+ * cannot run another instruction of its own; on a loaded machine it may wait
+ * for CPU to finish exiting).
  */
-export async function timeUntilGone(procs: readonly string[], since: number, deadlineMs: number): Promise<{ left: string[]; lastGoneMs: number; last: string[] }> {
+export function goneOrDying(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] === 'Z' || f[0] === 'X') return true;
+    if ((Number(f[6]) & 0x4) !== 0) return true;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const pending = (name: string): bigint => BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)`, 'm').exec(status)?.[1] ?? '0'}`);
+    return ((pending('SigPnd') | pending('ShdPnd')) & 0x100n) !== 0n;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Polls the given processes (`pid command` lines, as listed before a kill) every 10 ms, reading only
+ * their own /proc entries, until each is `done` or `deadlineMs` passes since `since` (performance.now()).
+ * @returns the ones left; `seenMs`: the last poll (ms after `since`) that saw one not done yet, and
+ * `doneMs`: the poll that saw the last of them done (on a loaded machine polls may be far apart:
+ * the moment lies between the two).
+ */
+export async function timeUntil(procs: readonly string[], done: (pid: number) => boolean, since: number, deadlineMs: number): Promise<{ left: string[]; seenMs: number; doneMs: number; last: string[] }> {
   let live = [...procs];
-  let lastGoneMs = 0;
+  let seenMs = 0;
+  let doneMs = 0;
   let last: string[] = [];
   while (live.length > 0 && performance.now() - since < deadlineMs) {
-    const still = live.filter((l) => procStat(Number(l.split(' ')[0])) !== undefined);
+    const at = performance.now() - since;
+    const still = live.filter((l) => !done(Number(l.split(' ')[0])));
+    if (still.length > 0) seenMs = at;
     if (still.length < live.length) {
-      // Seen gone by now: an upper bound of when they went.
-      lastGoneMs = performance.now() - since;
+      doneMs = performance.now() - since;
       last = live.filter((l) => !still.includes(l));
     }
     live = still;
     if (live.length > 0) await new Promise((r) => setTimeout(r, 10));
   }
-  return { left: live, lastGoneMs, last };
+  return { left: live, seenMs, doneMs, last };
 }
