@@ -246,6 +246,23 @@ export class SlotPool {
     });
   }
 
+  /**
+   * Takes an executor already started with this pool's command, entry and
+   * `script` (the one `quarry run` starts early, executor-process.ts) as an
+   * idle slot: the next run gets it, and the pool ends it like any other.
+   * Every run of this pool must then be of `script` until it is taken.
+   */
+  adopt(started: StartedExecutor, script: string): void {
+    const slot = new Slot(started, script);
+    const pid = slot.started.child?.pid;
+    if (pid !== undefined) {
+      this.#reaper.add({ pid });
+      void slot.started.ended.then(() => this.#reaper.remove({ pid }));
+    }
+    this.#live++;
+    this.#idle.push(slot);
+  }
+
   #takeIdle(): Slot | undefined {
     while (this.#idle.length > 0) {
       const slot = this.#idle.pop()!;

@@ -16,6 +16,8 @@ import { RunIdExistsError } from '../../storage/run-writer.js';
 import type { StorageBackend } from '../../storage/backend.js';
 import { StorageError } from '../../storage/backend.js';
 import type { StartedExecutor } from '../../runtime/executor-process.js';
+import type { SlotPool } from '../../runtime/slot-pool.js';
+import type { SharedBrowser } from '../../runtime/shared-browser.js';
 import { runOnce } from '../../runtime/run.js';
 import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
@@ -128,15 +130,42 @@ export function shouldRetry(report: RunReport): boolean {
   return report.outcome !== 'success' || report.authority?.reason === 'rejected';
 }
 
+/** The run slot pool and shared browser (SPEC §10) the attempts of one `quarry run --retries N` share. */
+export interface AttemptSlots {
+  readonly pool: SlotPool;
+  readonly sharedBrowser?: SharedBrowser;
+}
+
+/**
+ * Slots for the attempts of a `quarry run --retries N` (N > 0) with the bundled executor, unless
+ * `--no-browser-reuse`: a retry then reuses the Chromium and, when the slot survived the failed
+ * attempt, its executor process (SPEC §10). `early` becomes the first slot. Closed by the caller.
+ */
+async function openAttemptSlots(plan: RunPlan, io: CliIO, early: StartedExecutor | undefined): Promise<AttemptSlots | undefined> {
+  if (plan.retries <= 0 || plan.executorPath !== undefined || plan.noBrowserReuse === true) return undefined;
+  const [{ SlotPool }, { SharedBrowser }, { chromiumPath }, { defaultExecutorPath }] = await Promise.all([
+    import('../../runtime/slot-pool.js'), import('../../runtime/shared-browser.js'), import('../../runtime/chromium.js'), import('../../runtime/executor-process.js'),
+  ]);
+  const pool = new SlotPool({ command: process.execPath, entry: defaultExecutorPath() });
+  // Started with the same command and argv as the pool's slots (startExecutorEarly).
+  if (early && !early.taken && early.child) pool.adopt(early, plan.scriptPath);
+  if (plan.browserWsEndpoint !== undefined) return { pool };
+  const sharedBrowser = new SharedBrowser({ executablePath: chromiumPath(plan.chromiumPath) });
+  sharedBrowser.onDied = (why) => { if (!plan.quiet) io.stderr(`quarry run: ${why}\n`); };
+  return { pool, sharedBrowser };
+}
+
 /**
  * Runs a plan with its ledger and storage. `early` is the executor `quarry run` started
- * before loading this module (executor-process.ts): the first attempt uses it, and it is
- * ended here if that attempt never starts (a refused binding or claim, an unreachable ledger).
+ * before loading this module (executor-process.ts): the first attempt uses it (as the first
+ * run slot when the attempts share slots), and it is ended here if that attempt never starts
+ * (a refused binding or claim, an unreachable ledger).
  */
 export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecutor): Promise<number> {
   let ledger: Ledger | undefined;
   let backend: StorageBackend | undefined;
   let router: ProxyRouter | undefined;
+  let slots: AttemptSlots | undefined;
   try {
     const target = ledgerTarget(plan);
     // Nothing claimed yet: a signal while the ledger or storage opens stops at once.
@@ -145,7 +174,8 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
     // Leftovers of runs killed before they could clean up (owner dead, older than an hour).
     await sweepRunLeftovers(plan.storage.backend === 'fs' ? plan.storage.path : undefined);
     if (plan.proxy) router = openProxyRouter(plan.proxy, stateDirFor(plan.stateDir, plan.storage, io), (m) => io.stderr(`quarry run: ${m}\n`));
-    return (await runWithRetries(plan, backend, ledger, io, 'run', early, router)).exit_code;
+    slots = await openAttemptSlots(plan, io, early);
+    return (await runWithRetries(plan, backend, ledger, io, 'run', early, router, slots)).exit_code;
   } catch (err) {
     if (err instanceof LedgerUnreachableError) {
       io.stderr(`quarry run: ${err.message}\n`);
@@ -157,6 +187,9 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
     }
     throw err;
   } finally {
+    // Every slot and the browser end with the run (their reapers cover a SIGKILL).
+    await slots?.pool.close();
+    await slots?.sharedBrowser?.close();
     if (early && !early.taken) await early.dispose();
     await router?.close();
     await ledger?.close();
@@ -169,10 +202,11 @@ export async function executePlan(plan: RunPlan, io: CliIO, early?: StartedExecu
  * up to `plan.retries` times while a run fails (see {@link shouldRetry}), with
  * backoff. Used by `quarry run` and, per partition, by `quarry retry`
  * (`command`, named in its notices). Neither makes up a job id: a run
- * without one keeps none, and so do its retries (SPEC §5).
+ * without one keeps none, and so do its retries (SPEC §5). With `slots` every
+ * attempt runs in a slot of its pool (`early` was adopted as the first).
  * @returns the last run's report. @throws as {@link runAndValidate}.
  */
-export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor, router?: ProxyRouter): Promise<RunReport> {
+export async function runWithRetries(plan: RunPlan, backend: StorageBackend, ledger: Ledger, io: CliIO, command: 'run' | 'retry' = 'run', early?: StartedExecutor, router?: ProxyRouter, slots?: AttemptSlots): Promise<RunReport> {
   const retries = plan.retries;
   // SPEC §5: a job id is generated only for fan-out trees; a standalone run without one keeps none, nor do its
   // retries (they are grouped by lineage: parent_run_id and root_run_id).
@@ -184,7 +218,7 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
   const notified: string[] = [];
   for (let n = 0; ; n++) {
     const last = (r: RunReport): boolean => !shouldRetry(r) || io.signal.aborted || n >= retries;
-    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 ? early : undefined, { previous: notified, last }, router);
+    const report = await runAndValidate({ ...plan, ...(jobId ? { jobId } : {}), attempt, ...(parentRunId ? { parentRunId } : {}) }, runId, backend, ledger, io, n === 0 && !slots ? early : undefined, { previous: notified, last }, router, slots);
     if (last(report)) return report;
     const wait = retryBackoffMs(n + 1);
     const ended = report.outcome === 'success' ? 'success, but validation rejected its data' : report.outcome;
@@ -202,7 +236,7 @@ export async function runWithRetries(plan: RunPlan, backend: StorageBackend, led
  * `authority` say whether its data became authoritative (SPEC §8).
  * @throws UsageError when the binding or the claim refuses the run; LedgerUnreachableError before the claim.
  */
-export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor, notify?: AttemptNotify, router?: ProxyRouter): Promise<RunReport> {
+export async function runAndValidate(plan: RunPlan, runId: string, backend: StorageBackend, ledger: Ledger, io: CliIO, early?: StartedExecutor, notify?: AttemptNotify, router?: ProxyRouter, slots?: AttemptSlots): Promise<RunReport> {
   await bindRun(plan, runId, ledger);
   let report: RunReport;
   // Selected at run start, after the binding: a refused run takes no turn of the pool (SPEC §11).
@@ -221,6 +255,8 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       backend,
       ...(plan.executorPath ? { executorPath: plan.executorPath } : {}),
       ...(early ? { started: early } : {}),
+      ...(slots ? { pool: slots.pool } : {}),
+      ...(slots?.sharedBrowser ? { sharedBrowser: slots.sharedBrowser } : {}),
       ...(plan.browserWsEndpoint ? { browserWsEndpoint: plan.browserWsEndpoint } : {}),
       ...(plan.chromiumPath ? { chromiumPath: plan.chromiumPath } : {}),
       ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
