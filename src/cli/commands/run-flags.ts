@@ -31,7 +31,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'executor', type: 'string', arg: 'PATH', help: 'Executor entry (advanced; the bundled one by default)', group: 'Browser' },
   { name: 'browser-ws-endpoint', type: 'string', arg: 'URL', help: 'Connect to a running browser instead of launching one', group: 'Browser' },
   { name: 'chromium-path', type: 'string', arg: 'PATH', help: 'Chromium binary (default $QUARRY_CHROMIUM_PATH or /usr/bin/chromium)', group: 'Browser' },
-  { name: 'no-browser-reuse', type: 'bool', help: "Crawl: a browser per run instead of one Chromium shared by the invocation's runs (a single run has its own anyway)", group: 'Browser' },
+  { name: 'no-browser-reuse', type: 'bool', help: "A browser (and executor process) per run instead of one Chromium shared by the invocation's runs: a crawl's, or the attempts of --retries N", group: 'Browser' },
   { name: 'depth', type: 'int', default: 0, help: 'Fan-out: enqueued items become runs of the tree down to this depth (0 = no fan-out; > 0 needs --max-runs)', group: 'Crawl' },
   { name: 'max-runs', type: 'int', arg: 'N', help: 'Fan-out: cap on distinct work items admitted to the tree, root included', group: 'Crawl' },
   { name: 'parallel', type: 'int', default: 1, help: 'Fan-out: runs of the tree executing at once, root included', group: 'Crawl' },
