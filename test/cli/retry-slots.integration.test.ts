@@ -69,6 +69,33 @@ describe('--retries on run slots and the shared browser (SPEC §10)', { timeout:
     expect(await nothingLeft(tag)).toEqual([]);
   });
 
+  it('a runtime SIGKILLed between attempts takes its idle slot and its Chromium along', async () => {
+    tmp ??= await makeTempDir('retry-slots');
+    const pidLog = join(tmp.path, 'killed-pids.log');
+    writeFileSync(pidLog, '');
+    const { tag, env } = newTag();
+    tags.push(tag);
+    let seen: string[] = [];
+    const r = await quarry(['run', '--script', SCRIPT, '--source', 'flaky', '--day', '2026-11-24', '--retries', '1',
+      '--job', JSON.stringify({ marker: join(tmp.path, 'killed-marker'), log: pidLog }), '--storage-path', join(tmp.path, 'killed'), '--quiet'],
+    { env, timeoutMs: 60_000, onSpawn: (child) => {
+      // Killed once the first attempt used the browser and failed: its slot and Chromium are alive, waiting for the retry.
+      const poll = setInterval(() => {
+        if (readFileSync(pidLog, 'utf8') === '') return;
+        clearInterval(poll);
+        seen = taggedProcesses(tag);
+        child.kill('SIGKILL');
+      }, 20);
+    } });
+    expect(r.signal).toBe('SIGKILL');
+    // The executor (the slot) and Chromium were running when it was killed...
+    // One executor: the one `quarry run` started early became the first slot.
+    expect(seen.filter((l) => /executor\/main\.js/.test(l)), seen.join('\n')).toHaveLength(1);
+    expect(seen.some((l) => /chromium/.test(l)), seen.join('\n')).toBe(true);
+    // ...and nothing of the invocation is left.
+    expect(await nothingLeft(tag)).toEqual([]);
+  });
+
   it('--no-browser-reuse keeps a process and a Chromium per attempt', async () => {
     const { launches, pids, manifests, tag } = await flakyRun('per-attempt', ['--no-browser-reuse']);
     expect(manifests.map((m) => [m.attempt, m.outcome])).toEqual([[1, 'script_error'], [2, 'success']]);
