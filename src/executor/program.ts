@@ -96,6 +96,27 @@ function warmHttp(scriptPath: string): void {
     .catch(() => undefined);
 }
 
+/** msgpackr's switch for its native string extractor (read once, when msgpackr loads). */
+const MSGPACKR_NATIVE_OFF = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
+
+/**
+ * Loads the frame codec without msgpackr's native string extractor: its addon
+ * (found through a libc probe, ~20 ms CPU at start, before the executor can
+ * take its request) speeds up decoding long strings, and the executor only
+ * decodes small frames (acks, a run slot's requests); it encodes, which the
+ * extractor does not touch. The environment is as it was before any script runs.
+ */
+async function withoutNativeMsgpackr<T>(load: () => Promise<T>): Promise<T> {
+  const before = process.env[MSGPACKR_NATIVE_OFF];
+  process.env[MSGPACKR_NATIVE_OFF] = 'true';
+  try {
+    return await load();
+  } finally {
+    if (before === undefined) delete process.env[MSGPACKR_NATIVE_OFF];
+    else process.env[MSGPACKR_NATIVE_OFF] = before;
+  }
+}
+
 async function validate(path: string): Promise<number> {
   const { loadScript } = await import('./loader.js');
   try {
@@ -133,9 +154,9 @@ async function runOnce(scriptPath: string): Promise<number> {
       process.exit(idle ? 0 : 2);
     },
   });
-  const [{ AckInbox }, { createBrowserSource, createSharedBrowserSource }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await Promise.all([
+  const [{ AckInbox }, { createBrowserSource, createSharedBrowserSource }, { FrameWriter }, { readRequestLine }, { loadScript, prepareLoader }, { parseRunRequest, parseRunRequestValue }, { executeRun, exitCodeFor, runResultFrame }, { RunSink }] = await withoutNativeMsgpackr(() => Promise.all([
     import('./ack-inbox.js'), import('./browser.js'), import('./frame-writer.js'), import('./input.js'), import('./loader.js'), import('./request.js'), import('./run.js'), import('./run-sink.js'),
-  ]);
+  ]));
   const output = openFrameOutput(await frameFd());
   lifeline.watchOutput(output);
   const writer = new FrameWriter(output);
