@@ -385,6 +385,18 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     else obs.streamError = stopped.message;
     child.kill('SIGKILL');
   }
+  // Nothing more of the run can arrive: its open segments are synced and published (the policy's close)
+  // while the executor exits, instead of after. Their `fsync`s and an executor's exit both take a while.
+  const closing = (async (): Promise<{ error: unknown } | undefined> => {
+    await writer.abortOpenArtifacts();
+    try {
+      await policy.close();
+      return undefined;
+    } catch (error) {
+      return { error };
+    }
+  })();
+  closing.catch(() => undefined); // awaited below, after the executor's end
   const slotResult = !stopped && slotRunDone() && obs.timedOutMs === undefined && obs.interrupted === undefined ? res.runResult : undefined;
   if (slotResult) {
     // The run ended at its run_result in a live slot: that result is authoritative (SPEC §10).
@@ -426,12 +438,8 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     obs.browserLost = 'the shared browser died during the run';
     res.slotReusable = false;
   }
-  await writer.abortOpenArtifacts();
-  try {
-    await policy.close();
-  } catch (err) {
-    obs.policyFailure ??= err instanceof Error ? err.message : String(err);
-  }
+  const closeFailure = await closing;
+  if (closeFailure) obs.policyFailure ??= closeFailure.error instanceof Error ? closeFailure.error.message : String(closeFailure.error);
   res.stderrTail = stderrBuf.toString('utf8');
   return res;
 }
