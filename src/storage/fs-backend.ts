@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, constants as fsc, fsync, linkSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertValidKey, StorageError, type ListedObject, type ObjectInfo, type ObjectWriter, type StorageBackend, type StorageErrorCode } from './backend.js';
 import { ownerTag } from '../runtime/owner-tag.js';
@@ -164,17 +164,18 @@ export class FsBackend implements StorageBackend {
     return { key, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 
+  /** Opens the temporary file synchronously, as `putNew` does: a run opens one per event type. */
   async openNew(key: string): Promise<ObjectWriter> {
     this.#assertWritable('open-write', key);
     const abs = this.#path(key, 'open-write');
     const tmp = this.#tmpPath();
-    let handle: FileHandle;
+    let fd: number;
     try {
-      handle = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL);
     } catch (err) {
       throw fsStorageError(err, 'open-write', abs);
     }
-    return new FsObjectWriter(key, abs, tmp, handle, this.location);
+    return new FsObjectWriter(key, abs, tmp, fd, this.location);
   }
 
   async get(key: string): Promise<Buffer> {
@@ -288,16 +289,23 @@ class FsObjectWriter implements ObjectWriter {
   #failed: StorageError | undefined;
   readonly #abs: string;
   readonly #tmp: string;
-  readonly #handle: FileHandle;
+  /** The temporary file's descriptor; undefined once closed. */
+  #fd: number | undefined;
   readonly #root: string;
   readonly #hash = createHash('sha256');
 
-  constructor(key: string, abs: string, tmp: string, handle: FileHandle, root: string) {
+  constructor(key: string, abs: string, tmp: string, fd: number, root: string) {
     this.key = key;
     this.#abs = abs;
     this.#tmp = tmp;
-    this.#handle = handle;
+    this.#fd = fd;
     this.#root = root;
+  }
+
+  #close(): void {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd !== undefined) closeQuietly(fd);
   }
 
   get bytes(): number {
@@ -316,7 +324,7 @@ class FsObjectWriter implements ObjectWriter {
     if (this.#state !== 'open') return Promise.reject(new StorageError('io', 'write', this.#abs, 'writer is already committed or aborted'));
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     try {
-      writeAllSync(this.#handle.fd, chunk);
+      writeAllSync(this.#fd!, chunk);
     } catch (err) {
       // The temp file may now hold part of the chunk: the writer can only be aborted.
       this.#failed = fsStorageError(err, 'write', this.#abs);
@@ -332,12 +340,14 @@ class FsObjectWriter implements ObjectWriter {
     this.#state = 'closing';
     try {
       if (this.#failed !== undefined) throw this.#failed;
-      await this.#handle.sync();
-      await this.#handle.close();
+      await fsyncFd(this.#fd!);
+      const fd = this.#fd!;
+      this.#fd = undefined;
+      closeSync(fd);
       await publish(this.#tmp, this.#abs, this.#root);
     } catch (err) {
-      await this.#handle.close().catch(() => undefined);
-      await unlink(this.#tmp).catch(() => undefined);
+      this.#close();
+      unlinkQuietly(this.#tmp);
       this.#state = 'done';
       throw fsStorageError(err, 'commit', this.#abs);
     }
@@ -348,8 +358,8 @@ class FsObjectWriter implements ObjectWriter {
   async abort(): Promise<void> {
     if (this.#state === 'done') return;
     this.#state = 'done';
-    await this.#handle.close().catch(() => undefined);
-    await unlink(this.#tmp).catch(() => undefined);
+    this.#close();
+    unlinkQuietly(this.#tmp);
   }
 }
 
@@ -375,16 +385,60 @@ async function publish(tmp: string, abs: string, root: string): Promise<void> {
   }
   linkSync(tmp, abs);
   unlinkSync(tmp);
-  await fsyncDir(dir);
+  const dirs = [dir];
   if (created !== undefined) {
     // New folders are entries of their parents: sync each parent up to the first pre-existing one.
-    for (let d = dir; d !== dirname(created) && d.length > root.length && d.startsWith(root + sep); d = dirname(d)) {
-      await fsyncDir(dirname(d));
-    }
+    for (let d = dir; d !== dirname(created) && d.length > root.length && d.startsWith(root + sep); d = dirname(d)) dirs.push(dirname(d));
   }
+  // The folders are independent: their fsyncs wait for the disk together.
+  await Promise.all(dirs.map(syncDir));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** A folder's fsync: the one running, and the one queued behind it. */
+interface DirSync {
+  running: Promise<void> | undefined;
+  queued: Promise<void> | undefined;
+}
+
+/** Folder fsyncs in progress in this process, by path. */
+const dirSyncs = new Map<string, DirSync>();
+
+/**
+ * Makes the entries already made in `dir` durable: resolves after an fsync of
+ * `dir` that started after this call. Callers that change the same folder at
+ * about the same time share fsyncs (concurrent runs publish claims into one
+ * `runs/` folder and run folders into one day's folder): a caller joins the
+ * fsync queued and not yet started, which will see its entry; when only one
+ * is running (started before the caller's entry, maybe without it) the caller
+ * queues the next. So a burst of N publishers costs at most two fsyncs of the
+ * folder, never one that misses an entry.
+ */
+function syncDir(dir: string): Promise<void> {
+  let s = dirSyncs.get(dir);
+  if (s === undefined) {
+    s = { running: undefined, queued: undefined };
+    dirSyncs.set(dir, s);
+  }
+  if (s.queued !== undefined) return s.queued;
+  const state = s;
+  const start = (): Promise<void> => {
+    const p = fsyncDirNow(dir).finally(() => {
+      if (state.running === p) state.running = undefined;
+      if (state.running === undefined && state.queued === undefined && dirSyncs.get(dir) === state) dirSyncs.delete(dir);
+    });
+    state.running = p;
+    return p;
+  };
+  if (state.running === undefined) return start();
+  const queued = state.running.catch(() => undefined).then(() => {
+    state.queued = undefined;
+    return start();
+  });
+  state.queued = queued;
+  return queued;
+}
+
+async function fsyncDirNow(dir: string): Promise<void> {
   const fd = openSync(dir, fsc.O_RDONLY);
   try {
     await fsyncFd(fd);

@@ -152,21 +152,27 @@ export class RunWriter {
     reachKillPoint('mid_segment');
   }
 
-  /** Syncs and publishes every open segment; each becomes a manifest object. */
+  /**
+   * Syncs and publishes every open segment; each becomes a manifest object, in
+   * the order the segments were opened. The segments are independent objects,
+   * so they are committed together: their fsyncs wait for the disk at once
+   * instead of one after another (a crawl's run has two, item and run_complete).
+   */
   async sealSegments(): Promise<void> {
     const open = [...this.#open.entries()];
     this.#open.clear();
+    const commits = await Promise.allSettled(open.map(([, seg]) => seg.writer.commit()));
     let firstError: unknown;
-    for (const [eventType, seg] of open) {
-      try {
-        const info = await seg.writer.commit();
+    for (const [i, [eventType, seg]] of open.entries()) {
+      const c = commits[i]!;
+      if (c.status === 'fulfilled') {
         this.writes.success++;
-        this.#objects.push(recordsObject(this.#prefix, info, eventType, seg.records, seg.firstSeq, seg.lastSeq));
+        this.#objects.push(recordsObject(this.#prefix, c.value, eventType, seg.records, seg.firstSeq, seg.lastSeq));
         reachKillPoint('after_segment_published');
-      } catch (err) {
+      } else {
         this.writes.failure++;
         await seg.writer.abort().catch(() => undefined);
-        firstError ??= err;
+        firstError ??= c.reason;
       }
     }
     if (firstError !== undefined) throw firstError;
