@@ -23,6 +23,7 @@ import { watchRuntime } from './lifeline.js';
 import type { LoadedScript } from './loader.js';
 import type { RunOutcome } from './run.js';
 import type { RunRequest } from '../protocol/frames.js';
+import type { Dispatcher } from 'undici';
 
 const USAGE = 'usage: node dist/executor/main.js <script>  (run request as one JSON line on stdin)\n       node dist/executor/main.js --validate <script>';
 
@@ -173,7 +174,8 @@ async function runOnce(scriptPath: string): Promise<number> {
   }
   // Run slots (SPEC §10): asked, we say hello first and then serve every run_request on stdin.
   const slots = request.slots === true;
-  const timers = slots ? new (await import('./run-timers.js')).RunTimers() : undefined;
+  const runTimers = slots ? await import('./run-timers.js') : undefined;
+  const timers = runTimers ? new runTimers.RunTimers() : undefined;
   timers?.install();
   if (slots) await writer.write({ type: 'hello', slots: true }).catch((err: unknown) => log(`could not write hello: ${messageOf(err)}`));
 
@@ -209,6 +211,23 @@ async function runOnce(scriptPath: string): Promise<number> {
     await b?.close();
   };
 
+  /**
+   * A slot's direct connection pool (SPEC §10): its runs' requests without a proxy reuse its
+   * keep-alive connections instead of each opening a pool and a connection of its own. Cookies
+   * stay per run (the client's jar); a run with a proxy has its own dispatcher, as before. Its
+   * dispatches are the process's work, not a run's: the connections' timers and immediates
+   * (undici resumes a connection for its next request on an immediate) are never swept
+   * between runs, which would strand the connection.
+   */
+  let directPool: Promise<Dispatcher> | undefined;
+  const openDirectPool = async (): Promise<Dispatcher> => {
+    const agent = new (await (await import('../sdk/undici-parts.js')).undiciParts()).Agent();
+    const dispatch = agent.dispatch.bind(agent);
+    agent.dispatch = (options, handler) => runTimers!.asProcessWork(() => dispatch(options, handler));
+    return agent;
+  };
+  const sharedDirectPool = runTimers ? (): Promise<Dispatcher> => (directPool ??= openDirectPool()) : undefined;
+
   let resultWritten = false;
   const writeResult = async (outcome: RunOutcome, req: RunRequest): Promise<void> => {
     if (resultWritten) return;
@@ -217,7 +236,7 @@ async function runOnce(scriptPath: string): Promise<number> {
     await writer.write(runResultFrame(outcome, req.proxy)).catch((err: unknown) => log(`could not write run_result: ${messageOf(err)}`));
   };
   const finish = async (): Promise<void> => {
-    await Promise.all([closeRunBrowser(), shared?.close()]);
+    await Promise.all([closeRunBrowser(), shared?.close(), directPool?.then((d) => d.destroy()).catch(() => undefined)]);
     await writer.end();
   };
 
@@ -258,7 +277,7 @@ async function runOnce(scriptPath: string): Promise<number> {
     }
     if (script) {
       try {
-        outcome = await executeRun(request, { script, browsers: browsersFor(request), sink: new RunSink(writer, inbox), log });
+        outcome = await executeRun(request, { script, browsers: browsersFor(request), sink: new RunSink(writer, inbox), log, ...(sharedDirectPool ? { directPool: sharedDirectPool } : {}) });
       } catch (err) {
         outcome = { status: 'crash', message: `executor failure: ${messageOf(err)}` };
       }

@@ -12,6 +12,7 @@
  * Takes its browser, sink and script as parameters and never touches the
  * process, so one executor process can call it for successive runs.
  */
+import type { Dispatcher } from 'undici';
 import type { ProxyEndpoint, RunRequest, RunResultFrame } from '../protocol/index.js';
 import { redactUrlsIn } from '../protocol/redact.js';
 import {
@@ -51,6 +52,8 @@ export interface RunDeps {
   readonly sink: RunSink;
   /** Diagnostics for stderr (one line each). */
   readonly log: (line: string) => void;
+  /** A run slot's direct (no proxy) connection pool, shared by its runs; each run opens its own without. */
+  readonly directPool?: () => Promise<Dispatcher>;
 }
 
 /** Executor exit code for a status (SPEC §3): 0 completed, 1 script error, 2 crash. */
@@ -160,7 +163,7 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
     }
   }
 
-  const http = createHttpClient(request.proxy ? { proxy: request.proxy } : {});
+  const http = createHttpClient(request.proxy ? { proxy: request.proxy } : deps.directPool ? { directPool: deps.directPool } : {});
   const base: HttpContext = { job, run, emit, storage, memory: createMemoryAPI(rb ? { page: rb.page } : {}), http };
   // Hooks are typed with QuarryContext; a no-browser script declared (options.browser: false) that it reads
   // none of page/browser/browserContext, and its HttpContext annotation makes touching them a compile error.

@@ -148,6 +148,12 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
   const entry = cfg.executorPath ?? defaultExecutorPath();
   // A missing entry is reported by the supervisor (node would exit 1, which reads as a script error).
   const slot = cfg.pool && !cfg.started && existsSync(entry) ? await cfg.pool.take(cfg.scriptPath, cfg.signal) : undefined;
+  let slotGiven = false;
+  const giveSlot = (reusable: boolean): void => {
+    if (slotGiven || !slot) return;
+    slotGiven = true;
+    cfg.pool!.give(slot, reusable);
+  };
   const sup = await supervise({
     command: process.execPath,
     args: [entry, cfg.scriptPath],
@@ -161,10 +167,11 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     ...(cfg.maxArtifactBytes !== undefined ? { maxArtifactBytes: cfg.maxArtifactBytes } : {}),
     ...(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}),
     ...(cfg.started && !cfg.executorPath ? { started: cfg.started } : {}),
-    ...(slot ? { slot } : {}),
+    // The slot goes back as soon as the run's result is in, before its segments are synced (ipc.md "Run slots").
+    ...(slot ? { slot, onSlotDone: giveSlot } : {}),
     ...(slot && cfg.sharedBrowser ? { browser: cfg.sharedBrowser } : {}),
   });
-  if (slot) cfg.pool!.give(slot, sup.slotReusable === true);
+  giveSlot(sup.slotReusable === true);
 
   const counters = policy.counters();
   // Messages reach the manifest, the report and the ledger's last_error: no URL in them keeps its secrets (SPEC §8).

@@ -61,6 +61,13 @@ export interface SuperviseOptions {
    */
   slot?: Slot;
   /**
+   * Called once with `slot`, as soon as the run no longer needs it (its `run_result` is in, or its
+   * process ended), with whether it may serve another run: before the run's segments are synced and
+   * published, so the next run starts while this one's storage waits for the disk. Without it the
+   * caller gives the slot back after `supervise` returns (`slotReusable`).
+   */
+  onSlotDone?: (reusable: boolean) => void;
+  /**
    * The invocation's shared browser (SPEC §10 browser reuse), offered to a slot's run: the
    * request carries `shared_browser: true` and a `browser_request` frame is answered with its endpoint.
    */
@@ -134,7 +141,10 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     return res;
   }
   const child = started.child;
+  /** Set once the run ended at its run_result in a live slot: the slot's later end is another run's. */
+  let leftSlot = false;
   const exited = started.ended.then(() => {
+    if (leftSlot) return;
     res.launched = started.state.launched;
     obs.exitCode = started.state.exitCode;
     obs.exitSignal = started.state.exitSignal;
@@ -399,7 +409,9 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
   closing.catch(() => undefined); // awaited below, after the executor's end
   const slotResult = !stopped && slotRunDone() && obs.timedOutMs === undefined && obs.interrupted === undefined ? res.runResult : undefined;
   if (slotResult) {
-    // The run ended at its run_result in a live slot: that result is authoritative (SPEC §10).
+    // The run ended at its run_result in a live slot: that result is authoritative (SPEC §10), and
+    // the slot, handed to the next run below, may die in that run without it concerning this one.
+    leftSlot = true;
     if (runTimer) clearTimeout(runTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     slot!.onStderr = undefined;
@@ -438,6 +450,8 @@ export async function supervise(opts: SuperviseOptions): Promise<SuperviseResult
     obs.browserLost = 'the shared browser died during the run';
     res.slotReusable = false;
   }
+  // The executor is done with this run: its slot can serve the next one while this run's storage settles.
+  if (slot) opts.onSlotDone?.(res.slotReusable === true);
   const closeFailure = await closing;
   if (closeFailure) obs.policyFailure ??= closeFailure.error instanceof Error ? closeFailure.error.message : String(closeFailure.error);
   res.stderrTail = stderrBuf.toString('utf8');

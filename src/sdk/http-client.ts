@@ -42,6 +42,12 @@ export interface HttpClientOptions {
   readonly now?: () => number;
   /** Draw in [0, 1) for backoff jitter. */
   readonly random?: () => number;
+  /**
+   * A direct (no proxy) connection pool the host shares across runs (a run
+   * slot's, SPEC §10), used instead of one of this client's own and never
+   * closed by it. Cookies stay this client's. Ignored with `proxy`.
+   */
+  readonly directPool?: () => Promise<Dispatcher>;
 }
 
 /** The client a host (the executor) holds: the script's `HttpClient` plus `close`. */
@@ -155,7 +161,7 @@ export function createHttpClient(options: HttpClientOptions = {}): RunHttpClient
   /** One attempt at one URL: send, keep its cookies, read the body within the limit. */
   async function attempt(method: string, target: URL, headers: Record<string, string>, body: string | Uint8Array | undefined, limits: Limits, context: HttpErrorContext, signal: AbortSignal | undefined): Promise<Omit<HopResult, 'attempts'>> {
     const { request } = await undiciParts();
-    dispatcher ??= openDispatcher(options.proxy);
+    dispatcher ??= !options.proxy && options.directPool ? options.directPool() : openDispatcher(options.proxy);
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -322,7 +328,8 @@ export function createHttpClient(options: HttpClientOptions = {}): RunHttpClient
     async close() {
       const d = dispatcher;
       dispatcher = undefined;
-      if (d) await d.then((x) => x.close()).catch(() => undefined);
+      // A shared pool is its host's to close.
+      if (d && (options.proxy || !options.directPool)) await d.then((x) => x.close()).catch(() => undefined);
     },
   } satisfies RunHttpClient);
 }

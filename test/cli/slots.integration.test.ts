@@ -4,12 +4,15 @@
  * sees its script freshly evaluated and no timer of the run before it; a slot
  * SIGKILLed mid-run fails only that run, which is retried on a new slot; a run
  * past --run-timeout is killed with its slot; an executor that never says
- * hello still runs, one run per process; and a runtime killed by SIGKILL
- * takes its slots, busy and idle, along.
+ * hello still runs, one run per process; a slot's runs share its keep-alive
+ * connections but not their cookies; and a runtime killed by SIGKILL takes
+ * its slots, busy and idle, along.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, quarry, REPO_ROOT, type CliResult } from '../_harness/cli.js';
@@ -97,6 +100,42 @@ describe('run slots', { timeout: 300_000 }, () => {
     const pids = new Set(items.map((i) => i.pid));
     expect(pids.size, JSON.stringify(items)).toBeLessThanOrEqual(3);
     expect(pids.size).toBeLessThan(items.length);
+  });
+
+  it("a slot's runs without a proxy reuse its keep-alive connections, each run with its own cookies", async () => {
+    // What the server saw of each request: the cookie it carried and the client's port (one per connection).
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (url.searchParams.get('step') === '1') headers['set-cookie'] = `run=${url.searchParams.get('n')}; Path=/`;
+      res.writeHead(200, headers).end(JSON.stringify({ cookie: req.headers.cookie ?? null, port: req.socket.remotePort }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/p`;
+      const pages = [1, 2, 3, 4, 5].map((n) => page(n, { url }, './http-page.mjs'));
+      const c = await crawl(pages, ['--parallel', '1', '--quiet']);
+      expect(c.r.code, c.r.stderr).toBe(0);
+      const r = await quarry(['read', '--storage-path', c.storage, '--type', 'item']);
+      expect(r.code, r.stderr).toBe(0);
+      type Seen = { cookie: string | null; port: number };
+      const items = r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { n: number; pid: number; first: Seen; second: Seen } } }).payload)
+        .filter((p) => p.item_type === 'http').map((p) => p.data).sort((a, b) => a.n - b.n);
+      expect(items.map((i) => i.n)).toEqual([1, 2, 3, 4, 5]);
+      for (const i of items) {
+        // A run starts with an empty jar and keeps its own cookie: none crosses to the next run in the slot.
+        expect(i.first.cookie, JSON.stringify(i)).toBeNull();
+        expect(i.second.cookie, JSON.stringify(i)).toBe(`run=${i.n}`);
+      }
+      // One run at a time in one slot: its runs' ten requests went over fewer connections than runs (one each before).
+      const pids = new Set(items.map((i) => i.pid));
+      const ports = new Set(items.flatMap((i) => [i.first.port, i.second.port]));
+      expect(pids.size, JSON.stringify(items)).toBe(1);
+      expect(ports.size, JSON.stringify(items)).toBeLessThan(items.length);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('an executor that never says hello still runs every run, one per process', async () => {
