@@ -6,6 +6,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runProgram } from '../runtime/bundle-entry.js';
+import { restoreUserExtraCaCerts } from '../runtime/extra-ca-certs.js';
 
 /**
  * V8's budget before a WebAssembly function is recompiled by its optimizing
@@ -22,5 +23,7 @@ import { runProgram } from '../runtime/bundle-entry.js';
  */
 const WASM_TIERING_BUDGET = 1_800_000_000;
 
+// Node read its NODE_EXTRA_CA_CERTS at start; scripts and their children see the user's.
+restoreUserExtraCaCerts();
 setFlagsFromString(`--wasm-tiering-budget=${WASM_TIERING_BUDGET}`);
 await runProgram(import.meta.url, 'program', process.argv[2] === '--validate' ? 'executor-validate' : 'executor');

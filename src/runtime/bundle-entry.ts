@@ -70,14 +70,14 @@ function runBundle(file: string, st: BigIntStats, cacheTag: string): void {
 }
 
 /** A short name for a path (32-bit FNV-1a; a collision only makes two bundles take turns at one cache). */
-function fnv1a(text: string): string {
+export function fnv1a(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');
 }
 
 /** Our own cache folder (mode 700, not a link, ours): bytecode from a folder others can write would run as ours. */
-function cacheDir(): string | undefined {
+export function cacheDir(): string | undefined {
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const dir = join(tmpdir(), `quarry-code-cache-${uid ?? 'user'}`);
   try {
@@ -106,7 +106,7 @@ const CACHE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
  * Whole or not at all (a temporary file renamed), so a reader never takes
  * half a cache; caches of older builds (or of others left unused) go.
  */
-function writeCache(file: string, data: () => Buffer): void {
+export function writeCache(file: string, data: () => Buffer): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, data(), { mode: 0o600 });

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd-offer.js';
+import { executorCaEnv } from './extra-ca-certs.js';
 
 /** The bundled executor entry, next to this file once compiled. */
 export function defaultExecutorPath(): string {
@@ -45,13 +46,16 @@ export interface StartedExecutor {
  * Spawns `command args` with the runtime's environment (QUARRY_RUNTIME_PID:
  * stdin stays open until it exits, so its end means we died; the frame fd
  * offer, see frame-fd.ts) and pipes for stdin, stdout, stderr and frames.
- * Its output waits in the pipes until the supervisor reads it.
+ * Its output waits in the pipes until the supervisor reads it. A node
+ * executor (`command` is this node) gets NODE_EXTRA_CA_CERTS without the
+ * roots node bundles when that file is cached (extra-ca-certs.ts).
  */
 export function startExecutor(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): StartedExecutor {
   const state: ExecutorState = { launched: false, exitCode: null, exitSignal: null };
   let child: ChildProcess;
   try {
-    child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { ...env, QUARRY_RUNTIME_PID: String(process.pid), [FRAME_FD_ENV]: String(FRAME_FD) } });
+    const base = command === process.execPath ? executorCaEnv(env) : env;
+    child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { ...base, QUARRY_RUNTIME_PID: String(process.pid), [FRAME_FD_ENV]: String(FRAME_FD) } });
   } catch (err) {
     return { child: undefined, launchError: (err as Error).message, state, ended: Promise.resolve(), taken: false, dispose: () => Promise.resolve() };
   }
