@@ -7,13 +7,18 @@
 // offering 0.25× the strict rate just measured must lose nothing to the sink,
 // and at full speed the sink's drops must be counted (report
 // `event_sinks[].dropped`, sent + dropped = events). Prints medians and the
-// spread (min–max), and CPU time (the redis-server's own is not in it).
-//   node bench/event-sink.mjs [--n 200000] [--rounds 3] [--paced-seconds 20]
+// spread (min–max), CPU time of `quarry run` (user + system, its executor
+// included) and, apart, the redis-server's CPU time during each run.
+//   node bench/event-sink.mjs [--n 200000] [--rounds 3] [--paced-seconds 20] [--before /path/to/older/dist/cli/main.js]
+// --before alternates a third run per round: another build's CLI with the
+// sink (its dist/ needs node_modules and package.json beside it, e.g.
+// /tmp/x/{dist,node_modules,package.json}), against the same strict reference.
 // Needs a built dist/ and redis-server on PATH.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machine, median } from './lib/timing.mjs';
@@ -26,6 +31,7 @@ const arg = (name, dflt) => {
 const N = Number(arg('n', '200000'));
 const ROUNDS = Number(arg('rounds', '3'));
 const PACED_SECONDS = Number(arg('paced-seconds', '20'));
+const BEFORE = arg('before', undefined);
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -51,13 +57,25 @@ async function startRedis(dir) {
     child.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
   });
   child.stdout.resume();
-  return { url: `redis://127.0.0.1:${port}`, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }) };
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }) };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (NaN elsewhere). */
+function cpuOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 /** Items ÷ wall seconds of one `quarry run`, and its report. */
-async function quarryRun(dir, id, script, job, extra) {
+async function quarryRun(dir, id, script, job, extra, cli = join(root, 'dist/cli/main.js')) {
   const report = join(dir, `${id}.json`);
-  const args = [join(root, 'dist/cli/main.js'), 'run', '--script', join(root, script), '--source', 'bench', '--run-id', id,
+  const redisCpu = cpuOf(redis.pid);
+  const args = [cli, 'run', '--script', join(root, script), '--source', 'bench', '--run-id', id,
     '--job', JSON.stringify(job), '--storage-path', join(dir, 'data'), '--policy', 'strict', '--report', report, '--quiet', ...extra];
   const started = process.hrtime.bigint();
   // CPU time (user + system, the executor included) through /usr/bin/time: on a shared machine it says what the sink costs when wall time is noise.
@@ -69,7 +87,7 @@ async function quarryRun(dir, id, script, job, extra) {
   if (code !== 0) throw new Error(`quarry run ${id} exited ${code}: ${stderr}`);
   const m = /QUARRY_BENCH_CPU ([\d.]+) ([\d.]+)/.exec(stderr);
   const r = JSON.parse(await readFile(report, 'utf8'));
-  return { perSec: job.n / secs, wall: secs, cpu: m ? Number(m[1]) + Number(m[2]) : NaN, events: r.event_count, sink: r.event_sinks?.[0], policyDropped: r.policy.events_dropped };
+  return { perSec: job.n / secs, wall: secs, cpu: m ? Number(m[1]) + Number(m[2]) : NaN, redisCpu: cpuOf(redis.pid) - redisCpu, events: r.event_count, sink: r.event_sinks?.[0], policyDropped: r.policy.events_dropped };
 }
 
 const rate = (x) => Math.round(x).toLocaleString('en-US');
@@ -80,9 +98,12 @@ try {
   const sink = (key) => ['--event-sink', 'redis', '--event-sink-redis-url', redis.url, '--event-sink-redis-stream-key', key];
   const plain = [];
   const sinked = [];
+  const before = [];
+  const loadAtStart = loadavg();
   for (let round = 0; round < ROUNDS; round++) {
     plain.push(await quarryRun(dir, `plain-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, []));
     sinked.push(await quarryRun(dir, `sink-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:full:${round}`)));
+    if (BEFORE) before.push(await quarryRun(dir, `before-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:before:${round}`), BEFORE));
   }
   const strictRate = median(plain.map((r) => r.perSec));
   const offered = Math.floor(strictRate * 0.25);
@@ -90,14 +111,19 @@ try {
   const ratio = median(sinked.map((r) => r.perSec)) / strictRate;
   const drops = (rs) => rs.map((r) => r.sink.dropped);
   console.log(`${machine()}, ${N.toLocaleString('en-US')} items, median (min–max) of ${ROUNDS} alternating rounds\n`);
-  const cpu = (rs) => median(rs.map((r) => r.cpu)).toFixed(1);
-  console.log('| what | items/s by wall clock | wall s, median | CPU s (user+sys), median | sink sent | sink dropped | policy dropped |');
-  console.log('|---|---|---|---|---|---|---|');
-  console.log(`| \`quarry run\`, strict (reference) | ${fmtRate(plain.map((r) => r.perSec))} | ${median(plain.map((r) => r.wall)).toFixed(1)} | ${cpu(plain)} | | | ${plain.map((r) => r.policyDropped).join(', ')} |`);
-  console.log(`| strict + best_effort Redis Streams sink, full speed | ${fmtRate(sinked.map((r) => r.perSec))} | ${median(sinked.map((r) => r.wall)).toFixed(1)} | ${cpu(sinked)} | ${sinked.map((r) => r.sink.sent).join(', ')} | ${drops(sinked).join(', ')} | ${sinked.map((r) => r.policyDropped).join(', ')} |`);
-  console.log(`| strict + sink, paced at ${rate(offered)}/s (0.25× strict) for ${PACED_SECONDS} s | ${rate(paced.perSec)} | ${paced.wall.toFixed(1)} | ${paced.cpu.toFixed(1)} | ${paced.sink.sent} | ${paced.sink.dropped} | ${paced.policyDropped} |`);
+  const cpu = (rs) => median(rs.map((r) => r.cpu)).toFixed(2);
+  const rcpu = (rs) => median(rs.map((r) => r.redisCpu)).toFixed(2);
+  console.log('| what | items/s by wall clock | wall s, median | CPU s (user+sys), median | redis-server CPU s, median | sink sent | sink dropped | policy dropped |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(`| \`quarry run\`, strict (reference) | ${fmtRate(plain.map((r) => r.perSec))} | ${median(plain.map((r) => r.wall)).toFixed(2)} | ${cpu(plain)} | ${rcpu(plain)} | | | ${plain.map((r) => r.policyDropped).join(', ')} |`);
+  const sinkRow = (what, rs) => `| ${what} | ${fmtRate(rs.map((r) => r.perSec))} | ${median(rs.map((r) => r.wall)).toFixed(2)} | ${cpu(rs)} | ${rcpu(rs)} | ${rs.map((r) => r.sink.sent).join(', ')} | ${drops(rs).join(', ')} | ${rs.map((r) => r.policyDropped).join(', ')} |`;
+  console.log(sinkRow('strict + best_effort Redis Streams sink, full speed', sinked));
+  if (BEFORE) console.log(sinkRow(`before: the same with ${BEFORE}`, before));
+  console.log(`| strict + sink, paced at ${rate(offered)}/s (0.25× strict) for ${PACED_SECONDS} s | ${rate(paced.perSec)} | ${paced.wall.toFixed(2)} | ${paced.cpu.toFixed(2)} | ${paced.redisCpu.toFixed(2)} | ${paced.sink.sent} | ${paced.sink.dropped} | ${paced.policyDropped} |`);
   console.log(`\nratio of medians, sink / strict: ${ratio.toFixed(2)} (target ≥ 0.9)`);
-  const counted = [...sinked, paced].every((r) => r.sink.sent + r.sink.dropped === r.events);
+  if (BEFORE) console.log(`ratio of medians, before's sink / strict: ${(median(before.map((r) => r.perSec)) / strictRate).toFixed(2)}`);
+  console.log(`load average ${loadAtStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
+  const counted = [...sinked, ...before, paced].every((r) => r.sink.sent + r.sink.dropped === r.events);
   console.log(`every event counted (sent + dropped = events) in every sink run: ${counted ? 'yes' : 'NO'}`);
   console.log(`paced: ${paced.sink.dropped === 0 && paced.sink.sent === paced.events ? 'no drops' : `${paced.sink.dropped} DROPPED`}`);
 } finally {

@@ -11,6 +11,7 @@
  */
 import { hasBinary } from '../storage/records.js';
 import type { RedisSinkOptions, SinkPartition } from './redis-stream-sink.js';
+import { LuaScript, RespClient } from './resp-client.js';
 
 /**
  * Events as handed to the writer: `count` events packed as the Lua call
@@ -43,7 +44,7 @@ export const BATCH = 500;
 // most of its per-argument work.
 // Trimmed by length once per call, not per XADD (a fifth of Redis's CPU for the batch); the call is atomic,
 // so no reader sees the stream past its length.
-const ADD_SCRIPT = `
+const ADD_SCRIPT = new LuaScript(`
 local hwm = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local added = 0
 local batch = ARGV[8]
@@ -66,7 +67,7 @@ redis.call('HSET', KEYS[2], ARGV[1], hwm)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if added > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2]) end
 if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-return added`;
+return added`);
 
 const bytesAsBase64 = (_k: string, x: unknown): unknown => (x instanceof Uint8Array ? Buffer.from(x).toString('base64') : typeof x === 'bigint' ? x.toString() : x);
 
@@ -83,8 +84,6 @@ export function packEvent(seq: number, type: string, ts: string, json: string): 
   return `${seq}\t${field(type)}\t${field(ts)}\t${json}`;
 }
 
-type Client = import('ioredis').Redis & { quarryAdd?: (keys: number, ...args: string[]) => Promise<number> };
-
 /** One run's writer. `push` queues; `close` sends what is queued (within the retries) and disconnects. */
 export class StreamWriter {
   readonly #o: RedisSinkOptions;
@@ -98,7 +97,9 @@ export class StreamWriter {
   #lastError: string | null = null;
   #failed: string | undefined;
   #loop: Promise<void> | undefined;
-  #client: Client | undefined;
+  #client: RespClient | undefined;
+  /** Set when a best_effort writer's drain at close ran out of time: nothing more is sent, the rest is dropped (counted). */
+  #giveUp = false;
 
   constructor(o: RedisSinkOptions, runId: string, partition: SinkPartition, target: string, report: (p: WriterProgress) => void) {
     this.#o = o;
@@ -140,22 +141,23 @@ export class StreamWriter {
     this.#report({ done, sent: this.#sent, dropped: this.#dropped, lastError: this.#lastError, ...(this.#failed !== undefined ? { failed: this.#failed } : {}) });
   }
 
-  async #connect(): Promise<Client> {
-    if (this.#client !== undefined && this.#client.status === 'ready') return this.#client;
-    this.#client?.disconnect();
-    const { Redis } = await import('ioredis');
-    const c = new Redis(this.#o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: this.#o.timeoutMs, retryStrategy: () => null }) as Client;
-    c.on('error', () => undefined);
-    c.defineCommand('quarryAdd', { lua: ADD_SCRIPT });
+  async #connect(): Promise<RespClient> {
+    if (this.#client?.open === true) return this.#client;
+    this.#client?.close();
+    this.#client = undefined;
+    const c = await RespClient.connect(this.#o.url, this.#o.timeoutMs);
+    if (this.#giveUp) {
+      c.close();
+      throw new Error('the drain at close ran out of time');
+    }
     this.#client = c;
-    await withTimeout(c.connect(), this.#o.timeoutMs);
     return c;
   }
 
   async #send(packed: string): Promise<void> {
     const p = this.#partition;
     const c = await this.#connect();
-    await withTimeout(c.quarryAdd!(2, this.#o.streamKey, `${this.#o.streamKey}:seq`, this.#runId, String(this.#o.maxLen), String(Math.max(0, Date.now() - this.#o.ttlMs)), String(Math.max(this.#o.ttlMs, 60_000)), p.source, p.category, p.dataset, packed), this.#o.timeoutMs);
+    await c.eval(ADD_SCRIPT, [this.#o.streamKey, `${this.#o.streamKey}:seq`], [this.#runId, String(this.#o.maxLen), String(Math.max(0, Date.now() - this.#o.ttlMs)), String(Math.max(this.#o.ttlMs, 60_000)), p.source, p.category, p.dataset, packed]);
   }
 
   async #run(): Promise<void> {
@@ -172,15 +174,15 @@ export class StreamWriter {
       while (take < this.#queue.length && (take === 0 || count + this.#queue[take]!.count <= BATCH)) count += this.#queue[take++]!.count;
       const packed = take === 1 ? this.#queue[0]!.text : this.#queue.slice(0, take).map((c) => c.text).join('\n');
       let ok = false;
-      for (let n = 0; n <= this.#o.retries && !ok; n++) {
+      for (let n = 0; n <= this.#o.retries && !ok && !this.#giveUp; n++) {
         try {
           await this.#send(packed);
           ok = true;
         } catch (err) {
-          this.#lastError = (err as Error).message;
-          this.#client?.disconnect();
+          if (!this.#giveUp) this.#lastError = (err as Error).message;
+          this.#client?.close();
           this.#client = undefined;
-          if (n < this.#o.retries) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
+          if (n < this.#o.retries && !this.#giveUp) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
         }
       }
       this.#queue.splice(0, take);
@@ -202,16 +204,25 @@ export class StreamWriter {
     }
   }
 
-  /** Waits for the queue to be sent (or dropped), then disconnects. Never throws. */
-  async close(): Promise<WriterProgress> {
+  /**
+   * Waits for the queue to be sent (or dropped), then disconnects. A
+   * best_effort writer waits at most `drainMs`: then the call under way is
+   * abandoned and what is still queued is dropped, all counted (the run's end
+   * is not held by a slow or hung Redis). A mandatory one waits for every
+   * batch to land or fail its retries. Never throws.
+   */
+  async close(drainMs = this.#o.timeoutMs): Promise<WriterProgress> {
+    const deadline = this.#o.delivery === 'best_effort' && this.#loop !== undefined
+      ? setTimeout(() => {
+        this.#giveUp = true;
+        this.#lastError = `the drain at close ran out of time after ${drainMs}ms (${this.#lastError ?? 'Redis was slower than the run'})`;
+        this.#client?.close();
+      }, drainMs)
+      : undefined;
     while (this.#loop !== undefined) await this.#loop;
-    this.#client?.disconnect();
+    clearTimeout(deadline);
+    this.#client?.close();
     this.#client = undefined;
     return { done: 0, sent: this.#sent, dropped: this.#dropped, lastError: this.#lastError, ...(this.#failed !== undefined ? { failed: this.#failed } : {}) };
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`timeout after ${ms}ms`)), ms); })]).finally(() => clearTimeout(t));
 }

@@ -78,14 +78,16 @@ export class SinkedPolicy implements IngestionPolicy {
     return Promise.all(waits).then(() => undefined);
   }
 
+  /** Closes storage and the sinks together: a sink's last batches go out while storage writes its last segment, not after it. */
   async close(): Promise<void> {
+    const sinksClosed = Promise.all(this.#sinks.map((s) => s.close()));
     let innerErr: unknown;
     try {
       await this.#inner.close();
     } catch (err) {
       innerErr = err;
     }
-    this.#closed = await Promise.all(this.#sinks.map((s) => s.close()));
+    this.#closed = await sinksClosed;
     if (innerErr !== undefined) throw innerErr;
     const failed = this.#sinks.find((s) => s.failure !== undefined);
     if (failed) throw new PolicyFailureError(failed.failure!);

@@ -13,6 +13,12 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
+/** What else the server gets: more arguments (`--requirepass x`), or TLS only (PEM files; the URL is then `rediss://`). */
+export interface PrivateRedisOptions {
+  args?: readonly string[];
+  tls?: { cert: string; key: string; ca: string };
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -24,22 +30,24 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const dir: TempDir = await makeTempDir('redis');
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = options.tls;
+  const listen = t ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'no'] : ['--port', String(port)];
+  const child: ChildProcess = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       if (out.includes('Ready to accept connections')) {
-        clearTimeout(t);
+        clearTimeout(timer);
         resolve();
       }
     });
     child.once('exit', (code) => {
-      clearTimeout(t);
+      clearTimeout(timer);
       reject(new Error(`redis-server exited ${code}: ${out}`));
     });
   });
@@ -47,7 +55,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   child.stderr!.resume();
   let stopped: Promise<void> | undefined;
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${t ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     stop: () => {
       stopped ??= (async () => {

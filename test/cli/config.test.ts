@@ -164,6 +164,8 @@ describe('config errors name the file, the key and what to do', () => {
     expect(sink('{type: redis, url: "redis://h:1", ttl: soon}')).toMatch(/events.sinks\[0\].ttl must be a duration/);
     expect(sink('{type: redis, url: "redis://h:1", delivery: always}')).toMatch(/events.sinks\[0\].delivery must be one of mandatory\|best_effort, got "always"/);
     expect(sink('{type: redis, url: "http://h:1"}')).toMatch(/events.sinks\[0\].url must start with redis:\/\/ or rediss:\/\//);
+    expect(sink('{type: redis, url: "redis://h:1/x"}')).toMatch(/events.sinks\[0\].url: the database \(the URL's path\) must be a number, got \/x/);
+    expect(sink('{type: redis, url: "redis://h:1?password=pw"}')).toMatch(/events.sinks\[0\].url takes no query string: give the database as the path and credentials before the host \(redis:\/\/user:password@host:6379\/2\)/);
     expect(sink('{type: redis}')).toMatch(/a redis sink needs events.sinks\[0\].url/);
     expect(sink('{type: redis, url: "redis://h:1", stream: k}')).toMatch(/unknown key "events.sinks\[0\].stream" \(did you mean "events.sinks\[0\].stream_key"\?\)/);
     expect(sink('{type: kafka}')).toMatch(/events.sinks\[0\].type must be lode or redis, got "kafka"/);

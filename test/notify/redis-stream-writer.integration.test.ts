@@ -2,8 +2,11 @@
  * The Redis Streams writer (SPEC §11) against a private redis-server: a batch
  * sent again (as after a timeout whose first call had in fact landed) adds no
  * entry twice, and entries older than the TTL are trimmed by age while the
- * stream key itself never expires.
+ * stream key itself never expires. A best_effort writer's drain at close is
+ * bounded: a Redis that never answers does not hold it, and what did not go
+ * is counted as dropped.
  */
+import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REDIS_SINK_DEFAULTS } from '../../src/notify/redis-stream-sink.js';
@@ -12,11 +15,14 @@ import { startPrivateRedis, type PrivateRedis } from '../_harness/private-redis.
 
 let redis: PrivateRedis | undefined;
 let client: Redis | undefined;
+let silent: Server | undefined;
 afterEach(async () => {
   client?.disconnect();
   await redis?.stop();
+  await new Promise<void>((r) => (silent ? silent.close(() => r()) : r()));
   client = undefined;
   redis = undefined;
+  silent = undefined;
 });
 
 const partition = { dataset: 'd', source: 's', category: 'c' };
@@ -60,5 +66,35 @@ describe('Redis Streams writer', () => {
     expect(left.filter(([, f]) => f[1] === 'run-new')).toHaveLength(5);
     expect(left.filter(([, f]) => f[1] === 'old').length).toBeLessThan(300);
     expect(await client.pttl('w:ttl')).toBe(-1);
+  });
+
+  it('best_effort: a Redis that never answers does not hold the close past its drain bound; what did not go is dropped and counted', async () => {
+    // Accepts connections and reads commands, never replies (a hung server).
+    const s = createServer((sock) => sock.resume());
+    silent = s;
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const url = `redis://127.0.0.1:${(s.address() as { port: number }).port}`;
+    const progress: number[] = [];
+    // A call timeout far past the drain bound: only the bound can end this close early.
+    const w = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url, streamKey: 'w:hung', timeoutMs: 600_000, retries: 2 }, 'run-h', partition, 't', (p) => progress.push(p.done));
+    push(w, events(1, 1200));
+    const end = await w.close(300);
+    expect(end).toMatchObject({ sent: 0, dropped: 1200 });
+    expect(end.lastError).toMatch(/^the drain at close ran out of time after 300ms/);
+    expect(end.failed).toBeUndefined();
+    // Every event's room was given back to the sender, sent or not.
+    expect(progress.reduce((a, b) => a + b, 0)).toBe(1200);
+  });
+
+  it('mandatory: no drain bound; a batch that fails its retries fails the sink', async () => {
+    const s = createServer((sock) => sock.destroy());
+    silent = s;
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const url = `redis://127.0.0.1:${(s.address() as { port: number }).port}`;
+    const w = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url, streamKey: 'w:m', timeoutMs: 1000, retries: 1, delivery: 'mandatory' }, 'run-m', partition, 't', () => undefined);
+    push(w, events(1, 10));
+    const end = await w.close(1);
+    expect(end).toMatchObject({ sent: 0, dropped: 10 });
+    expect(end.failed).toMatch(/^event sink redis t: a batch failed after 1 retries \(redis 127\.0\.0\.1:\d+: .*\); delivery is mandatory$/);
   });
 });

@@ -63,7 +63,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'event-sink-redis-stream-key', type: 'string', arg: 'KEY', default: 'quarry:events', help: 'Stream key', group: 'Event sinks' },
   { name: 'event-sink-redis-max-len', type: 'int', default: 100000, help: 'Approximate longest stream (MAXLEN ~, trimmed after each batch)', group: 'Event sinks' },
   { name: 'event-sink-redis-ttl', type: 'duration', arg: 'DURATION', help: 'Entries older than this are trimmed (XTRIM MINID; default 24h)', group: 'Event sinks' },
-  { name: 'event-sink-redis-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of each Redis call (default 2s)', group: 'Event sinks' },
+  { name: 'event-sink-redis-timeout', type: 'duration', arg: 'DURATION', help: 'Timeout of each Redis call, and of a best_effort sink\'s last batches after the run (default 2s)', group: 'Event sinks' },
   { name: 'event-sink-redis-retries', type: 'int', default: 2, help: 'Retries of a failed batch', group: 'Event sinks' },
   { name: 'event-sink-redis-stream', type: 'string', help: 'Deprecated: --event-sink-redis-stream-key', aliasOf: 'event-sink-redis-stream-key' },
   { name: 'event-sink-redis-maxlen', type: 'int', help: 'Deprecated: --event-sink-redis-max-len', aliasOf: 'event-sink-redis-max-len' },
