@@ -3,7 +3,7 @@
 // emits (bench/scripts/emit-items-nobrowser.mjs), strict policy, with and
 // without a best_effort `--event-sink redis`, in alternating rounds against a
 // private redis-server this bench starts on a free port (and stops by its pid).
-// Then, with the sink on: a paced script (bench/scripts/emit-items-paced.mjs)
+// Odd rounds run in reverse order (ABBA). Then, with the sink on: a paced script (bench/scripts/emit-items-paced.mjs)
 // offering 0.25× the strict rate just measured must lose nothing to the sink,
 // and at full speed the sink's drops must be counted (report
 // `event_sinks[].dropped`, sent + dropped = events). Prints medians and the
@@ -101,9 +101,13 @@ try {
   const before = [];
   const loadAtStart = loadavg();
   for (let round = 0; round < ROUNDS; round++) {
-    plain.push(await quarryRun(dir, `plain-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, []));
-    sinked.push(await quarryRun(dir, `sink-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:full:${round}`)));
-    if (BEFORE) before.push(await quarryRun(dir, `before-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:before:${round}`), BEFORE));
+    const runs = [
+      async () => plain.push(await quarryRun(dir, `plain-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, [])),
+      async () => sinked.push(await quarryRun(dir, `sink-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:full:${round}`))),
+      ...(BEFORE ? [async () => before.push(await quarryRun(dir, `before-${round}`, 'bench/scripts/emit-items-nobrowser.mjs', { n: N }, sink(`bench:before:${round}`), BEFORE))] : []),
+    ];
+    // ABBA: every other round runs in reverse order, so no variant always goes first (after a pause) or last.
+    for (const run of round % 2 === 0 ? runs : runs.reverse()) await run();
   }
   const strictRate = median(plain.map((r) => r.perSec));
   const offered = Math.floor(strictRate * 0.25);

@@ -17,7 +17,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
-import { packEvent, payloadJson, type WireChunk, type WriterProgress } from './redis-stream-writer.js';
+import { packEvent, payloadJson, type WireChunk } from './redis-stream-pack.js';
+import type { WriterProgress } from './redis-stream-writer.js';
 
 /** Sink options, compiled from the original's flags and config keys. */
 export interface RedisSinkOptions {

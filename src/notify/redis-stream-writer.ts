@@ -9,20 +9,9 @@
  * expires). The queue's bound is kept by the sending side, which counts what
  * it has handed over and not yet heard back about.
  */
-import { hasBinary } from '../storage/records.js';
+import type { WireChunk } from './redis-stream-pack.js';
 import type { RedisSinkOptions, SinkPartition } from './redis-stream-sink.js';
 import { LuaScript, RespClient } from './resp-client.js';
-
-/**
- * Events as handed to the writer: `count` events packed as the Lua call
- * takes them (see {@link packEvent}), lines joined by `\n`. The sending
- * thread packs them as they come, so what crosses to the worker thread is
- * one string per burst, never an object per event.
- */
-export interface WireChunk {
-  text: string;
-  count: number;
-}
 
 /** What the writer reports after each batch, and at the end. */
 export interface WriterProgress {
@@ -68,21 +57,6 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if added > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2]) end
 if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 return added`);
-
-const bytesAsBase64 = (_k: string, x: unknown): unknown => (x instanceof Uint8Array ? Buffer.from(x).toString('base64') : typeof x === 'bigint' ? x.toString() : x);
-
-/** A payload's JSON as the stream carries it: bytes as base64 strings. */
-export function payloadJson(v: unknown): string {
-  return JSON.stringify(v, hasBinary(v) ? bytesAsBase64 : undefined) ?? 'null';
-}
-
-/** An event type or timestamp as packed: a tab or newline in it (never seen in practice) would break the line. */
-const field = (s: string): string => (s.includes('\t') || s.includes('\n') ? s.replace(/[\t\n]/g, ' ') : s);
-
-/** One event's line of a {@link WireChunk}: `seq TAB type TAB ts TAB payload-json` (JSON holds no raw tab or newline). */
-export function packEvent(seq: number, type: string, ts: string, json: string): string {
-  return `${seq}\t${field(type)}\t${field(ts)}\t${json}`;
-}
 
 /** One run's writer. `push` queues; `close` sends what is queued (within the retries) and disconnects. */
 export class StreamWriter {

@@ -10,7 +10,8 @@ import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REDIS_SINK_DEFAULTS } from '../../src/notify/redis-stream-sink.js';
-import { packEvent, StreamWriter, type WireChunk } from '../../src/notify/redis-stream-writer.js';
+import { packEvent, type WireChunk } from '../../src/notify/redis-stream-pack.js';
+import { StreamWriter } from '../../src/notify/redis-stream-writer.js';
 import { startPrivateRedis, type PrivateRedis } from '../_harness/private-redis.js';
 
 let redis: PrivateRedis | undefined;
