@@ -4,7 +4,26 @@
  * launch the invocation's shared browser without loading puppeteer-core.
  */
 
-/** Flags Chromium needs to run headless as root in a container, without phoning home. */
+/**
+ * Chromium features that cost a fresh BrowserContext (one per run, SPEC §10)
+ * renderer processes and change nothing a page sees (docs/benchmarks.md,
+ * "What a BrowserContext costs"):
+ * - `SpareRendererForSitePerProcess`: a spare renderer kept warm for the
+ *   context of the last navigation; the next run's context cannot use it, so
+ *   each run started and threw away about two and a half;
+ * - `WebUIOmniboxPopup`, `WebUIOmniboxAimPopup`: the address bar's popups,
+ *   WebUI pages in a renderer of their own preloaded for each new window, and
+ *   a new context opens a new (headless, never shown) window.
+ * Unknown names are ignored, so an older or newer Chromium starts the same.
+ */
+export const DISABLED_FEATURES: readonly string[] = ['SpareRendererForSitePerProcess', 'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup'];
+
+/**
+ * Flags Chromium needs to run headless as root in a container, without phoning
+ * home, and without the processes of {@link DISABLED_FEATURES}. Chromium takes
+ * only the last `--disable-features`: a caller adding features merges them into
+ * this one (puppeteer's launch merges its own).
+ */
 export const CHROMIUM_FLAGS: readonly string[] = [
   '--no-sandbox',
   '--headless',
@@ -14,6 +33,7 @@ export const CHROMIUM_FLAGS: readonly string[] = [
   '--disable-component-update',
   '--no-first-run',
   '--disable-sync',
+  `--disable-features=${DISABLED_FEATURES.join(',')}`,
 ];
 
 /**
