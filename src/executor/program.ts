@@ -210,6 +210,16 @@ async function runOnce(scriptPath: string): Promise<number> {
     held.browsers = undefined;
     await b?.close();
   };
+  /**
+   * The last run's context on the shared browser, still closing: its run_result does not wait for
+   * Chromium to tear it down, but the slot's next run and the process's end do. Never rejects.
+   */
+  let contextClosing: Promise<void> | undefined;
+  const contextClosed = async (): Promise<void> => {
+    const c = contextClosing;
+    contextClosing = undefined;
+    await c;
+  };
 
   /**
    * A slot's direct connection pool (SPEC §10): its runs' requests without a proxy reuse its
@@ -236,7 +246,7 @@ async function runOnce(scriptPath: string): Promise<number> {
     await writer.write(runResultFrame(outcome, req.proxy)).catch((err: unknown) => log(`could not write run_result: ${messageOf(err)}`));
   };
   const finish = async (): Promise<void> => {
-    await Promise.all([closeRunBrowser(), shared?.close(), directPool?.then((d) => d.destroy()).catch(() => undefined)]);
+    await Promise.all([closeRunBrowser(), contextClosed().then(() => shared?.close()), directPool?.then((d) => d.destroy()).catch(() => undefined)]);
     await writer.end();
   };
 
@@ -277,7 +287,12 @@ async function runOnce(scriptPath: string): Promise<number> {
     }
     if (script) {
       try {
-        outcome = await executeRun(request, { script, browsers: browsersFor(request), sink: new RunSink(writer, inbox), log, ...(sharedDirectPool ? { directPool: sharedDirectPool } : {}) });
+        const browsers = browsersFor(request);
+        outcome = await executeRun(request, {
+          script, browsers, sink: new RunSink(writer, inbox), log,
+          ...(sharedDirectPool ? { directPool: sharedDirectPool } : {}),
+          ...(browsers === shared ? { deferBrowserClose: (closing: Promise<void>) => { contextClosing = closing.catch(() => undefined); } } : {}),
+        });
       } catch (err) {
         outcome = { status: 'crash', message: `executor failure: ${messageOf(err)}` };
       }
@@ -292,7 +307,8 @@ async function runOnce(scriptPath: string): Promise<number> {
       await finish();
       return script ? exitCodeFor(outcome!.status) : 3;
     }
-    const raw = await inbox.nextRunRequest();
+    // The next run (or the end) waits for this run's context to be closed, which overlaps the runtime's work on its result.
+    const [raw] = await Promise.all([inbox.nextRunRequest(), contextClosed()]);
     if (raw === undefined) {
       // Stdin ended between runs: the invocation is over.
       await finish();

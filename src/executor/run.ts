@@ -54,6 +54,12 @@ export interface RunDeps {
   readonly log: (line: string) => void;
   /** A run slot's direct (no proxy) connection pool, shared by its runs; each run opens its own without. */
   readonly directPool?: () => Promise<Dispatcher>;
+  /**
+   * Given the closing of the run's browser context, which then goes on after
+   * the run returns (a slot on the shared browser writes `run_result` first and
+   * waits for it before its next run); without it the close is awaited here.
+   */
+  readonly deferBrowserClose?: (closing: Promise<void>) => void;
 }
 
 /** Executor exit code for a status (SPEC §3): 0 completed, 1 script error, 2 crash. */
@@ -221,7 +227,9 @@ export async function executeRun(request: RunRequest, deps: RunDeps): Promise<Ru
   await emitSettled(emit);
   // A browser that went away under the run (crashed, killed) is why it failed: a crash, not a script error (SPEC §10).
   const lost = rb?.lost() === true;
-  await Promise.all([rb?.close(), http.close()]);
+  const closing = rb?.close();
+  if (closing && deps.deferBrowserClose) deps.deferBrowserClose(closing);
+  await Promise.all([deps.deferBrowserClose ? undefined : closing, http.close()]);
   const outcome = outcomeFromSink(sink);
   if (lost && outcome.status !== 'completed') return { status: 'crash', message: `the browser died during the run${outcome.message ? ` (${outcome.message})` : ''}` };
   return outcome;

@@ -7,7 +7,7 @@ import { FrameDecoder, toExecutorFrame, type ExecutorFrame } from '../../src/pro
 import type { BrowserSource, RunBrowser } from '../../src/executor/browser.js';
 
 /** A browser source whose browser, context and page are plain objects; records what happened in `trace`. */
-export function fakeBrowserSource(trace: string[], opts: { failWith?: Error } = {}): BrowserSource & { opened: number } {
+export function fakeBrowserSource(trace: string[], opts: { failWith?: Error; closeGate?: Promise<void> } = {}): BrowserSource & { opened: number } {
   const source = {
     opened: 0,
     openRun(): Promise<RunBrowser> {
@@ -18,9 +18,10 @@ export function fakeBrowserSource(trace: string[], opts: { failWith?: Error } = 
         browser: { fake: 'browser' } as never,
         browserContext: { fake: 'context' } as never,
         page: { fake: 'page' } as never,
-        close: () => {
+        // With closeGate, the context's close ends only once the gate opens.
+        close: async () => {
+          await opts.closeGate;
           trace.push('context closed');
-          return Promise.resolve();
         },
         lost: () => false,
       });

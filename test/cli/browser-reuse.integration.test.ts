@@ -139,6 +139,23 @@ describe('browser reuse (SPEC §10)', { timeout: 300_000 }, () => {
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith(`${CHROMIUM_PROFILE_PREFIX}${ownerTag(w.pid())}-`))).toEqual([]);
   });
 
+  it('a slot\'s runs leave no context behind on the shared browser, though each run_result is written before its context\'s close', async () => {
+    site = await startCrawlSite({ details: 10 });
+    tmp = await makeTempDir('browser-reuse');
+    const storage = join(tmp.path, 'data');
+    const r = await quarry(['run', '--script', 'browser-listing.mjs', '--source', 'site', '--day', '2026-11-24', '--job', JSON.stringify({ base: site.url, detail: './browser-contexts-detail.mjs' }),
+      '--storage-path', storage, '--depth', '1', '--max-runs', '11', '--parallel', '1', '--quiet'], { cwd: CRAWL, timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const read = await quarry(['read', '--storage-path', storage, '--type', 'item']);
+    expect(read.code, read.stderr).toBe(0);
+    const details = read.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { item_type: string; data: { id: number; contexts: number } } }).payload)
+      .filter((p) => p.item_type === 'detail');
+    expect(details.map((d) => d.data.id).sort((a, b) => a - b)).toEqual(range(10));
+    // One slot: the default context, the run's own and the next one's prepared ahead; never an earlier run's
+    // (the slot waits for the close before its next run, src/executor/program.ts).
+    for (const d of details) expect(d.data.contexts, JSON.stringify(details.map((x) => x.data))).toBeLessThanOrEqual(3);
+  });
+
   it('a Chromium SIGKILLed mid-crawl fails the runs in flight, which are retried on a relaunched browser', async () => {
     const w = watchBrowsers();
     let killed = 0;

@@ -146,6 +146,35 @@ describe('executeRun', () => {
     expect(trace).toEqual([]);
   });
 
+  it('returns before the context is closed when told to defer its close, handing over the close; otherwise waits for it', async () => {
+    const script: LoadedScript = { path: '/x.ts', run: () => undefined, hooks: {}, options: DEFAULT_SCRIPT_OPTIONS };
+    const gated = () => {
+      let open: () => void = () => undefined;
+      const gate = new Promise<void>((r) => (open = r));
+      const trace: string[] = [];
+      return { trace, open, browsers: fakeBrowserSource(trace, { closeGate: gate }), sink: new RunSink(new FrameWriter(new FrameCollector()), new AckInbox()) };
+    };
+    const settledSoon = (p: Promise<unknown>): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 50))]);
+
+    const d = gated();
+    let handed: Promise<void> | undefined;
+    const deferred = executeRun(request, { script, sink: d.sink, browsers: d.browsers, log: () => {}, deferBrowserClose: (c) => (handed = c) });
+    expect(await settledSoon(deferred)).toBe(true);
+    expect((await deferred).status).toBe('completed');
+    expect(d.trace).toEqual(['browser']);
+    expect(await settledSoon(handed!)).toBe(false);
+    d.open();
+    await handed;
+    expect(d.trace).toEqual(['browser', 'context closed']);
+
+    const w = gated();
+    const waiting = executeRun(request, { script, sink: w.sink, browsers: w.browsers, log: () => {} });
+    expect(await settledSoon(waiting)).toBe(false);
+    w.open();
+    expect((await waiting).status).toBe('completed');
+    expect(w.trace).toEqual(['browser', 'context closed']);
+  });
+
   it('is a crash when the browser cannot be opened, with no terminal event', async () => {
     const { outcome, frames } = await run(() => {}, {}, { browserFails: new Error('no chromium') });
     expect(outcome).toEqual({ status: 'crash', message: 'browser failed to start: no chromium' });
