@@ -12,6 +12,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd-offer.js';
 import { executorCaEnv } from './extra-ca-certs.js';
+import { Reaper } from './reaper.js';
+
+/**
+ * Every executor this runtime starts, SIGKILLed by the reaper (reaper.ts) the moment the
+ * runtime dies, with the process group of each of its children (a one-run executor's own
+ * Chromium): an executor's own lifeline cannot act while Node loads its modules, and waits
+ * for CPU on a loaded machine (SPEC §5).
+ */
+const executors = new Reaper();
 
 /** The bundled executor entry, next to this file once compiled. */
 export function defaultExecutorPath(): string {
@@ -59,8 +68,11 @@ export function startExecutor(command: string, args: readonly string[], env: Nod
   } catch (err) {
     return { child: undefined, launchError: (err as Error).message, state, ended: Promise.resolve(), taken: false, dispose: () => Promise.resolve() };
   }
+  const pid = child.pid;
+  if (pid !== undefined) executors.add({ pid });
   const ended = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
+      if (pid !== undefined) executors.remove({ pid });
       state.exitCode = code;
       state.exitSignal = signal;
       resolve();

@@ -1,32 +1,98 @@
 /**
  * A tiny shell that SIGKILLs what the runtime started as soon as the runtime
  * is gone, however it died (SPEC §5: nothing outlives a SIGKILLed runtime by
- * more than a second).
+ * more than a second). One per runtime process, shared by every owner: the
+ * executors (`executor-process.ts`, the standalone run's too), the slot pool's
+ * slots and the shared Chromium with its helpers.
  *
  * The shell reads lines from a pipe only the runtime writes: `+ T` adds a
  * kill target (a pid, or `-PGID` for a whole process group), `- T` removes
- * one (a process that exited: its pid may be reused). At end of file (the
- * runtime exited or was killed: the kernel closes the pipe) it SIGKILLs every
- * target left, at once. A process's own watch of its runtime (an executor's
- * lifeline, Chromium's pipe) waits for CPU on a loaded machine, where a shell
- * blocked in read(2) is woken first and kills them all in one call.
+ * one (a process that exited: its pid may be reused), `! T` kills one now
+ * and removes it. Between lines it looks at the runtime's /proc/<pid>/stat
+ * every {@link POLL_S} s, and takes the runtime for dead once that shows a
+ * SIGKILL pending, the process exiting, a zombie, no such process or another
+ * process under that pid. A SIGKILLed runtime shows its pending SIGKILL the
+ * instant it is sent, where the pipe closes only once the kernel tore down
+ * all of the runtime's memory (up to 1.5 s on a loaded 2-core machine,
+ * docs/benchmarks.md). At end of file it is gone too. Then the shell reads
+ * the children of every pid target (an executor's own Chromium, a process
+ * group leader: puppeteer starts it detached) and SIGKILLs targets and those
+ * groups in one go. A process's own watch of its runtime (an executor's
+ * lifeline, Chromium's pipe) waits for CPU on a loaded machine and cannot act
+ * while Node loads modules; a shell that sleeps between looks is woken first.
+ *
+ * The look needs bash (`read -t`) and /proc; without them the shell is
+ * /bin/sh waiting for end of file, as before.
  *
  * It ignores SIGINT, SIGTERM and SIGHUP: a terminal's Ctrl-C or a supervisor
  * signalling the process group must not take the reaper before the runtime,
  * which then could die with nobody left to clean up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
-const SCRIPT = [
-  "trap '' INT TERM HUP",
-  "l=' '",
-  'while read op t; do',
-  '  case $op in',
-  '    +) l="$l$t ";;',
-  '    -) case $l in *" $t "*) l="${l%% $t *} ${l#* $t }";; esac;;',
+/** Seconds between two looks at the runtime's /proc entry (the shell's idle cost: ~0.1 ms of CPU a look). */
+export const POLL_S = '0.05';
+
+/** Handles one line in `$line` (`+ T`, `- T`, `! T`) against the target list `$l`. */
+const HANDLE = [
+  '  t=${line#? }',
+  '  case $line in',
+  '    +*) l="$l$t ";;',
+  '    -*|!*)',
+  '      case $line in !*) kill -KILL $t 2>/dev/null;; esac',
+  '      case $l in *" $t "*) l="${l%% $t *} ${l#* $t }";; esac;;',
   '  esac',
+];
+
+/** Kills the targets, and the process group of each pid target's children (read first: they are reparented once it dies). */
+const KILL_ALL = [
+  'k=',
+  'for t in $l; do',
+  '  case $t in -*) continue;; esac',
+  // One line without a newline: read says end of file, having read it.
+  '  c=; IFS= read -r c < /proc/$t/task/$t/children 2>/dev/null',
+  '  for c in $c; do k="$k -$c $c"; done',
   'done',
-  'kill -KILL -- $l 2>/dev/null',
+  // No `--`: dash's kill takes it for a number and then kills nothing.
+  'kill -KILL $l $k 2>/dev/null',
+];
+
+/** bash: looks at the runtime (`$1`) between lines. */
+const POLLING = [
+  "trap '' INT TERM HUP",
+  'set -f',
+  'p=$1 l=" " b= w=',
+  // The runtime's start time, to tell it from a later process under the same pid.
+  'if IFS= read -r s < /proc/$p/stat; then set -- ${s##*) }; st=${20} w=1; fi 2>/dev/null',
+  'alive() {',
+  '  IFS= read -r s < /proc/$p/stat 2>/dev/null || return 1',
+  '  set -- ${s##*) }',
+  // state, flags (PF_EXITING 0x4), start time, the main thread's pending signals (SIGKILL 0x100).
+  '  case $1 in Z|X) return 1;; esac',
+  '  [ "${20}" = "$st" ] && (( !(($7 & 4) || (${29} & 256)) ))',
+  '}',
+  'while :; do',
+  `  if [ -n "$w" ]; then IFS= read -r -t ${POLL_S} line; else IFS= read -r line; fi`,
+  '  r=$?',
+  // Timed out: keep a partial line, look at the runtime.
+  '  if [ $r -gt 128 ]; then b=$b$line; alive && continue; break; fi',
+  '  [ $r -eq 0 ] || break',
+  '  line=$b$line b=',
+  ...HANDLE,
+  'done',
+  ...KILL_ALL,
+].join('\n');
+
+/** /bin/sh without bash: end of file only. */
+const EOF_ONLY = [
+  "trap '' INT TERM HUP",
+  'set -f',
+  "l=' '",
+  'while IFS= read -r line; do',
+  ...HANDLE,
+  'done',
+  ...KILL_ALL,
 ].join('\n');
 
 /** A kill target: a process id, or a process group (all its members). */
@@ -34,55 +100,57 @@ export type ReapTarget = { pid: number } | { group: number };
 
 const arg = (t: ReapTarget): string => ('pid' in t ? String(t.pid) : `-${t.group}`);
 
+/**
+ * The runtime's one shell. Kept on a global: `cli/main.ts` (which starts the
+ * speculative executor) and the bundled program each have their own copy of
+ * this module, and must share it.
+ */
+const SHELL = Symbol.for('quarry.reaperShell');
+const held = globalThis as { [SHELL]?: ChildProcess };
+
+function shell(): ChildProcess {
+  let child = held[SHELL];
+  if (child) return child;
+  child = existsSync('/bin/bash') && existsSync(`/proc/${process.pid}/stat`)
+    ? spawn('/bin/bash', ['-c', POLLING, 'quarry-reaper', String(process.pid)], { stdio: ['pipe', 'ignore', 'ignore'] })
+    : spawn('/bin/sh', ['-c', EOF_ONLY], { stdio: ['pipe', 'ignore', 'ignore'] });
+  child.on('error', () => undefined);
+  child.stdin!.on('error', () => undefined);
+  // Never keeps the runtime alive: it lives as long as we do, and acts when we die.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  held[SHELL] = child;
+  return child;
+}
+
+/** The shell's pid, once started (for tests and benchmarks). */
+export function reaperPid(): number | undefined {
+  return held[SHELL]?.pid;
+}
+
+/** One owner's targets in the runtime's reaper. */
 export class Reaper {
-  #child: ChildProcess | undefined;
   #ended = false;
   /** Targets added and not removed. */
   readonly #targets = new Set<string>();
-  #releasing = false;
 
   /** Kill `t` when the runtime dies (or at {@link end}). Starts the shell on first use. */
   add(t: ReapTarget): void {
     if (this.#ended) return;
     this.#targets.add(arg(t));
-    this.#write(`+ ${arg(t)}\n`);
+    shell().stdin!.write(`+ ${arg(t)}\n`);
   }
 
   /** `t` exited on its own: not to be killed (its id may name another process later). */
   remove(t: ReapTarget): void {
     if (!this.#targets.delete(arg(t))) return;
-    this.#write(`- ${arg(t)}\n`);
-    if (this.#releasing && this.#targets.size === 0) this.end();
+    held[SHELL]?.stdin!.write(`- ${arg(t)}\n`);
   }
 
-  /** Lets the shell exit once every target was removed (now, if none is left): nothing is killed. */
-  release(): void {
-    this.#releasing = true;
-    if (this.#targets.size === 0) this.end();
-  }
-
-  /** The reaper's pid, once started. */
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  /** SIGKILLs every target left now and lets the shell exit. Later calls do nothing. */
+  /** SIGKILLs every target of this owner left now; later adds are ignored. */
   end(): void {
     this.#ended = true;
-    this.#child?.stdin?.end();
-  }
-
-  #write(line: string): void {
-    if (this.#ended) return;
-    if (!this.#child) {
-      const child = spawn('/bin/sh', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'] });
-      child.on('error', () => undefined);
-      child.stdin!.on('error', () => undefined);
-      // Never keeps the runtime alive: it exits when we close its stdin, or with us.
-      child.unref();
-      (child.stdin as unknown as { unref?: () => void }).unref?.();
-      this.#child = child;
-    }
-    this.#child.stdin!.write(line);
+    for (const t of this.#targets) held[SHELL]?.stdin!.write(`! ${t}\n`);
+    this.#targets.clear();
   }
 }

@@ -14,9 +14,10 @@
  * interruption or any stream error; a slot that dies fails only the run it
  * was serving (the supervisor classifies it) and the next run gets a new one.
  * {@link SlotPool.close} ends every slot and waits for them; a runtime that
- * dies without closing takes its slots along: the pool's reaper (reaper.ts)
- * SIGKILLs them at once, and each slot's own lifeline
- * (`src/executor/lifeline.ts`) would notice too, as a one-run executor does.
+ * dies without closing takes its slots along: the runtime's reaper (reaper.ts,
+ * which covers every executor `startExecutor` spawns) SIGKILLs them at once,
+ * and each slot's own lifeline (`src/executor/lifeline.ts`) would notice too,
+ * as a one-run executor does.
  *
  * Slots start as the work needs them, not all `--parallel` at once: a start
  * costs a node process, the executor's modules and the script's imports
@@ -35,7 +36,6 @@ import { FrameDecoder } from '../protocol/codec.js';
 import { FRAME_FD } from '../protocol/frame-fd.js';
 import { frameBytes } from './frame-source.js';
 import { startExecutor, type StartedExecutor } from './executor-process.js';
-import { Reaper } from './reaper.js';
 
 /** Runs a slot serves before it is replaced (bounds what a process accumulates, e.g. one module record per run). */
 export const DEFAULT_SLOT_RUNS = 100;
@@ -198,8 +198,6 @@ export class SlotPool {
   /** False once an executor ran a run without saying hello: a process per run, nothing to wait for. */
   #reuse: boolean;
   #timer: NodeJS.Timeout | undefined;
-  /** SIGKILLs every live slot the moment the runtime dies: their own lifelines wait for CPU on a loaded machine. */
-  readonly #reaper = new Reaper();
   #closed = false;
 
   constructor(opts: SlotPoolOptions) {
@@ -254,11 +252,6 @@ export class SlotPool {
    */
   adopt(started: StartedExecutor, script: string): void {
     const slot = new Slot(started, script);
-    const pid = slot.started.child?.pid;
-    if (pid !== undefined) {
-      this.#reaper.add({ pid });
-      void slot.started.ended.then(() => this.#reaper.remove({ pid }));
-    }
     this.#live++;
     this.#idle.push(slot);
   }
@@ -274,11 +267,6 @@ export class SlotPool {
 
   #spawn(script: string, forWaiter = false): Slot {
     const slot = new Slot(startExecutor(this.#opts.command, this.args(script), this.#opts.env), script);
-    const pid = slot.started.child?.pid;
-    if (pid !== undefined) {
-      this.#reaper.add({ pid });
-      void slot.started.ended.then(() => this.#reaper.remove({ pid }));
-    }
     this.#live++;
     if (forWaiter) this.#starting++;
     let started = true;
@@ -366,7 +354,5 @@ export class SlotPool {
     const idle = this.#idle.splice(0);
     this.#live -= idle.length;
     await Promise.all([...idle.map((s) => s.end()), ...this.#ending]);
-    // A slot still serving a run (one started for a waiter above) stays covered until it exits.
-    this.#reaper.release();
   }
 }
