@@ -9,6 +9,7 @@
  * calls `onGone` once; the caller then kills its browser and exits at once,
  * since there is nobody left to report to.
  */
+import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { pidIsDead } from '../runtime/owner-tag.js';
 
@@ -28,7 +29,8 @@ export interface LifelineOptions {
   readonly outputs: readonly Writable[];
   /**
    * The runtime's pid (ours passes `QUARRY_RUNTIME_PID`). Given, the runtime
-   * is also gone when that pid names no process or a zombie, checked from the
+   * is also gone when that pid names no process, a zombie, or one exiting or
+   * with a SIGKILL pending ({@link runtimeIsDying}), checked from the
    * first instant: a runtime that died while this process was still loading
    * (already reparented when the watch begins, so the parent pid no longer
    * changes) is seen at once. A wrapper between the runtime and us is fine.
@@ -36,6 +38,24 @@ export interface LifelineOptions {
   readonly runtimePid?: number;
   /** Called once, with why the runtime is considered gone. */
   readonly onGone: (why: string) => void;
+}
+
+/**
+ * Whether `pid` is gone or can run no more of its own code: no process, a
+ * zombie, exiting (PF_EXITING in its flags) or a SIGKILL pending in its main
+ * thread (field 31 of /proc/<pid>/stat). A SIGKILLed runtime shows the last
+ * the moment it is sent, long before the kernel closes its pipes on a loaded
+ * machine. Without /proc, only whether it is gone.
+ */
+export function runtimeIsDying(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return pidIsDead(pid);
+  }
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return f[0] === 'Z' || f[0] === 'X' || (Number(f[6]) & 0x4) !== 0 || (Number(f[28]) & 0x100) !== 0;
 }
 
 /** A running watch. */
@@ -61,7 +81,7 @@ export function watchRuntime(opts: LifelineOptions): Lifeline {
   const parent = process.ppid;
   const check = (): void => {
     if (process.ppid !== parent) gone(`parent process ${parent} is gone (reparented to ${process.ppid})`);
-    else if (opts.runtimePid !== undefined && pidIsDead(opts.runtimePid)) gone(`runtime process ${opts.runtimePid} is gone`);
+    else if (opts.runtimePid !== undefined && runtimeIsDying(opts.runtimePid)) gone(`runtime process ${opts.runtimePid} is gone`);
   };
   const timer = setInterval(check, PARENT_POLL_MS);
   timer.unref();
