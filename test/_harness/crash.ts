@@ -62,7 +62,7 @@ export interface RunSpec {
 export interface RunOutcomeSeen {
   spec: RunSpec;
   res: CliResult;
-  /** Processes carrying the run's tag still alive once the wait was over (must be empty). */
+  /** Processes carrying the run's tag still running 1 s after the runtime ended, or not gone 10 s after (must be empty). */
   left: string[];
   /** Milliseconds until the last process of the run was gone. */
   goneMs: number;
@@ -70,7 +70,7 @@ export interface RunOutcomeSeen {
   pid: number;
 }
 
-/** Runs `quarry run` once with its own process tag; waits up to 2 s for every process of the run to be gone. */
+/** Runs `quarry run` once with its own process tag; then checks that nothing of the run runs 1 s after it ended, and that all is gone within 10 s. */
 export async function runTagged(spec: RunSpec): Promise<RunOutcomeSeen> {
   const { tag, env } = newTag();
   allTags.push(tag);
@@ -91,10 +91,16 @@ export async function runTagged(spec: RunSpec): Promise<RunOutcomeSeen> {
       spec.onSpawn?.(child);
     },
   });
-  const { left, ms } = await waitUntilGone(tag, 2_000);
+  // SPEC §5: a second after the kill nothing of the run still runs (the runtime's reaper SIGKILLed
+  // it: a process with SIGKILL pending or being torn down runs no more code of its own), and soon
+  // after all are gone (the kernel's teardown of a Chromium takes up to ~1 s more under load).
+  // Timed from the runtime's end as seen here, a little after the kill itself.
+  const running = await waitUntilGone(tag, 1_000, { orDying: true });
+  const gone = await waitUntilGone(tag, 10_000);
+  const left = [...new Set([...running.left, ...gone.left])];
   // Whatever the assertions say next, nothing of this run may outlive the test.
   if (left.length > 0) killTagged(tag);
-  return { spec, res, left, goneMs: ms, pid };
+  return { spec, res, left, goneMs: gone.ms, pid };
 }
 
 /** True when the run's `_manifest.json` exists in fs storage (read straight from disk, not through Quarry). */

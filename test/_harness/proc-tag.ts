@@ -34,13 +34,18 @@ export function taggedProcesses(tag: string): string[] {
   return out;
 }
 
-/** Polls until no process carries `tag` or `deadlineMs` passes; returns what is left and how long it took. */
-export async function waitUntilGone(tag: string, deadlineMs: number): Promise<{ left: string[]; ms: number }> {
+/**
+ * Polls until no process carries `tag` (with `orDying`: none that is not
+ * {@link goneOrDying}, i.e. none that can still run code of its own) or
+ * `deadlineMs` passes; returns what is left and how long it took.
+ */
+export async function waitUntilGone(tag: string, deadlineMs: number, o: { orDying?: boolean } = {}): Promise<{ left: string[]; ms: number }> {
   const start = Date.now();
-  let left = taggedProcesses(tag);
+  const look = (): string[] => taggedProcesses(tag).filter((l) => !o.orDying || !goneOrDying(Number(l.split(' ')[0])));
+  let left = look();
   while (left.length > 0 && Date.now() - start < deadlineMs) {
-    await new Promise((r) => setTimeout(r, 50));
-    left = taggedProcesses(tag);
+    await new Promise((r) => setTimeout(r, 20));
+    left = look();
   }
   return { left, ms: Date.now() - start };
 }

@@ -64,8 +64,8 @@ function expectKilledAt(k: RunOutcomeSeen, point: string): void {
 }
 
 function expectNothingLeft(k: RunOutcomeSeen): void {
-  expect(k.left, `${k.spec.runId}: processes left ${k.goneMs} ms after the kill`).toEqual([]);
-  // SPEC §5 says within a second; the check allows two on a loaded machine, and says when it took more than one.
+  expect(k.left, `${k.spec.runId}: processes still running 1 s after the kill, or not gone ${k.goneMs} ms after it`).toEqual([]);
+  // SPEC §5: nothing runs a second after the kill (asserted above); the kernel's teardown may take longer: said when it did.
   if (k.goneMs > 1_000) process.stdout.write(`crash campaign: the processes of ${k.spec.runId} took ${k.goneMs} ms to go\n`);
 }
 
