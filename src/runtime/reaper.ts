@@ -17,7 +17,9 @@
  * docs/benchmarks.md). At end of file it is gone too. Then the shell reads
  * the children of every pid target (an executor's own Chromium, a process
  * group leader: puppeteer starts it detached) and SIGKILLs targets and those
- * groups in one go. A process's own watch of its runtime (an executor's
+ * groups in one go, then deletes the Chromium profiles of pid targets
+ * (`$TMPDIR/quarry-chromium-<pid>@…`: an executor killed this way cannot
+ * delete its own). A process's own watch of its runtime (an executor's
  * lifeline, Chromium's pipe) waits for CPU on a loaded machine and cannot act
  * while Node loads modules; a shell that sleeps between looks is woken first.
  *
@@ -30,6 +32,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { CHROMIUM_PROFILE_PREFIX } from './owner-tag.js';
 
 /** Seconds between two looks at the runtime's /proc entry (the shell's idle cost: ~0.1 ms of CPU a look). */
 export const POLL_S = '0.05';
@@ -56,6 +59,12 @@ const KILL_ALL = [
   'done',
   // No `--`: dash's kill takes it for a number and then kills nothing.
   'kill -KILL $l $k 2>/dev/null',
+  // A killed executor cannot delete its own Chromium's profile, named after its pid (owner-tag.ts).
+  'set +f',
+  'for t in $l; do',
+  '  case $t in -*) continue;; esac',
+  `  for d in "\${TMPDIR:-/tmp}"/${CHROMIUM_PROFILE_PREFIX}$t@*; do [ -d "$d" ] && rm -rf -- "$d"; done`,
+  'done',
 ];
 
 /** bash: looks at the runtime (`$1`) between lines. */

@@ -6,17 +6,21 @@
  * once on `end()`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Reaper, reaperPid } from '../../src/runtime/reaper.js';
 import { procStat } from '../_harness/proc-tag.js';
+import { makeTempDir, type TempDir } from '../_harness/temp-dir.js';
 
 const RUNTIME = fileURLToPath(new URL('../fixtures/reaper/runtime.mjs', import.meta.url));
 const BUILT_REAPER = fileURLToPath(new URL('../../dist/runtime/reaper.js', import.meta.url));
 
 const started: number[] = [];
-afterEach(() => {
+let tmp: TempDir | undefined;
+afterEach(async () => {
+  await tmp?.remove();
+  tmp = undefined;
   for (const pid of started.splice(0)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -42,8 +46,9 @@ function childrenOf(pid: number): number[] {
 }
 
 describe('reaper', { timeout: 60_000 }, () => {
-  it('SIGKILLs the targets of a SIGKILLed runtime whose pipe stays open, with the process group of each pid target\'s children', async () => {
-    const rt: ChildProcess = spawn(process.execPath, [RUNTIME, BUILT_REAPER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  it('SIGKILLs the targets of a SIGKILLed runtime whose pipe stays open, with the process group of each pid target\'s children, and deletes their Chromium profiles', async () => {
+    tmp = await makeTempDir('reaper');
+    const rt: ChildProcess = spawn(process.execPath, [RUNTIME, BUILT_REAPER], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: tmp.path } });
     started.push(rt.pid!);
     const line = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -53,7 +58,8 @@ describe('reaper', { timeout: 60_000 }, () => {
       });
       rt.once('exit', () => reject(new Error('the stand-in runtime exited')));
     });
-    const p = JSON.parse(line) as { parent: number; group: number; holder: number; reaper: number };
+    const p = JSON.parse(line) as { parent: number; group: number; holder: number; reaper: number; profile: string };
+    expect(existsSync(p.profile)).toBe(true);
     const [grandchild] = childrenOf(p.parent);
     expect(grandchild).toBeDefined();
     started.push(p.parent, p.group, p.holder, grandchild!);
@@ -63,6 +69,7 @@ describe('reaper', { timeout: 60_000 }, () => {
     // Without the look at /proc nothing would be killed before the holder exits (300 s): no end of file comes.
     expect(await aliveAfter([p.parent, p.group, grandchild!, p.reaper], 20_000)).toEqual([]);
     expect(procStat(p.holder), 'the pipe stayed open: the holder lives').toBeDefined();
+    expect(existsSync(p.profile)).toBe(false);
   });
 
   it('end() SIGKILLs an owner\'s targets at once and leaves another owner\'s', async () => {
