@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FRAME_FD, FRAME_FD_ENV } from '../protocol/frame-fd-offer.js';
 import { executorCaEnv } from './extra-ca-certs.js';
-import { Reaper } from './reaper.js';
+import { Reaper, startReaper } from './reaper.js';
 
 /**
  * Every executor this runtime starts, SIGKILLed by the reaper (reaper.ts) the moment the
@@ -62,6 +62,9 @@ export interface StartedExecutor {
 export function startExecutor(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): StartedExecutor {
   const state: ExecutorState = { launched: false, exitCode: null, exitSignal: null };
   let child: ChildProcess;
+  // The reaper first: a runtime killed just after this spawn (before the executor's `+` line) still
+  // has the executor among its children when the reaper sees the SIGKILL (reaper.ts).
+  startReaper();
   try {
     const base = command === process.execPath ? executorCaEnv(env) : env;
     child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { ...base, QUARRY_RUNTIME_PID: String(process.pid), [FRAME_FD_ENV]: String(FRAME_FD) } });

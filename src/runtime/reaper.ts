@@ -67,7 +67,11 @@ const KILL_ALL = [
   'done',
 ];
 
-/** bash: looks at the runtime (`$1`) between lines. */
+/**
+ * bash: looks at the runtime (`$1`) between lines. At its death it also kills
+ * the runtime's own children still listed (a SIGKILL seen pending comes before
+ * the kernel reparents them): one spawned in the instant before its `+` line.
+ */
 const POLLING = [
   "trap '' INT TERM HUP",
   'set -f',
@@ -90,6 +94,8 @@ const POLLING = [
   '  line=$b$line b=',
   ...HANDLE,
   'done',
+  'c=; IFS= read -r c < /proc/$p/task/$p/children 2>/dev/null',
+  'for c in $c; do [ "$c" = "$$" ] || l="$l$c "; done',
   ...KILL_ALL,
 ].join('\n');
 
@@ -130,6 +136,11 @@ function shell(): ChildProcess {
   (child.stdin as unknown as { unref?: () => void }).unref?.();
   held[SHELL] = child;
   return child;
+}
+
+/** Starts the shell now, if not yet: before a process it is to cover is spawned, so no kill falls between the two. */
+export function startReaper(): void {
+  shell();
 }
 
 /** The shell's pid, once started (for tests and benchmarks). */
