@@ -100,7 +100,7 @@ export async function runTagged(spec: RunSpec): Promise<RunOutcomeSeen> {
   const left = [...new Set([...running.left, ...gone.left])];
   // Whatever the assertions say next, nothing of this run may outlive the test.
   if (left.length > 0) killTagged(tag);
-  return { spec, res, left, goneMs: gone.ms, pid };
+  return { spec, res, left, goneMs: running.ms + gone.ms, pid };
 }
 
 /** True when the run's `_manifest.json` exists in fs storage (read straight from disk, not through Quarry). */
