@@ -12,8 +12,11 @@
 // descendant it waited for (this process's cutime and cstime over the run);
 // the PSS sampler's own CPU (it reads /proc in this process) is reported apart.
 // --before alternates another build's quarry (a dist/ folder with node_modules
-// reachable from it) as a fourth row.
-//   node bench/crawl.mjs [--pages 500] [--parallel 1,2,4] [--repeat 3] [--before /path/to/dist]
+// reachable from it) as a fourth row. --same-flags adds the new-context loop
+// with Chromium on quarry's own flags (no spare renderer, no omnibox popups):
+// the plain loop is what a user writes with the usual flags; this one shows
+// how much of quarry's lead over it is the flags rather than the run slots.
+//   node bench/crawl.mjs [--pages 500] [--parallel 1,2,4] [--repeat 3] [--before /path/to/dist] [--same-flags]
 // Needs a built dist/ (npm run build) and Chromium (QUARRY_CHROMIUM_PATH, default /usr/bin/chromium).
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -36,6 +39,7 @@ const PAGES = Number(arg('pages', '500'));
 const PARALLEL = arg('parallel', '1,2,4').split(',').map(Number);
 const REPEAT = Number(arg('repeat', '3'));
 const BEFORE = arg('before', undefined);
+const SAME_FLAGS = process.argv.includes('--same-flags');
 const DELAY_MS = 50;
 
 /** The fixture site: /list links every detail; /detail/N is ~1 KB, sent after 50 ms. */
@@ -146,11 +150,12 @@ const tmp = await mkdtemp(join(tmpdir(), 'quarry-bench-crawl-'));
 try {
   const rows = [];
   for (const p of PARALLEL) {
-    const got = { quarry: [], context: [], tab: [], before: [] };
+    const got = { quarry: [], context: [], tab: [], before: [], flags: [] };
     for (let n = 0; n < REPEAT; n++) {
       // Alternate who goes first, so a machine getting busier or quieter weighs on each alike.
       const order = [['quarry', () => quarryCrawl(site, p, tmp, n)], ['context', () => loop(site, p, 'context')], ['tab', () => loop(site, p, 'tab')]];
       if (BEFORE) order.splice(1, 0, ['before', () => quarryCrawl(site, p, tmp, n, join(BEFORE, 'cli/main.js'))]);
+      if (SAME_FLAGS) order.push(['flags', () => loop(site, p, 'context-flags')]);
       for (let k = 0; k < order.length; k++) {
         const [name, fn] = order[(k + n) % order.length];
         got[name].push(await fn());
@@ -176,7 +181,7 @@ try {
   for (const { p, got } of rows) {
     for (const [name, rs] of Object.entries(got)) {
       if (rs.length === 0) continue;
-      const label = { quarry: 'quarry', before: `quarry before (${BEFORE})`, context: 'new-context loop', tab: 'tab-reuse loop' }[name];
+      const label = { quarry: 'quarry', before: `quarry before (${BEFORE})`, context: 'new-context loop', tab: 'tab-reuse loop', flags: "new-context loop on quarry's Chromium flags" }[name];
       console.log(`| ${p} | ${label} | ${pagesPerS(rs).toFixed(2)} | ${(pagesPerS(rs) / pagesPerS(got.context)).toFixed(2)} | ${(median(rs.map((r) => r.ms)) / 1000).toFixed(1)} | ${cpuPerPage(rs).toFixed(0)} | ${samplerShare(rs).toFixed(1)} |`);
     }
   }

@@ -1,10 +1,14 @@
 // The references of bench/crawl.mjs: a bare puppeteer-core crawl of the same
 // site at the same parallelism, one Chromium, extracting what detail.mjs does.
-//   node bench/scripts/crawl-loop.mjs <base> <parallel> context|tab
+//   node bench/scripts/crawl-loop.mjs <base> <parallel> context|tab|context-flags
 // `context`: a new BrowserContext (and page) per URL, closed after it, as
-// quarry gives each run; `tab`: one page per worker, reused for every URL.
+// quarry gives each run; `tab`: one page per worker, reused for every URL;
+// `context-flags`: `context` with Chromium started on quarry's own flags
+// (dist/runtime/chromium.js, which disables the spare renderer and the
+// omnibox popups), to tell quarry's flags apart from its run slots.
 // Prints {"pages": N, "items": N} on stdout.
 import puppeteer from 'puppeteer-core';
+import { CHROMIUM_FLAGS } from '../../dist/runtime/chromium.js';
 
 const [base, parallelArg, mode] = process.argv.slice(2);
 const parallel = Number(parallelArg);
@@ -12,7 +16,9 @@ const browser = await puppeteer.launch({
   executablePath: process.env.QUARRY_CHROMIUM_PATH ?? '/usr/bin/chromium',
   headless: true,
   pipe: true,
-  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+  args: mode === 'context-flags'
+    ? [...CHROMIUM_FLAGS]
+    : ['--no-sandbox', '--headless', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
 });
 const items = [];
 try {
