@@ -90,9 +90,19 @@ function nextInTurn(s: PoolState, allowed: readonly number[], n: number): number
   throw new Error('no candidate endpoint');
 }
 
-/** Least recently used among `allowed` (lowest index on a tie). */
+/**
+ * Least recently used among `allowed`. The order of `recent` decides, not
+ * the timestamps: selections within one millisecond share a timestamp. An
+ * endpoint missing from `recent` was used before all of it; among those the
+ * older timestamp, then the lower index, goes first.
+ */
 function leastRecent(s: PoolState, allowed: readonly number[]): number {
-  return allowed.reduce((best, i) => (s.last_used[i]! < s.last_used[best]! ? i : best), allowed[0]!);
+  const older = (i: number, j: number): boolean => {
+    const pi = s.recent.lastIndexOf(i);
+    const pj = s.recent.lastIndexOf(j);
+    return pi !== pj ? pi < pj : s.last_used[i]! < s.last_used[j]!;
+  };
+  return allowed.reduce((best, i) => (older(i, best) ? i : best), allowed[0]!);
 }
 
 /** The endpoints a random selection draws from: outside the recency window, else the least recently used. */

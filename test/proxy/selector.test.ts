@@ -112,6 +112,14 @@ describe('strategies', () => {
     expect(seq.slice(6, 9).sort()).toEqual([0, 1, 2]);
   });
 
+  it('least recently used goes by the order of selection when selections share a millisecond', async () => {
+    const sel = selector(pool({ strategy: 'random', recency_window: 10 }), stateDir(), { random: seeded(1), now: () => 1_000 });
+    const seq = await sequence(sel, 9);
+    expect(seq.slice(3, 6)).toEqual(seq.slice(0, 3));
+    expect(seq.slice(6, 9)).toEqual(seq.slice(0, 3));
+    expect([...seq.slice(0, 3)].sort()).toEqual([0, 1, 2]);
+  });
+
   it('sticky by job keeps a key on one endpoint and spreads keys across the pool', async () => {
     const sel = selector(pool({ strategy: 'sticky', sticky: { scope: 'job' } }));
     const first = await sequence(sel, 3, (i) => req({ jobKey: `item-${i}` }));
