@@ -1,7 +1,10 @@
 // Installs what is missing on a fresh machine, then builds dist/ when stale.
 // Used by `npm run demo` and `npm test`; safe to run again (does nothing when all is there).
 //   node scripts/setup.mjs          node modules, Chromium, build
-//   node scripts/setup.mjs --test   the same (tests start their own services)
+//   node scripts/setup.mjs --test   the same, and redis-server (tests start private ones
+//                                   when the machine runs none; PostgreSQL is installed
+//                                   by its test harness when needed)
+//   node scripts/setup.mjs --bench  the same as --test (bench/event-sink.mjs starts its own Redis)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,7 +58,12 @@ if (needInstall) {
 const chromium = process.env.QUARRY_CHROMIUM_PATH || '/usr/bin/chromium';
 if (!existsSync(chromium)) aptInstall(['chromium'], `Chromium (${chromium})`);
 
-// 3. Build dist/ when any source is newer than the last build.
+// 3. redis-server for the tests and benches, which start private servers.
+if ((process.argv.includes('--test') || process.argv.includes('--bench')) && !has('redis-server')) {
+  aptInstall(['redis-server'], 'redis-server (tests and benches start private ones)');
+}
+
+// 4. Build dist/ when any source is newer than the last build.
 function newest(dir) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
