@@ -91,17 +91,54 @@ function shapeProblems(m: RunManifest): string[] {
   return p;
 }
 
-/** Run-wide state the per-object checks feed. */
-interface SeqLedger {
-  seen: Uint8Array | undefined;
-  first: number;
-  duplicates: number;
-  outOfRange: number;
-  persisted: number;
+/**
+ * Run-wide state the per-object checks feed: the seqs seen, as a bitset from
+ * `first`. Sized by the manifest's seq span when a finalized run is checked;
+ * growing (up to {@link MAX_BITSET_SEQS} seqs) when a run's segments are
+ * checked as they are published, before the span is known.
+ */
+export class SeqLedger {
+  duplicates = 0;
+  outOfRange = 0;
+  persisted = 0;
   terminalSeq: number | undefined;
+  /** The highest seq noted (0: none). */
+  maxSeq = 0;
+
+  constructor(
+    readonly first: number,
+    public seen: Uint8Array | undefined,
+    private readonly growable = false,
+  ) {}
+
+  /** A record with this seq was read (its event type `run_complete` when `terminal`). */
+  note(seq: number, terminal: boolean): void {
+    this.persisted++;
+    if (terminal) this.terminalSeq = Math.max(this.terminalSeq ?? 0, seq);
+    if (seq > this.maxSeq) this.maxSeq = seq;
+    if (this.seen === undefined) return;
+    const i = seq - this.first;
+    if (i >= this.seen.length * 8 && this.growable && i < MAX_BITSET_SEQS) {
+      const grown = new Uint8Array(Math.min(Math.max(this.seen.length * 2, (i >> 3) + 1), MAX_BITSET_SEQS / 8));
+      grown.set(this.seen);
+      this.seen = grown;
+    }
+    if (i < 0 || i >= this.seen.length * 8) {
+      this.outOfRange++;
+      return;
+    }
+    const bit = 1 << (i & 7);
+    if ((this.seen[i >> 3]! & bit) !== 0) this.duplicates++;
+    this.seen[i >> 3]! |= bit;
+  }
 }
 
-async function checkObject(storage: StorageBackend, base: string, m: RunManifest, o: ManifestObject, seqs: SeqLedger): Promise<ValidationReason[]> {
+/**
+ * Checks one listed object of the run `runId` (the first failing level wins:
+ * missing, size, SHA-256, content), feeding its records' seqs to `seqs`.
+ * Every byte is read back from storage. @throws StorageError when storage fails.
+ */
+export async function checkObject(storage: StorageBackend, base: string, runId: string, o: ManifestObject, seqs: SeqLedger): Promise<ValidationReason[]> {
   const key = `${base}${o.path}`;
   const at = { object: o.path };
   const st = await storage.stat(key);
@@ -133,7 +170,7 @@ async function checkObject(storage: StorageBackend, base: string, m: RunManifest
       }
       if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return malformed(count, 'not a JSON object');
       const r = rec as Record<string, unknown>;
-      if (r.run_id !== m.run_id) malformed(count, `run_id ${show(r.run_id)} is not the run's (${m.run_id})`);
+      if (r.run_id !== runId) malformed(count, `run_id ${show(r.run_id)} is not the run's (${runId})`);
       if (o.kind === 'metrics') return;
       if (r.event_type !== o.event_type) malformed(count, `event_type ${show(r.event_type)} in the folder of ${o.event_type ?? '?'}`);
       const seq = r.seq;
@@ -142,17 +179,7 @@ async function checkObject(storage: StorageBackend, base: string, m: RunManifest
       if (seq <= prevSeq) seqProblem(`${o.path} line ${count}: seq ${seq} does not follow ${prevSeq}`);
       if (seq < (o.first_seq ?? 0) || seq > (o.last_seq ?? 0)) seqProblem(`${o.path} line ${count}: seq ${seq} outside the object's range ${o.first_seq}..${o.last_seq}`);
       prevSeq = seq;
-      seqs.persisted++;
-      if (r.event_type === 'run_complete') seqs.terminalSeq = Math.max(seqs.terminalSeq ?? 0, seq);
-      const i = seq - seqs.first;
-      if (seqs.seen !== undefined) {
-        if (i < 0 || i >= seqs.seen.length * 8) seqs.outOfRange++;
-        else {
-          const bit = 1 << (i & 7);
-          if ((seqs.seen[i >> 3]! & bit) !== 0) seqs.duplicates++;
-          seqs.seen[i >> 3]! |= bit;
-        }
-      }
+      seqs.note(seq, r.event_type === 'run_complete');
     };
     // Lines are checked synchronously within each chunk: an awaited step per line cost more than its parse.
     const lines = new LineSplitter();
@@ -169,6 +196,65 @@ async function checkObject(storage: StorageBackend, base: string, m: RunManifest
     seqProblem(`${o.path} spans seq ${firstSeq ?? '?'}..${prevSeq}, the manifest says ${o.first_seq}..${o.last_seq}`);
   }
   return content;
+}
+
+/**
+ * An object checked as it was published: present, its size, and its bytes
+ * read back and hashed again (the first levels of {@link checkObject}); its
+ * lines are not parsed again, since they were parsed from bytes with the same SHA-256.
+ */
+async function checkBytes(storage: StorageBackend, base: string, o: ManifestObject): Promise<ValidationReason[]> {
+  const key = `${base}${o.path}`;
+  const st = await storage.stat(key);
+  if (st === undefined) return [{ code: 'object_missing', message: `${o.path} is listed in the manifest but absent from storage`, object: o.path }];
+  if (st.bytes !== o.bytes) return [{ code: 'object_size_mismatch', message: `${o.path} has ${st.bytes} bytes, the manifest says ${o.bytes}`, object: o.path }];
+  const hash = createHash('sha256');
+  for await (const chunk of storage.read(key)) hash.update(chunk);
+  const digest = hash.digest('hex');
+  if (digest !== o.sha256) return [{ code: 'object_sha256_mismatch', message: `${o.path} has SHA-256 ${digest}, the manifest says ${o.sha256}`, object: o.path }];
+  return [];
+}
+
+/**
+ * Records objects of one run that were read back from storage and checked
+ * ({@link checkObject}: size, SHA-256, every line parsed, seqs) as they were
+ * published, before the run was finalized (`src/ledger/published-check.ts`).
+ * Holds only objects that passed every check, and is `clean` only when every
+ * object handed over for checking did.
+ */
+export interface Preverified {
+  /** Each checked object as it was listed, by path. */
+  readonly objects: ReadonlyMap<string, ManifestObject>;
+  /** The seqs of their records, a growing bitset from seq 1. */
+  readonly seqs: SeqLedger;
+  /** False when any object failed a check or could not be read: then nothing of it is used. */
+  readonly clean: boolean;
+}
+
+const sameObject = (a: ManifestObject, b: ManifestObject): boolean =>
+  a.path === b.path && a.kind === b.kind && a.event_type === b.event_type && a.bytes === b.bytes && a.records === b.records && a.sha256 === b.sha256 && a.first_seq === b.first_seq && a.last_seq === b.last_seq;
+
+/**
+ * The run-wide seq state to continue from when `pre` can stand in for reading
+ * its objects again: it is clean, each of its objects is listed in the
+ * manifest exactly as it was checked, and its seqs fit the manifest's range
+ * from its first seq. Otherwise undefined, and every object is read back.
+ */
+function usablePreverified(pre: Preverified, m: RunManifest, seen: Uint8Array | undefined): SeqLedger | undefined {
+  if (!pre.clean || pre.objects.size === 0 || seen === undefined || m.seq.first !== pre.seqs.first) return undefined;
+  if (pre.seqs.duplicates > 0 || pre.seqs.outOfRange > 0 || pre.seqs.maxSeq > m.seq.last!) return undefined;
+  const listed = new Map(m.objects.map((o) => [o.path, o]));
+  for (const o of pre.objects.values()) {
+    const l = listed.get(o.path);
+    if (l === undefined || !sameObject(o, l)) return undefined;
+  }
+  const bits = pre.seqs.seen!;
+  seen.set(bits.length > seen.length ? bits.subarray(0, seen.length) : bits);
+  const seqs = new SeqLedger(pre.seqs.first, seen);
+  seqs.persisted = pre.seqs.persisted;
+  seqs.terminalSeq = pre.seqs.terminalSeq;
+  seqs.maxSeq = pre.seqs.maxSeq;
+  return seqs;
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, results in input order. */
@@ -193,9 +279,13 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t:
  * events persisted plus dropped, every record inside the range, no seq twice,
  * each object's first/last seq right); for a success, a `run_complete` record
  * holding the last seq; outcome `success` and not skipped.
- * Never writes. @throws StorageError when storage fails (not when an object is missing).
+ * `preverified`: records objects of this run already read back and checked
+ * as they were published ({@link Preverified}); used only when it matches the
+ * manifest exactly, and then those objects are read back and hashed again,
+ * their lines not parsed again. Never writes.
+ * @throws StorageError when storage fails (not when an object is missing).
  */
-export async function checkRun(storage: StorageBackend, run: RunPartition, manifestBytes: Uint8Array, concurrency = CHECK_CONCURRENCY): Promise<RunCheckResult> {
+export async function checkRun(storage: StorageBackend, run: RunPartition, manifestBytes: Uint8Array, concurrency = CHECK_CONCURRENCY, preverified?: Preverified): Promise<RunCheckResult> {
   let m: RunManifest;
   try {
     m = parseManifest(manifestBytes, `${storage.location}/${runPrefix(run)}_manifest.json`);
@@ -236,16 +326,14 @@ export async function checkRun(storage: StorageBackend, run: RunPartition, manif
       reasons.push({ code: 'seq_inconsistent', message: `${o.path} covers seq ${o.first_seq}..${o.last_seq}, outside the run's ${first ?? '-'}..${last ?? '-'}`, object: o.path });
     }
   }
-  const seqs: SeqLedger = {
-    seen: first !== null && span > 0 && span <= MAX_BITSET_SEQS ? new Uint8Array(Math.ceil(span / 8)) : undefined,
-    first: first ?? 1,
-    duplicates: 0,
-    outOfRange: 0,
-    persisted: 0,
-    terminalSeq: undefined,
-  };
+  const seen = first !== null && span > 0 && span <= MAX_BITSET_SEQS ? new Uint8Array(Math.ceil(span / 8)) : undefined;
+  const pre = preverified === undefined ? undefined : usablePreverified(preverified, m, seen);
+  const seqs = pre ?? new SeqLedger(first ?? 1, seen);
   const base = runPrefix(run);
-  for (const r of await mapLimit(m.objects, concurrency, (o) => checkObject(storage, base, m, o, seqs))) reasons.push(...r);
+  // An object checked as it was published is read back and hashed again, not parsed again:
+  // its lines were parsed from bytes with this very SHA-256.
+  const check = (o: ManifestObject): Promise<ValidationReason[]> => (pre !== undefined && preverified!.objects.has(o.path) ? checkBytes(storage, base, o) : checkObject(storage, base, m.run_id, o, seqs));
+  for (const r of await mapLimit(m.objects, concurrency, check)) reasons.push(...r);
   const objectsFailed = reasons.some((r) => r.object !== undefined && r.code !== 'seq_inconsistent' && r.code !== 'record_malformed');
   if (!objectsFailed) {
     if (seqs.persisted !== m.policy.events_persisted) {

@@ -8,7 +8,7 @@ import { StorageError, type StorageBackend } from '../storage/backend.js';
 import { manifestKey, RUN_ID_RE, type RunPartition } from '../storage/layout.js';
 import type { RunClaim, RunManifest } from '../storage/manifest.js';
 import { runNotificationDraft } from './outbox.js';
-import { checkRun } from './run-checks.js';
+import { checkRun, type Preverified } from './run-checks.js';
 import { toRunId, type RunHistoryInput, type RunId, type ValidationReason } from './types.js';
 
 const normalizeInstant = (v: unknown): string | null => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v).toISOString() : null);
@@ -56,11 +56,14 @@ export function historyRow(run: RunPartition, m: RunManifest | undefined, claim:
   };
 }
 
-/** Checks one finalized run and builds its history row; undefined when it has no manifest. */
-export async function inspectRun(storage: StorageBackend, run: RunPartition, claim: RunClaim | undefined, now: Date, concurrency: number): Promise<RunHistoryInput | undefined> {
+/**
+ * Checks one finalized run and builds its history row; undefined when it has no manifest.
+ * `preverified`: its segments checked as they were published (see {@link checkRun}).
+ */
+export async function inspectRun(storage: StorageBackend, run: RunPartition, claim: RunClaim | undefined, now: Date, concurrency: number, preverified?: Preverified): Promise<RunHistoryInput | undefined> {
   const bytes = await manifestBytes(storage, run);
   if (bytes === undefined) return undefined;
-  const { manifest, reasons } = await checkRun(storage, run, bytes, concurrency);
+  const { manifest, reasons } = await checkRun(storage, run, bytes, concurrency, preverified);
   const row = historyRow(run, manifest, claim, bytes, reasons, now);
   // The notification travels with the row; the ledger inserts it only for a standalone run (SPEC §11).
   const notify = runNotificationDraft(run, manifest, storage.location);

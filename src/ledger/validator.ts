@@ -14,7 +14,7 @@ import type { RunClaim } from '../storage/manifest.js';
 import { listRunClaims, readRunClaim } from '../storage/reader.js';
 import type { Ledger, RecordedRun } from './ledger.js';
 import { runRole, type RunRole } from './promotion.js';
-import { CHECK_CONCURRENCY, mapLimit } from './run-checks.js';
+import { CHECK_CONCURRENCY, mapLimit, type Preverified } from './run-checks.js';
 import { inspectRun } from './run-record.js';
 import { validatePendingTrees, type PendingTrees } from './tree-validator.js';
 import {
@@ -37,6 +37,13 @@ export interface ValidateOptions {
   now?: () => Date;
   /** Objects of one run checked at once. Default {@link CHECK_CONCURRENCY}. */
   concurrency?: number;
+  /**
+   * {@link validateRun} only: the run's segments already read back and checked
+   * as they were published (`PublishedCheck`, kept by `quarry run`); those the
+   * manifest lists exactly as checked are read back and hashed again, their
+   * lines not parsed again. Ignored unless it matches the manifest.
+   */
+  preverified?: Preverified;
 }
 
 /** What validating one run did. */
@@ -138,7 +145,7 @@ export async function validateRun(storage: StorageBackend, ledger: Ledger, ref: 
     }
     return toValidation(run, { run: known, recorded: false, role: runRole(known), promoted: false, partition: await ledger.getPartition(run), notification_id: null });
   }
-  const row = await inspectRun(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY);
+  const row = await inspectRun(storage, run, claim ?? (await readRunClaim(storage, run.dataset, run.run_id).catch(() => undefined)), now(), options.concurrency ?? CHECK_CONCURRENCY, options.preverified);
   if (row === undefined) throw new RunNotFinalizedError(run);
   const [recorded] = await ledger.recordRuns([row], now());
   return toValidation(run, recorded!);

@@ -11,7 +11,7 @@ import { CONTRACT_VERSION, type AnyEventEnvelope } from '../protocol/envelope.js
 import { redactUrlsIn } from '../protocol/redact.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { runPrefix, type RunPartition } from '../storage/layout.js';
-import { MANIFEST_VERSION, type ManifestProxy, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
+import { MANIFEST_VERSION, type ManifestObject, type ManifestProxy, type OrphanedArtifact, type RunManifest, type RunOutcome } from '../storage/manifest.js';
 import { metricsRecordLine } from '../storage/records.js';
 import { RunWriter } from '../storage/run-writer.js';
 import { reachKillPoint } from './kill-point.js';
@@ -85,6 +85,12 @@ export interface RunConfig {
    * `pool`; otherwise the executor launches its own (or connects to `browserWsEndpoint`).
    */
   sharedBrowser?: SharedBrowser;
+  /**
+   * Called with the records segments each flush lists (buffered, streaming),
+   * once they are published and listed: `quarry run` reads them back and
+   * checks them while the run goes on (`PublishedCheck`, SPEC §8).
+   */
+  onSegmentsListed?: (run: RunPartition, objects: readonly ManifestObject[]) => void;
   /** Clock, for tests. */
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
@@ -119,6 +125,10 @@ export async function runOnce(cfg: RunConfig): Promise<RunReport> {
     settings,
   });
   reachKillPoint('after_claim');
+  if (cfg.onSegmentsListed) {
+    const listed = cfg.onSegmentsListed;
+    writer.onListed = (objects) => listed(partition, objects);
+  }
   const basePolicy = createPolicy(cfg.policy, writer, (m) => cfg.onStderr?.(Buffer.from(`quarry: ${m}\n`)));
   const sinked = cfg.eventSinks && cfg.eventSinks.length > 0 ? new SinkedPolicy(basePolicy, cfg.eventSinks.map((f) => f(cfg.runId, cfg.partition)), (e) => writer.payloadJsonOf(e)) : undefined;
   const policy = sinked ?? basePolicy;

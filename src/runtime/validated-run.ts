@@ -9,8 +9,10 @@
 import { ulid } from 'ulid';
 import { storageIdentity } from '../ledger/binding.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { segmentCheckFor } from '../ledger/published-check.js';
 import { validateRun } from '../ledger/validator.js';
-import { parseRunPrefix } from '../storage/layout.js';
+import { parseRunPrefix, type RunPartition } from '../storage/layout.js';
+import type { ManifestObject } from '../storage/manifest.js';
 import { decideAuthority, type ValidationResult } from './authority.js';
 import type { RunReport } from './report.js';
 import { runOnce, type RunConfig } from './run.js';
@@ -40,14 +42,21 @@ export async function runValidated(cfg: ValidatedRunConfig): Promise<RunReport> 
     ? storageIdentity({ backend: 's3', path: cfg.backend.location.replace(/^s3:\/\//, ''), ...(storageEndpoint !== undefined ? { endpoint: storageEndpoint } : {}) })
     : storageIdentity({ backend: 'fs', path: cfg.backend.location });
   await ledger.bindRun({ dataset: cfg.partition.dataset, storage, run_id: runId }, (cfg.now ?? (() => new Date()))());
-  const report = await runOnce({ ...run, runId });
+  // Each segment a flush publishes is read back and checked while the run goes on; the validation reads the rest.
+  const published = segmentCheckFor(cfg.backend);
+  const listed = run.onSegmentsListed;
+  const report = await runOnce({
+    ...run,
+    runId,
+    ...(published ? { onSegmentsListed: (r: RunPartition, objects: readonly ManifestObject[]) => { listed?.(r, objects); published.add(r, objects); } } : {}),
+  });
 
   let result: ValidationResult = { kind: 'not_finalized' };
   report.ledger = { location: ledger.location, validation: 'not_run', reasons: ['the run has no manifest, so it was not validated'], partition_status: 'unchanged', authoritative: false };
   const partition = report.storage.finalized ? parseRunPrefix(report.storage.partition) : undefined;
   if (partition) {
     try {
-      const v = await validateRun(cfg.backend, ledger, partition);
+      const v = await validateRun(cfg.backend, ledger, partition, published ? { preverified: await published.result() } : {});
       const state = v.partition_state;
       report.ledger = {
         location: ledger.location,

@@ -68,6 +68,8 @@ export class RunWriter {
   readonly #artifactBytes = new Map<string, ArtifactBytes>();
   readonly writes: WriteCounters = { success: 0, failure: 0, retry: 0 };
   #finalized = false;
+  /** Called with the objects each flush lists (buffered, streaming), once listed: `quarry run` checks them as they are published. */
+  onListed: ((objects: readonly ManifestObject[]) => void) | undefined;
 
   private constructor(backend: StorageBackend, partition: RunPartition) {
     this.#backend = backend;
@@ -194,6 +196,7 @@ export class RunWriter {
   /** Lists published objects in the manifest, in order. */
   listObjects(objects: readonly ManifestObject[]): void {
     this.#objects.push(...objects);
+    this.onListed?.(objects);
   }
 
   /**

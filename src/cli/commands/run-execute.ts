@@ -10,7 +10,8 @@ import { redactUrl } from '../../protocol/redact.js';
 import { jobRefusedByPostgres } from '../../ledger/postgres-json.js';
 import { LedgerError } from '../../ledger/types.js';
 import { decideAuthority, EXIT_NOT_AUTHORITATIVE, type ValidationResult } from '../../runtime/authority.js';
-import { parseRunPrefix } from '../../storage/layout.js';
+import { parseRunPrefix, type RunPartition } from '../../storage/layout.js';
+import type { ManifestObject } from '../../storage/manifest.js';
 import { openBackend } from '../../storage/open-backend.js';
 import { RunIdExistsError } from '../../storage/run-writer.js';
 import type { StorageBackend } from '../../storage/backend.js';
@@ -19,6 +20,7 @@ import type { StartedExecutor } from '../../runtime/executor-process.js';
 import type { SlotPool } from '../../runtime/slot-pool.js';
 import type { SharedBrowser } from '../../runtime/shared-browser.js';
 import { runOnce } from '../../runtime/run.js';
+import { segmentCheckFor, type SegmentCheck } from '../../ledger/published-check.js';
 import { sweepRunLeftovers } from '../../runtime/leftovers.js';
 import { summaryLine, type RunReport } from '../../runtime/report.js';
 import type { AnyEventEnvelope } from '../../protocol/envelope.js';
@@ -242,6 +244,8 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   // Selected at run start, after the binding: a refused run takes no turn of the pool (SPEC §11).
   const proxy = router ? await router.start({ jobKey: standaloneJobKey(plan.scriptPath, plan.job), job: plan.job }) : undefined;
   const progress = !plan.quiet && io.stderrIsTTY ? new RunProgress((t) => io.stderr(t), `run ${runId} (attempt ${plan.attempt})`) : undefined;
+  // Each segment a flush publishes is read back and checked while the run goes on; the validation reads the rest.
+  const published = segmentCheckFor(backend);
   try {
     report = await runOnce({
       scriptPath: plan.scriptPath,
@@ -262,6 +266,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
       ...(plan.runTimeoutMs !== undefined ? { timeoutMs: plan.runTimeoutMs } : {}),
       ...(plan.adapter ? { adapter: recordedTarget(plan.adapter) } : {}),
       ...sinkConfig(plan),
+      ...(published ? { onSegmentsListed: (run: RunPartition, objects: readonly ManifestObject[]) => published.add(run, objects) } : {}),
       retries: plan.retries,
       signal: io.signal,
       ...(plan.quiet ? {} : { onStderr: (chunk: Buffer) => { progress?.clear(); io.stderr(chunk.toString('utf8')); } }),
@@ -280,7 +285,7 @@ export async function runAndValidate(plan: RunPlan, runId: string, backend: Stor
   let result: ValidationResult;
   let notificationId: string | null = null;
   if (report.storage.finalized) {
-    const v = await validateIntoLedger(backend, ledger, report);
+    const v = await validateIntoLedger(backend, ledger, report, published);
     report.ledger = v.ledger;
     result = v.result;
     notificationId = v.notification_id;
@@ -359,12 +364,12 @@ export function notificationLine(n: NotificationReport, plan: Pick<RunPlan, 'sto
   return `notification: ${n.notification_id} NOT delivered to ${n.target} (${n.error ?? 'not sent'}); it stays in the ledger outbox: send it with ${drainCommand(plan)}`;
 }
 
-async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport): Promise<{ ledger: NonNullable<RunReport['ledger']>; result: ValidationResult; notification_id: string | null }> {
+async function validateIntoLedger(backend: StorageBackend, ledger: Ledger, report: RunReport, published: SegmentCheck | undefined): Promise<{ ledger: NonNullable<RunReport['ledger']>; result: ValidationResult; notification_id: string | null }> {
   const { validateRun } = await import('../../ledger/validator.js');
   const partition = parseRunPrefix(report.storage.partition);
   if (!partition) throw new Error(`unexpected partition prefix ${report.storage.partition}`);
   try {
-    const v = await validateRun(backend, ledger, partition);
+    const v = await validateRun(backend, ledger, partition, published ? { preverified: await published.result() } : {});
     const state = v.partition_state;
     return {
       ledger: {
