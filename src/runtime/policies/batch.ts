@@ -45,10 +45,10 @@ class Group {
     if (this.#lines.length >= LINES_PER_CHUNK) this.#encode();
   }
 
-  /** All lines, as one buffer. */
-  text(): Buffer {
+  /** All lines, as the buffers they were encoded into (written as they are: a flush copies none of them). */
+  text(): readonly Buffer[] {
     this.#encode();
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.#encodedBytes);
+    return this.chunks;
   }
 
   #encode(): void {
@@ -84,7 +84,7 @@ export class Batch {
 
 interface Piece {
   eventType: string;
-  text: Buffer;
+  text: readonly Buffer[];
   records: number;
   firstSeq: number;
   lastSeq: number;
