@@ -158,6 +158,8 @@ export class PublishedCheckThread implements SegmentCheck {
       // Until its result is asked for, the thread must not keep the process alive (a run that ends without validation).
       this.#worker.unref();
       this.#worker.on('error', () => (this.#failed = true));
+      // A thread gone before its result is asked for has nothing to give.
+      this.#worker.on('exit', () => (this.#failed = true));
     }
     this.#worker.postMessage({ type: 'add', run, objects: [...objects] } satisfies ToCheckThread);
   }
