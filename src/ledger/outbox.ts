@@ -10,10 +10,17 @@
  * payload the ledger completes inside its transaction (where "became
  * authoritative" is known).
  */
-import { ulid } from 'ulid';
+import { monotonicFactory } from 'ulid';
 import type { RunManifest } from '../storage/manifest.js';
 import { manifestKey, runPrefix, treeManifestKey, type RunPartition } from '../storage/layout.js';
 import type { TreeManifest } from '../storage/tree-manifest.js';
+
+/**
+ * Ids that sort in creation order within a process, even within one
+ * millisecond: `listNotifications` and the drain go oldest first by
+ * (created_at, notification_id), and rows of one validation share created_at.
+ */
+const ulid = monotonicFactory();
 
 /** Adapter kinds (SPEC §11). */
 export type AdapterKind = 'webhook' | 'redis';
