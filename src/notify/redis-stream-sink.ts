@@ -1,12 +1,14 @@
 /**
  * The Redis Streams event sink (SPEC §11): a copy of every event of a run,
- * XADDed to a stream while the run goes, OFF the ingestion hot path. The
- * ingesting thread only appends each event, as one packed line built from
- * the payload JSON storage already made, to a string, and hands that string
- * per burst to the sinks' worker thread (src/notify/redis-stream-worker.ts),
- * which talks to Redis ({@link StreamWriter}); so strict never waits for
- * Redis and pays no second JSON encoding, no structured clone of payloads
- * and no client work for it.
+ * XADDed to a stream while the run goes, OFF the ingestion hot path: the run
+ * never waits for Redis. The ingesting code only appends each event, as one
+ * packed line built from the payload JSON storage already made, to a string,
+ * and hands that string per batch to the run's {@link StreamWriter}
+ * (src/notify/redis-stream-writer.ts), which sends it with one asynchronous
+ * call on the same event loop, in the gaps ingestion leaves. No second JSON
+ * encoding, no structured clone, no thread: a worker thread cost the run
+ * more (each hand-off's copy, the thread's start and heap) than the sending
+ * it took off this thread (docs/benchmarks.md "Event sink cost").
  *
  * Bounded: events handed over and not yet reported sent or dropped count
  * against `capacity`. Delivery `best_effort` (our default): an event finding
@@ -15,10 +17,9 @@
  * makes ingestion wait (backpressure), and a batch still failing after its
  * retries fails the run (`policy_failure`).
  */
-import { Worker } from 'node:worker_threads';
 import type { AnyEventEnvelope } from '../protocol/envelope.js';
-import { packEvent, payloadJson, type WireChunk } from './redis-stream-pack.js';
-import type { WriterProgress } from './redis-stream-writer.js';
+import { packEvent, payloadJson, wireChunk, type WireChunk } from './redis-stream-pack.js';
+import type { StreamWriter, WriterProgress } from './redis-stream-writer.js';
 
 /** Sink options, compiled from the original's flags and config keys. */
 export interface RedisSinkOptions {
@@ -38,12 +39,11 @@ export interface RedisSinkOptions {
 export const REDIS_SINK_DEFAULTS = { streamKey: 'quarry:events', maxLen: 100_000, ttlMs: 86_400_000, timeoutMs: 2000, retries: 2, delivery: 'best_effort' as const };
 
 /**
- * Events wait on the ingesting thread until HAND_OFF_EVENTS of them, or
- * HAND_OFF_MS, then cross to the worker as one string: each message costs
- * the ingesting thread tens of microseconds whatever its size, so one per
- * pipe read (tens of events) cost more than the packing itself.
+ * Events wait here until a writer's batch of them (its `BATCH`, 500), or
+ * HAND_OFF_MS, then go to the writer as one run of bytes: one per Redis
+ * call, never an object per event.
  */
-const HAND_OFF_EVENTS = 2000;
+const HAND_OFF_EVENTS = 500;
 const HAND_OFF_MS = 20;
 
 /** Events a sink holds at most, queued or being sent. */
@@ -68,107 +68,49 @@ export interface SinkPartition {
   category: string;
 }
 
-/** Messages to the worker thread. */
-export type ToWorker =
-  | { type: 'open'; id: number; options: RedisSinkOptions; runId: string; partition: SinkPartition; target: string }
-  | { type: 'events'; id: number; chunk: WireChunk }
-  | { type: 'close'; id: number };
-
-/** Messages from it: progress after each batch, the final counters after `close`. */
-type FromWorker = ({ type: 'progress' } | { type: 'closed' }) & { id: number } & WriterProgress;
-
-type Listener = (m: FromWorker | { type: 'crashed'; message: string }) => void;
-
-/**
- * The worker thread of the process for one delivery, shared by every sink
- * with that delivery (a tree runs many runs at once): started with the first
- * sink, let go a moment after the last one closes, so a crawl's runs do not
- * each pay a thread's start. The best_effort thread runs at a lower CPU
- * priority (Linux: its own nice value): when CPU is short, ingestion keeps
- * it and the live copy falls behind and drops (counted) instead of slowing
- * the run. A mandatory sink's thread keeps normal priority, since the run
- * waits for it when its queue is full.
- */
-class SinkThread {
-  static readonly #shared = new Map<RedisSinkOptions['delivery'], SinkThread>();
-  readonly #delivery: RedisSinkOptions['delivery'];
-  readonly #worker: Worker;
-  readonly #listeners = new Map<number, Listener>();
-  #idle: NodeJS.Timeout | undefined;
-
-  private constructor(delivery: RedisSinkOptions['delivery']) {
-    this.#delivery = delivery;
-    this.#worker = new Worker(new URL('./redis-stream-worker.js', import.meta.url), { workerData: { lowPriority: delivery === 'best_effort' } });
-    this.#worker.on('message', (m: FromWorker) => this.#listeners.get(m.id)?.(m));
-    const crash = (message: string): void => {
-      if (SinkThread.#shared.get(delivery) === this) SinkThread.#shared.delete(delivery);
-      for (const l of [...this.#listeners.values()]) l({ type: 'crashed', message });
-      this.#listeners.clear();
-    };
-    this.#worker.on('error', (err) => crash(`the sink thread failed: ${err.message}`));
-    this.#worker.on('exit', (code) => crash(`the sink thread exited (${code})`));
-  }
-
-  static attach(delivery: RedisSinkOptions['delivery'], id: number, listener: Listener): SinkThread {
-    let t = SinkThread.#shared.get(delivery);
-    if (t === undefined) SinkThread.#shared.set(delivery, (t = new SinkThread(delivery)));
-    clearTimeout(t.#idle);
-    t.#worker.ref();
-    t.#listeners.set(id, listener);
-    return t;
-  }
-
-  post(m: ToWorker): void {
-    this.#worker.postMessage(m);
-  }
-
-  detach(id: number): void {
-    this.#listeners.delete(id);
-    if (this.#listeners.size > 0) return;
-    // Nothing left to send: the process may exit; the thread ends soon unless another run needs it.
-    this.#worker.unref();
-    this.#idle = setTimeout(() => {
-      if (this.#listeners.size > 0) return;
-      if (SinkThread.#shared.get(this.#delivery) === this) SinkThread.#shared.delete(this.#delivery);
-      this.#worker.removeAllListeners('exit');
-      void this.#worker.terminate();
-    }, 2000).unref();
-  }
-}
-
-let nextId = 1;
+/** The writer's module, loaded with the first sink: a run without one never loads the Redis client (nor node:tls). */
+let writerModule: Promise<typeof import('./redis-stream-writer.js')> | undefined;
 
 /** One run's sink (implements the runtime's `EventSink`). Create per run; `close()` flushes what is queued (within the retries). */
 export class RedisStreamSink {
   readonly #capacity: number;
   readonly #delivery: 'mandatory' | 'best_effort';
   readonly #target: string;
-  readonly #id = nextId++;
-  readonly #thread: SinkThread;
-  /** Events not yet handed to the worker, packed (a string per burst crosses to the worker, never an object per event). */
+  /** The writer once its module has loaded; until then handed-off chunks wait in `#early`. */
+  #writer: StreamWriter | undefined;
+  readonly #ready: Promise<void>;
+  #early: WireChunk[] = [];
+  /** Events not yet handed to the writer, packed (a string per batch, never an object per event). */
   #packed = '';
   #count = 0;
   /** The hand-off timer (one per sink, re-armed), and whether it is armed. */
   #handOff: NodeJS.Timeout | undefined;
   #handOffArmed = false;
-  /** Handed to the worker and not yet reported sent or dropped. */
+  /** Handed to the writer and not yet reported sent or dropped. */
   #inFlight = 0;
-  /** The worker's counters, as last reported. */
+  /** The writer's counters, as last reported. */
   #progress: WriterProgress = { done: 0, sent: 0, dropped: 0, lastError: null };
   /** Dropped here, finding no room. */
   #noRoom = 0;
   #failed: string | undefined;
   #closing = false;
-  #crashed = false;
+  /** Set when the writer could not be made (its module failed to load): everything offered is dropped, counted. */
+  #broken = false;
   #spaceWaiters: Array<() => void> = [];
-  #closed: ((p: WriterProgress) => void) | undefined;
 
   constructor(options: RedisSinkOptions, runId: string, partition: SinkPartition, target: string) {
     this.#capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.#delivery = options.delivery;
     this.#target = target;
-    this.#thread = SinkThread.attach(options.delivery, this.#id, (m) => this.#onMessage(m));
-    this.#thread.post({ type: 'open', id: this.#id, options, runId, partition: { dataset: partition.dataset, source: partition.source, category: partition.category }, target });
+    const p = { dataset: partition.dataset, source: partition.source, category: partition.category };
+    this.#ready = (writerModule ??= import('./redis-stream-writer.js')).then(
+      ({ StreamWriter }) => {
+        // The writer connects at once, while the executor starts: a client connected only at the first event let the first burst fill the queue.
+        this.#writer = new StreamWriter(options, runId, p, target, (m) => this.#onProgress(m));
+        for (const c of this.#early.splice(0)) this.#writer.push(c);
+      },
+      (err: Error) => this.#break(`the Redis client could not be loaded: ${err.message}`),
+    );
   }
 
   /** Set when a mandatory sink has failed: the run must end `policy_failure` with this message. */
@@ -182,7 +124,7 @@ export class RedisStreamSink {
    * promise only when a mandatory sink has no room (backpressure). Never throws.
    */
   offer(e: AnyEventEnvelope, json?: string): Promise<void> | undefined {
-    if (this.#failed !== undefined || this.#closing || this.#crashed) {
+    if (this.#failed !== undefined || this.#closing || this.#broken) {
       this.#noRoom++;
       return undefined;
     }
@@ -210,52 +152,47 @@ export class RedisStreamSink {
   };
 
   #flush(): void {
-    if (this.#count === 0 || this.#crashed) return;
-    const chunk: WireChunk = { text: this.#packed, count: this.#count };
+    if (this.#count === 0) return;
+    const chunk = wireChunk(this.#packed, this.#count);
     this.#packed = '';
     this.#count = 0;
     this.#inFlight += chunk.count;
-    this.#thread.post({ type: 'events', id: this.#id, chunk });
+    if (this.#writer !== undefined) this.#writer.push(chunk);
+    else this.#early.push(chunk);
   }
 
-  #onMessage(m: FromWorker | { type: 'crashed'; message: string }): void {
-    if (m.type === 'crashed') {
-      this.#crashed = true;
-      // Whatever the thread held is lost to the stream (never to storage): counted, and fatal only when mandatory.
-      this.#progress = { ...this.#progress, dropped: this.#progress.dropped + this.#inFlight + this.#count, lastError: m.message };
-      this.#inFlight = 0;
-      this.#packed = '';
-      this.#count = 0;
-      if (this.#delivery === 'mandatory') this.#failed ??= `event sink redis ${this.#target}: ${m.message}; delivery is mandatory`;
-      this.#wake();
-      this.#closed?.(this.#progress);
-      return;
-    }
+  #onProgress(m: WriterProgress): void {
     this.#inFlight -= m.done;
     this.#progress = m;
     if (m.failed !== undefined) this.#failed ??= m.failed;
     this.#wake();
-    if (m.type === 'closed') this.#closed?.(m);
+  }
+
+  #break(message: string): void {
+    this.#broken = true;
+    // Whatever was waiting is lost to the stream (never to storage): counted, and fatal only when mandatory.
+    this.#progress = { ...this.#progress, dropped: this.#progress.dropped + this.#inFlight + this.#count, lastError: message };
+    this.#inFlight = 0;
+    this.#early = [];
+    this.#packed = '';
+    this.#count = 0;
+    if (this.#delivery === 'mandatory') this.#failed ??= `event sink redis ${this.#target}: ${message}; delivery is mandatory`;
+    this.#wake();
   }
 
   #wake(): void {
     for (const w of this.#spaceWaiters.splice(0)) w();
   }
 
-  /** Sends what is queued (best effort within the retries), then lets the thread go. Never throws. */
+  /** Sends what is queued (best effort within the retries), then disconnects. Never throws. */
   async close(): Promise<SinkCounters> {
     clearTimeout(this.#handOff);
     this.#handOffArmed = false;
-    if (!this.#crashed) this.#flush();
+    this.#flush();
     this.#closing = true;
     this.#wake();
-    if (!this.#crashed) {
-      await new Promise<WriterProgress>((resolve) => {
-        this.#closed = resolve;
-        this.#thread.post({ type: 'close', id: this.#id });
-      });
-    }
-    this.#thread.detach(this.#id);
+    await this.#ready;
+    if (this.#writer !== undefined) this.#onProgress(await this.#writer.close());
     return this.counters();
   }
 

@@ -1,7 +1,7 @@
 /**
- * What sends a run's events to its Redis stream (SPEC §11), in the sink's
- * worker thread (src/notify/redis-stream-worker.ts), so none of this costs the
- * ingestion thread anything. Events wait in a queue; one loop sends them in
+ * What sends a run's events to its Redis stream (SPEC §11), asynchronously on
+ * the run's event loop (src/notify/redis-stream-sink.ts hands it a string per
+ * batch; the run never waits for it). Events wait in a queue; one loop sends them in
  * batches through one Lua call that skips any seq at or below the run's
  * highest seq already added (so a batch retried after a timeout that had in
  * fact landed adds nothing twice), trims by length (`MAXLEN ~`) and by age
@@ -23,6 +23,9 @@ export interface WriterProgress {
   /** Set once a mandatory sink has failed: the run must end `policy_failure` with this message. */
   failed?: string;
 }
+
+const NL = 0x0a;
+const NEWLINE = Buffer.from([NL]);
 
 /** Events per Lua call: big enough to spare round trips, small enough that one call never stalls Redis. */
 export const BATCH = 500;
@@ -133,7 +136,7 @@ export class StreamWriter {
     return c;
   }
 
-  async #send(packed: string): Promise<void> {
+  async #send(packed: Buffer): Promise<void> {
     const p = this.#partition;
     const c = await this.#connect();
     await c.eval(ADD_SCRIPT, [this.#o.streamKey, `${this.#o.streamKey}:seq`], [this.#runId, String(this.#o.maxLen), String(Math.max(0, Date.now() - this.#o.ttlMs)), String(Math.max(this.#o.ttlMs, 60_000)), p.source, p.category, p.dataset, packed]);
@@ -141,17 +144,17 @@ export class StreamWriter {
 
   async #run(): Promise<void> {
     while (this.#queue.length > 0 && this.#failed === undefined) {
-      // The chunks that fit in one call; a chunk of more than BATCH events is cut at its BATCH-th line.
+      // The chunks that fit in one call; a chunk of more than BATCH events is cut after its BATCH-th line.
       const first = this.#queue[0]!;
       if (first.count > BATCH) {
         let at = -1;
-        for (let n = 0; n < BATCH; n++) at = first.text.indexOf('\n', at + 1);
-        this.#queue.splice(0, 1, { text: first.text.slice(0, at), count: BATCH }, { text: first.text.slice(at + 1), count: first.count - BATCH });
+        for (let n = 0; n < BATCH; n++) at = first.bytes.indexOf(NL, at + 1);
+        this.#queue.splice(0, 1, { bytes: first.bytes.subarray(0, at), count: BATCH }, { bytes: first.bytes.subarray(at + 1), count: first.count - BATCH });
       }
       let take = 0;
       let count = 0;
       while (take < this.#queue.length && (take === 0 || count + this.#queue[take]!.count <= BATCH)) count += this.#queue[take++]!.count;
-      const packed = take === 1 ? this.#queue[0]!.text : this.#queue.slice(0, take).map((c) => c.text).join('\n');
+      const packed = take === 1 ? this.#queue[0]!.bytes : Buffer.concat(this.#queue.slice(0, take).flatMap((c, k) => (k === 0 ? [c.bytes] : [NEWLINE, c.bytes])));
       let ok = false;
       for (let n = 0; n <= this.#o.retries && !ok && !this.#giveUp; n++) {
         try {

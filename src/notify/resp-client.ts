@@ -145,8 +145,8 @@ export class RespClient {
    * first word (so AUTH's password is never quoted).
    * @throws RedisCallError on an error reply, on no reply within the timeout (the connection is closed then, since later replies would no longer match their commands), or on a closed connection
    */
-  call(args: readonly string[]): Promise<RespReply> {
-    const command = args[0] ?? '';
+  call(args: ReadonlyArray<string | Buffer>): Promise<RespReply> {
+    const command = typeof args[0] === 'string' ? args[0] : '';
     if (this.#closed !== undefined) return Promise.reject(new RedisCallError(`redis ${this.where}: ${command}: ${this.#closed}`));
     return new Promise<RespReply>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(`no reply within ${this.#timeoutMs}ms`), this.#timeoutMs);
@@ -161,7 +161,7 @@ export class RespClient {
    * the script's text crosses the wire once per server, not per call.
    * @throws RedisCallError as {@link RespClient.call}
    */
-  async eval(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<RespReply> {
+  async eval(script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | Buffer>): Promise<RespReply> {
     try {
       return await this.call(['EVALSHA', script.sha, String(keys.length), ...keys, ...args]);
     } catch (err) {

@@ -21,14 +21,31 @@ export class RespProtocolError extends Error {
 }
 
 /**
- * A command as RESP2 (an array of bulk strings), as one string: the socket
- * encodes it to UTF-8 once, and `Buffer.byteLength` gives each argument's
- * length in bytes without a copy.
+ * A command as RESP2 (an array of bulk strings), as the bytes to write. An
+ * argument may be bytes already (the event sink's batch). `Buffer.byteLength`
+ * gives each string argument's length in bytes without a copy; when all are
+ * ASCII (byte length = length) the strings are copied out as Latin-1, which is
+ * the same bytes as UTF-8 there and several times cheaper for Node 20 to make.
  */
-export function encodeCommand(args: readonly string[]): string {
-  let out = `*${args.length}\r\n`;
-  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-  return out;
+export function encodeCommand(args: ReadonlyArray<string | Buffer>): Buffer {
+  let text = `*${args.length}\r\n`;
+  let ascii = true;
+  const parts: Buffer[] = [];
+  for (const a of args) {
+    if (typeof a === 'string') {
+      const n = Buffer.byteLength(a);
+      if (n !== a.length) ascii = false;
+      text += `$${n}\r\n${a}\r\n`;
+      continue;
+    }
+    text += `$${a.length}\r\n`;
+    parts.push(Buffer.from(text, ascii ? 'latin1' : 'utf8'), a);
+    text = '\r\n';
+    ascii = true;
+  }
+  if (parts.length === 0) return Buffer.from(text, ascii ? 'latin1' : 'utf8');
+  parts.push(Buffer.from(text, ascii ? 'latin1' : 'utf8'));
+  return Buffer.concat(parts);
 }
 
 /** Replies above this nesting are refused (a server never sends them to the sink; a corrupt stream might). */

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REDIS_SINK_DEFAULTS } from '../../src/notify/redis-stream-sink.js';
-import { packEvent, type WireChunk } from '../../src/notify/redis-stream-pack.js';
+import { packEvent, wireChunk, type WireChunk } from '../../src/notify/redis-stream-pack.js';
 import { StreamWriter } from '../../src/notify/redis-stream-writer.js';
 import { startPrivateRedis, type PrivateRedis } from '../_harness/private-redis.js';
 
@@ -30,7 +30,7 @@ const partition = { dataset: 'd', source: 's', category: 'c' };
 /** Events from..to as the sink hands them over: chunks of `per` packed lines (a chunk above 500 is cut by the writer). */
 const events = (from: number, to: number, per = 500): WireChunk[] => {
   const lines = Array.from({ length: to - from + 1 }, (_, i) => packEvent(from + i, 'item', new Date().toISOString(), JSON.stringify({ i: from + i })));
-  return Array.from({ length: Math.ceil(lines.length / per) }, (_, k) => ({ text: lines.slice(k * per, k * per + per).join('\n'), count: Math.min(per, lines.length - k * per) }));
+  return Array.from({ length: Math.ceil(lines.length / per) }, (_, k) => wireChunk(lines.slice(k * per, k * per + per).join('\n'), Math.min(per, lines.length - k * per)));
 };
 const push = (w: StreamWriter, chunks: WireChunk[]): void => chunks.forEach((c) => w.push(c));
 
@@ -51,6 +51,19 @@ describe('Redis Streams writer', () => {
     push(w2, events(1, 3));
     await w2.close();
     expect(await client.xlen('w:ev')).toBe(703);
+  });
+
+  it('payloads outside ASCII arrive as sent, in a call that also carries ASCII chunks', async () => {
+    redis = await startPrivateRedis();
+    client = new Redis(redis.url);
+    const w = new StreamWriter({ ...REDIS_SINK_DEFAULTS, url: redis.url, streamKey: 'w:utf8' }, 'run-u', partition, 't', () => undefined);
+    // Latin-1 'é' (one byte in a V8 one-byte string, two in UTF-8), a BMP '€' and an astral emoji, each in its own chunk between ASCII ones.
+    const names = ['plain', 'café', 'plain', '20 €', 'ok 🦀'];
+    const lines = names.map((name, i) => packEvent(i + 1, 'item', '2026-11-24T00:00:00.000Z', JSON.stringify({ name })));
+    for (const line of lines) w.push(wireChunk(line, 1));
+    expect((await w.close()).sent).toBe(5);
+    const got = (await client.xrange('w:utf8', '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('payload') + 1]!) as { name: string });
+    expect(got.map((p) => p.name)).toEqual(names);
   });
 
   it('entries older than the TTL are trimmed by age; the key has no expiry', async () => {

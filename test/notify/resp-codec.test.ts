@@ -17,8 +17,15 @@ const EXPECTED: RespReply[] = ['OK', new RespErrorReply('ERR wrong kind'), 42, -
 
 describe('RESP2 codec', () => {
   it('encodes a command with each argument length in bytes, not characters', () => {
-    expect(encodeCommand(['SET', 'k', 'é€'])).toBe('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\né€\r\n');
-    expect(encodeCommand(['PING'])).toBe('*1\r\n$4\r\nPING\r\n');
+    expect(encodeCommand(['SET', 'k', 'é€']).toString('utf8')).toBe('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\né€\r\n');
+    expect(encodeCommand(['PING']).toString('latin1')).toBe('*1\r\n$4\r\nPING\r\n');
+  });
+
+  it('sends UTF-8 whenever an argument is not ASCII, a Latin-1 character included', () => {
+    // 'é' is one byte in Latin-1 and in a V8 one-byte string, but two in UTF-8: the Latin-1 shortcut must not take it.
+    expect([...encodeCommand(['SET', 'k', 'café'])]).toEqual([...Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\ncafé\r\n', 'utf8')]);
+    const ascii = `{"a":"${'x'.repeat(70_000)}"}`;
+    expect(encodeCommand(['EVALSHA', ascii]).equals(Buffer.from(`*2\r\n$7\r\nEVALSHA\r\n$${ascii.length}\r\n${ascii}\r\n`, 'utf8'))).toBe(true);
   });
 
   it('decodes every reply type in one chunk', () => {
