@@ -225,7 +225,7 @@ export function compileRedisSink(input: { url: string | undefined; streamKey?: s
     throw new SinkConfigError(`${name('url')} is not a URL (e.g. redis://127.0.0.1:6379)`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new SinkConfigError(`${name('url')} must start with redis:// or rediss://, got ${u.protocol}//`);
-  // The sink thread's client SELECTs the database the path names (src/notify/resp-client.ts reads it the same way).
+  // The sink's client SELECTs the database the path names (src/notify/resp-client.ts reads it the same way).
   if (!/^\/?\d*$/.test(u.pathname)) throw new SinkConfigError(`${name('url')}: the database (the URL's path) must be a number, got ${u.pathname}`);
   // Not quoted: a query may hold a password.
   if (u.search !== '') throw new SinkConfigError(`${name('url')} takes no query string: give the database as the path and credentials before the host (redis://user:password@host:6379/2)`);

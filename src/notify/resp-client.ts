@@ -1,11 +1,11 @@
 /**
- * A small Redis client for the event sink's thread (SPEC §11): one socket
+ * A small Redis client for the event sink's writer (SPEC §11): one socket
  * (TCP, or TLS for `rediss://`), commands written as they are called and
  * their replies matched in order (pipelining), EVALSHA falling back to EVAL,
  * AUTH and SELECT from the URL, a timeout per command. It does not reconnect
  * by itself: a connection that failed is closed and every pending command
  * rejected; the caller (src/notify/redis-stream-writer.ts) connects again.
- * It exists so the sink's thread need not load ioredis (~0.15 s of CPU per
+ * It exists so a run with a sink need not load ioredis (~0.15 s of CPU per
  * process, docs/benchmarks.md "Event sink cost"); everything else in Quarry
  * that talks to Redis uses ioredis.
  *

@@ -2,7 +2,7 @@
  * RESP2, the Redis wire protocol, as pure functions: a command is an array of
  * bulk strings; a reply is a simple string, an error, an integer, a bulk
  * string (or null) or an array of replies. No I/O here: the socket side is
- * src/notify/resp-client.ts. Only what the event sink's thread needs, so it
+ * src/notify/resp-client.ts. Only what the event sink's writer needs, so it
  * need not load a full Redis client (SPEC §11: the sink is off the hot path,
  * and loading ioredis cost each process ~0.15 s of CPU).
  */

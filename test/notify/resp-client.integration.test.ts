@@ -1,5 +1,5 @@
 /**
- * The event sink thread's own Redis client (src/notify/resp-client.ts)
+ * The event sink's own Redis client (src/notify/resp-client.ts)
  * against private redis-servers the tests start (never the machine's shared
  * one): pipelined replies in order, EVALSHA falling back to EVAL, AUTH (a
  * password, an ACL user) and SELECT from the URL, TLS for rediss://, and
