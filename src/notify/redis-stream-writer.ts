@@ -66,6 +66,15 @@ if added > 0 then call('XTRIM', key, 'MAXLEN', '~', ARGV[2]) end
 if ARGV[3] ~= '0' then call('XTRIM', key, 'MINID', '~', ARGV[3]) end
 return added`);
 
+/**
+ * Redis servers (by URL) whose last best_effort batch failed every retry.
+ * Until a batch to one succeeds again, best_effort batches to it get one
+ * attempt and no backoff: a crawl whose Redis is down pays the retries once,
+ * not at the end of every page's run (each run has its own writer, and its
+ * end waits for the last batch's retries). Process-wide, in memory only.
+ */
+const failing = new Set<string>();
+
 /** One run's writer. `push` queues; `close` sends what is queued (within the retries) and disconnects. */
 export class StreamWriter {
   readonly #o: RedisSinkOptions;
@@ -156,7 +165,9 @@ export class StreamWriter {
       while (take < this.#queue.length && (take === 0 || count + this.#queue[take]!.count <= BATCH)) count += this.#queue[take++]!.count;
       const packed = take === 1 ? this.#queue[0]!.bytes : Buffer.concat(this.#queue.slice(0, take).flatMap((c, k) => (k === 0 ? [c.bytes] : [NEWLINE, c.bytes])));
       let ok = false;
-      for (let n = 0; n <= this.#o.retries && !ok && !this.#giveUp; n++) {
+      const bestEffort = this.#o.delivery === 'best_effort';
+      const retries = bestEffort && failing.has(this.#o.url) ? 0 : this.#o.retries;
+      for (let n = 0; n <= retries && !ok && !this.#giveUp; n++) {
         try {
           await this.#send(packed);
           ok = true;
@@ -164,10 +175,14 @@ export class StreamWriter {
           if (!this.#giveUp) this.#lastError = (err as Error).message;
           this.#client?.close();
           this.#client = undefined;
-          if (n < this.#o.retries && !this.#giveUp) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
+          if (n < retries && !this.#giveUp) await new Promise((r) => setTimeout(r, 100 * 2 ** n));
         }
       }
       this.#queue.splice(0, take);
+      if (bestEffort && !this.#giveUp) {
+        if (ok) failing.delete(this.#o.url);
+        else failing.add(this.#o.url);
+      }
       if (ok) {
         this.#sent += count;
         this.#progress(count);

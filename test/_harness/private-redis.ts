@@ -16,6 +16,8 @@ export interface PrivateRedis {
 /** What else the server gets: more arguments (`--requirepass x`), or TLS only (PEM files; the URL is then `rediss://`). */
 export interface PrivateRedisOptions {
   args?: readonly string[];
+  /** Listen on this port (one the test has just freed) instead of a free one. */
+  port?: number;
   tls?: { cert: string; key: string; ca: string };
 }
 
@@ -32,7 +34,7 @@ async function freePort(): Promise<number> {
 
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const dir: TempDir = await makeTempDir('redis');
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const t = options.tls;
   const listen = t ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'no'] : ['--port', String(port)];
   const child: ChildProcess = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,7 +4,8 @@
  * entry twice, and entries older than the TTL are trimmed by age while the
  * stream key itself never expires. A best_effort writer's drain at close is
  * bounded: a Redis that never answers does not hold it, and what did not go
- * is counted as dropped.
+ * is counted as dropped. Once a best_effort batch to a Redis has failed every
+ * retry, later best_effort batches to it get one attempt until one lands.
  */
 import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
@@ -110,5 +111,51 @@ describe('Redis Streams writer', () => {
     const end = await w.close(1);
     expect(end).toMatchObject({ sent: 0, dropped: 10 });
     expect(end.failed).toMatch(/^event sink redis t: a batch failed after 1 retries \(redis 127\.0\.0\.1:\d+: .*\); delivery is mandatory$/);
+  });
+
+  it('after a best_effort batch to a Redis failed every retry, the next get one attempt until one lands; mandatory keeps its retries', async () => {
+    // A server that takes each connection and drops it: every call fails. Counted, to see how often writers try.
+    let connections = 0;
+    const refuse = async (port = 0): Promise<Server> => {
+      const srv = createServer((sock) => {
+        connections++;
+        sock.destroy();
+      });
+      await new Promise<void>((r) => srv.listen(port, '127.0.0.1', () => r()));
+      return srv;
+    };
+    silent = await refuse();
+    const port = (silent.address() as { port: number }).port;
+    const url = `redis://127.0.0.1:${port}`;
+    const o = { ...REDIS_SINK_DEFAULTS, url, streamKey: 'w:f', timeoutMs: 1000, retries: 2 };
+    /** One writer's single batch of 10 events: its end, and the connections it made (its early connect included). */
+    const once = async (delivery: 'best_effort' | 'mandatory', run: string): Promise<{ sent: number; dropped: number; failed?: string; lastError: string | null; tries: number }> => {
+      const before = connections;
+      const w = new StreamWriter({ ...o, delivery }, run, partition, 't', () => undefined);
+      push(w, events(1, 10));
+      const end = await w.close(5000);
+      return { ...end, tries: connections - before };
+    };
+    const first = await once('best_effort', 'run-a');
+    expect(first).toMatchObject({ sent: 0, dropped: 10 });
+    expect(first.tries).toBeGreaterThanOrEqual(3); // the batch's 3 attempts (the early connect may be one of them)
+    const next = await once('best_effort', 'run-b');
+    expect(next).toMatchObject({ sent: 0, dropped: 10 });
+    expect(next.lastError).toMatch(/^redis 127\.0\.0\.1:\d+: /);
+    expect(next.tries).toBeLessThanOrEqual(2); // the early connect and one attempt, no retries
+    const mandatory = await once('mandatory', 'run-m');
+    expect(mandatory.failed).toMatch(/a batch failed after 2 retries/);
+    expect(mandatory.tries).toBeGreaterThanOrEqual(3);
+    // Redis back on the same port: the one attempt lands, and that clears the mark.
+    await new Promise<void>((r) => silent!.close(() => r()));
+    silent = undefined;
+    redis = await startPrivateRedis({ port });
+    expect(await once('best_effort', 'run-c')).toMatchObject({ sent: 10, dropped: 0 });
+    await redis.stop();
+    redis = undefined;
+    silent = await refuse(port);
+    const again = await once('best_effort', 'run-d');
+    expect(again).toMatchObject({ sent: 0, dropped: 10 });
+    expect(again.tries).toBeGreaterThanOrEqual(3); // full retries again
   });
 });
